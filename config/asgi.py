@@ -1,0 +1,28 @@
+"""HTTP through Django, WebSockets through Channels (cookie auth, origin checked)."""
+
+from __future__ import annotations
+
+import os
+
+from django.core.asgi import get_asgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+django_asgi_app = get_asgi_application()
+
+from channels.auth import AuthMiddlewareStack  # noqa: E402
+from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
+from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
+
+from config.env import env_bool  # noqa: E402
+from sessions_app.routing import websocket_urlpatterns  # noqa: E402
+
+# The one-command profile serves its own static files; behind a proxy, the proxy does.
+http_app = ASGIStaticFilesHandler(django_asgi_app) if env_bool("MAESTRO_SERVE_STATIC", False) else django_asgi_app
+
+application = ProtocolTypeRouter(
+    {
+        "http": http_app,
+        "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
+    }
+)

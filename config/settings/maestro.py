@@ -1,0 +1,27 @@
+"""Product settings: providers, models, session limits, hub."""
+
+from __future__ import annotations
+
+from config.env import env_float, env_int, env_str
+
+# Global provider: rules | anthropic | openai. Projects and specialists may override it.
+MAESTRO_PROVIDER = env_str("MAESTRO_PROVIDER", "rules")
+ANTHROPIC_API_KEY = env_str("ANTHROPIC_API_KEY")
+ANTHROPIC_BASE_URL = env_str("ANTHROPIC_BASE_URL")
+ANTHROPIC_MODEL = env_str("ANTHROPIC_MODEL", "claude-sonnet-4-5")
+OPENAI_BASE_URL = env_str("OPENAI_BASE_URL")
+OPENAI_API_KEY = env_str("OPENAI_API_KEY")
+OPENAI_MODEL = env_str("OPENAI_MODEL", "gpt-4o-mini")
+PROVIDER_TIMEOUT = env_float("PROVIDER_TIMEOUT", 120.0)
+PROVIDER_MAX_RETRIES = env_int("PROVIDER_MAX_RETRIES", 4)
+
+# Sessions
+MAESTRO_DISCUSSION_ROUNDS = env_int("MAESTRO_DISCUSSION_ROUNDS", 2)
+MAESTRO_CONSENSUS_THRESHOLD = env_float("MAESTRO_CONSENSUS_THRESHOLD", 0.66)
+MAESTRO_DELTA_FRAME_MS = env_int("MAESTRO_DELTA_FRAME_MS", 50)
+
+# Inventory
+INVENTORY_MAX_BYTES = env_int("INVENTORY_MAX_BYTES", 1_000_000)
+
+# Hub
+HUB_RATE_LIMIT_PER_MINUTE = env_int("HUB_RATE_LIMIT_PER_MINUTE", 120)

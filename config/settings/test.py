@@ -1,0 +1,19 @@
+"""Test profile: explicit. PostgreSQL and Redis when DATABASE_URL / REDIS_URL are set (CI),
+otherwise SQLite and an embedded Redis started here, once per test process."""
+
+from __future__ import annotations
+
+import os
+
+if not os.environ.get("REDIS_URL"):
+    from config import embedded_redis
+
+    _EMBEDDED = embedded_redis.start()  # exports REDIS_URL for workers the tests spawn
+
+from config.settings import *  # noqa: F403,E402
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+CHANNEL_LAYERS["default"]["CONFIG"]["prefix"] = "maestro-test"  # noqa: F405
+if not os.environ.get("DATABASE_URL"):
+    DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / "test.sqlite3")}  # noqa: F405

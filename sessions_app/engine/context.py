@@ -1,0 +1,150 @@
+"""Grounded context for every specialist call: project brief, inventory summary, the rules
+findings for the specialist's focus, PRD excerpt, previous synthesis and user messages."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from functools import cached_property
+
+from sessions_app.models import Contribution, DesignSession, Round, Synthesis
+from teams_app.inventory.rules import analyze
+from teams_app.inventory.store import revision_to_inventory
+from teams_app.inventory.types import Finding, ParsedInventory
+
+PRD_EXCERPT_CHARS = 1500
+SYNTHESIS_EXCERPT_CHARS = 2500
+
+
+@dataclass
+class SessionContext:
+    session: DesignSession
+    inventory: ParsedInventory
+    findings: list[Finding] = field(default_factory=list)
+
+    @classmethod
+    def load(cls, session: DesignSession) -> SessionContext:
+        inventory = revision_to_inventory(session.inventory_revision)
+        return cls(session=session, inventory=inventory, findings=analyze(inventory) if inventory.services else [])
+
+    # -- the cluster -------------------------------------------------------------------
+    @cached_property
+    def dominant_communication(self) -> str:
+        counts: Counter[str] = Counter()
+        for svc in self.inventory.services:
+            if svc.kind in ("service", "gateway"):
+                counts.update(svc.patterns.get("communication", []) or [])
+        return counts.most_common(1)[0][0] if counts else ""
+
+    @cached_property
+    def backbone(self) -> list[str]:
+        """Datastores and brokers, as the seed's 'PostgreSQL, Redis, RabbitMQ backbone'."""
+        names = []
+        for svc in self.inventory.services:
+            if svc.kind in ("database", "cache", "broker"):
+                engine = svc.patterns.get("storage") or svc.image.split(":")[0].split("/")[-1] or svc.name
+                names.append(f"{svc.name} ({engine})" if engine != svc.name else svc.name)
+        return sorted(names)
+
+    def cluster_line(self) -> str:
+        if not self.inventory.services:
+            return "no inventory imported yet (the team cannot ground its analysis)"
+        backbone = ", ".join(self.backbone) or "no shared datastores"
+        return f"{len(self.inventory.services)} services ({backbone} backbone)"
+
+    @cached_property
+    def involved_services(self) -> list[str]:
+        """Services the requirement, PRD or user messages name, else the entry points."""
+        text = " ".join(
+            [self.session.requirement, self.session.prd.title if self.session.prd else "", *self.user_messages]
+        ).lower()
+        named = sorted(
+            svc.name for svc in self.inventory.services if re.search(rf"(?<![\w-]){re.escape(svc.name.lower())}(?![\w-])", text)
+        )
+        if named:
+            return named
+        return sorted(svc.name for svc in self.inventory.services if svc.kind == "gateway")
+
+    def integration_plan(self) -> list[str]:
+        involved = set(self.involved_services)
+        edges = [
+            dep for dep in self.inventory.dependencies if not involved or dep.source in involved or dep.target in involved
+        ]
+        labels = {"sync_http": "HTTP", "sync_grpc": "gRPC", "async_event": "event", "database": "SQL", "cache": "cache"}
+        return [f"{d.source} ──{labels.get(d.kind, d.kind)}──▶ {d.target}" for d in sorted(edges, key=lambda d: (d.source, d.target))]
+
+    def patterns_line(self) -> str:
+        if not self.inventory.services:
+            return "unknown until an inventory is imported"
+        parts = []
+        if self.dominant_communication:
+            parts.append(f"communication: {self.dominant_communication}")
+        storage = Counter(s.patterns.get("storage") for s in self.inventory.services if s.patterns.get("storage"))
+        if storage:
+            parts.append(f"storage: {storage.most_common(1)[0][0]}")
+        auth = Counter(a for s in self.inventory.services for a in (s.patterns.get("auth") or []))
+        parts.append(f"auth: {auth.most_common(1)[0][0] if auth else 'none detected'}")
+        return "; ".join(parts)
+
+    # -- the conversation -------------------------------------------------------------
+    @cached_property
+    def user_messages(self) -> list[str]:
+        return list(
+            Contribution.objects.filter(session=self.session, author=Contribution.Author.USER)
+            .order_by("created_at", "id")
+            .values_list("text", flat=True)
+        )
+
+    def previous_synthesis(self, before: Round | None = None) -> Synthesis | None:
+        qs = Synthesis.objects.filter(session=self.session)
+        if before is not None:
+            qs = qs.filter(round__number__lt=before.number)
+        return qs.order_by("-round__number").first()
+
+    def findings_for(self, focus: list[str]) -> list[Finding]:
+        roles = set(focus)
+        return [f for f in self.findings if f.role in roles] if roles else list(self.findings)
+
+    def as_text(self, *, focus: list[str], round: Round | None = None) -> str:
+        session = self.session
+        project = session.project
+        sections = [
+            f"PROJECT: {project.name}\n{project.description.strip()}",
+            f"BUSINESS CONTEXT: {project.business_context.strip() or 'not recorded'}",
+            f"CONSTRAINTS: {project.constraints.strip() or 'none recorded'}",
+            f"REQUIREMENT: {session.requirement.strip()}",
+        ]
+        if session.prd:
+            body = (session.prd.body or "").strip()
+            excerpt = body[:PRD_EXCERPT_CHARS] + ("…" if len(body) > PRD_EXCERPT_CHARS else "")
+            sections.append(f"PRD {session.prd.reference}: {session.prd.title}\n{excerpt}".rstrip())
+        sections.append(self.inventory_summary())
+        if self.dominant_communication:
+            sections.append(f"Dominant communication: {self.dominant_communication}")
+        findings = self.findings_for(focus)
+        if findings:
+            lines = "\n".join(f"- [{f.severity}] {f.rule} ({', '.join(f.services)}): {f.why}" for f in findings[:40])
+            sections.append(f"RULE-BASED FINDINGS FOR YOUR FOCUS ({', '.join(focus) or 'all'}):\n{lines}")
+        previous = self.previous_synthesis(before=round)
+        if previous:
+            sections.append(f"PREVIOUS SYNTHESIS (round {previous.round.number}):\n{previous.text[:SYNTHESIS_EXCERPT_CHARS]}")
+        if self.user_messages:
+            sections.append("USER MESSAGES:\n" + "\n".join(f"- {m.strip()}" for m in self.user_messages))
+        return "\n\n".join(sections)
+
+    def inventory_summary(self) -> str:
+        inv = self.inventory
+        if not inv.services:
+            return "INVENTORY: none imported. Do not assume services, endpoints or events; list what you need to know."
+        lines = [f"INVENTORY ({len(inv.services)} services, {len(inv.dependencies)} dependencies):"]
+        for svc in sorted(inv.services, key=lambda s: s.name):
+            comm = ",".join(svc.patterns.get("communication", []) or []) or "-"
+            storage = svc.patterns.get("storage") or "-"
+            auth = ",".join(svc.patterns.get("auth", []) or []) or "-"
+            outgoing = sorted(d.target for d in inv.dependencies if d.source == svc.name)
+            lines.append(
+                f"- {svc.name} [{svc.kind}] image={svc.image or svc.build or '-'} replicas={svc.replicas} "
+                f"comm={comm} storage={storage} auth={auth} → {', '.join(outgoing) or 'none'}"
+            )
+        return "\n".join(lines)

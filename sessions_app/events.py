@@ -1,0 +1,173 @@
+"""Typed session events and the one helper that sends them.
+
+Generation is separate from delivery: services call :func:`event_emit` inside their
+transaction; the event row is written with the session's next sequence number in that same
+transaction, and the rendered fragment goes to the channel layer only after commit. The
+database is the source of truth; the channel layer is a fast path that may drop messages
+(a reconnecting client catches up from the log).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated, Literal, Union
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.db import transaction
+from django.db.models import F
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+logger = logging.getLogger(__name__)
+
+
+class _Event(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ContributionStarted(_Event):
+    type: Literal["contribution.started"] = "contribution.started"
+    contribution_id: int
+    round_id: int
+
+
+class ContributionDelta(_Event):
+    type: Literal["contribution.delta"] = "contribution.delta"
+    contribution_id: int
+    text: str
+
+
+class ContributionFinished(_Event):
+    type: Literal["contribution.finished"] = "contribution.finished"
+    contribution_id: int
+    round_id: int
+
+
+class ContributionFailed(_Event):
+    type: Literal["contribution.failed"] = "contribution.failed"
+    contribution_id: int
+    round_id: int
+    error: str
+
+
+class RoundStarted(_Event):
+    type: Literal["round.started"] = "round.started"
+    round_id: int
+
+
+class RoundProgress(_Event):
+    type: Literal["round.progress"] = "round.progress"
+    round_id: int
+    done: int
+    total: int
+
+
+class SynthesisReady(_Event):
+    type: Literal["synthesis.ready"] = "synthesis.ready"
+    round_id: int
+    synthesis_id: int
+
+
+class KeyQuestionChanged(_Event):
+    type: Literal["key_question.changed"] = "key_question.changed"
+    question_id: int
+    state: str
+
+
+class PhaseChanged(_Event):
+    type: Literal["phase.changed"] = "phase.changed"
+    phase: str
+
+
+class StatusChanged(_Event):
+    type: Literal["status.changed"] = "status.changed"
+    status: str
+    reason: str = ""
+
+
+class GateChanged(_Event):
+    type: Literal["gate.changed"] = "gate.changed"
+    gate: dict[str, bool]
+
+
+class ValidationOpened(_Event):
+    type: Literal["validation.opened"] = "validation.opened"
+    point_id: int
+
+
+class ValidationAnswered(_Event):
+    type: Literal["validation.answered"] = "validation.answered"
+    point_id: int
+    response_id: int
+
+
+class ValidationClosed(_Event):
+    type: Literal["validation.closed"] = "validation.closed"
+    point_id: int
+    state: str
+
+
+class MessagePosted(_Event):
+    type: Literal["message.posted"] = "message.posted"
+    contribution_id: int
+    round_id: int
+
+
+SessionEventPayload = Annotated[
+    Union[
+        ContributionStarted,
+        ContributionDelta,
+        ContributionFinished,
+        ContributionFailed,
+        RoundStarted,
+        RoundProgress,
+        SynthesisReady,
+        KeyQuestionChanged,
+        PhaseChanged,
+        StatusChanged,
+        GateChanged,
+        ValidationOpened,
+        ValidationAnswered,
+        ValidationClosed,
+        MessagePosted,
+    ],
+    Field(discriminator="type"),
+]
+EVENT_ADAPTER: TypeAdapter[SessionEventPayload] = TypeAdapter(SessionEventPayload)
+EVENT_TYPES = tuple(
+    cls.model_fields["type"].default for cls in SessionEventPayload.__origin__.__args__  # type: ignore[attr-defined]
+)
+
+
+def session_group(session_id: int) -> str:
+    """The one place that names channel-layer groups."""
+    return f"session.{session_id}"
+
+
+def event_emit(*, session_id: int, event: _Event) -> int:
+    """Append ``event`` to the session's log with the next sequence number; send it on commit.
+
+    Precondition: called inside ``transaction.atomic`` (it opens one if not). The UPDATE of
+    ``last_seq`` locks the session row until commit, so sequence numbers are gap-free and
+    commit in order.
+    """
+    from sessions_app.models import DesignSession, SessionEvent
+
+    with transaction.atomic():
+        DesignSession.objects.filter(pk=session_id).update(last_seq=F("last_seq") + 1)
+        seq = DesignSession.objects.filter(pk=session_id).values_list("last_seq", flat=True).get()
+        row = SessionEvent.objects.create(session_id=session_id, seq=seq, type=event.type, payload=event.model_dump())
+        transaction.on_commit(lambda: _deliver(row))
+    return seq
+
+
+def _deliver(row) -> None:
+    from sessions_app.live import render_event
+
+    try:
+        html = render_event(row)
+        async_to_sync(get_channel_layer().group_send)(
+            session_group(row.session_id), {"type": "session.event", "seq": row.seq, "html": html}
+        )
+    except Exception:  # the log has it; clients catch up on reconnect
+        logger.warning("live delivery of event %s #%s failed", row.session_id, row.seq, exc_info=True)

@@ -1,0 +1,74 @@
+from __future__ import annotations
+
+from django import forms
+
+from sessions_app.providers import PROVIDERS
+from teams_app.models import PRD, PRD_REFERENCE, TeamTemplate
+
+
+class SessionStartForm(forms.Form):
+    template = forms.ModelChoiceField(queryset=TeamTemplate.objects.order_by("name"), label="Team", empty_label=None)
+    requirement = forms.CharField(widget=forms.Textarea(attrs={"rows": 4}), max_length=5000,
+                                  help_text="What should the team design? E.g. 'Add a loyalty points service to checkout'.")
+    title = forms.CharField(max_length=200, required=False, help_text="Defaults to the requirement's first line.")
+    prd = forms.ModelChoiceField(queryset=PRD.objects.none(), required=False, label="PRD",
+                                 help_text="Without a PRD the session waits and asks for one.")
+    provider = forms.ChoiceField(choices=[("", "Project default")] + [(p, p) for p in PROVIDERS], required=False)
+    budget_tokens = forms.IntegerField(min_value=1, required=False, label="Token budget",
+                                       help_text="Optional. The session pauses at a human gate when it is spent.")
+
+    def __init__(self, *args, project, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["prd"].queryset = project.prds.exclude(status=PRD.Status.SUPERSEDED)
+        latest = project.prds.filter(status=PRD.Status.ACTIVE).order_by("-created_at").first()
+        if latest and not self.is_bound:
+            self.initial["prd"] = latest.pk
+
+
+class AttachPRDForm(forms.Form):
+    prd = forms.ModelChoiceField(queryset=PRD.objects.none(), required=False, label="Existing PRD")
+    reference = forms.CharField(max_length=512, required=False, validators=[PRD_REFERENCE], label="Or a PRD id/link")
+
+    def __init__(self, *args, project, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["prd"].queryset = project.prds.exclude(status=PRD.Status.SUPERSEDED)
+
+    def clean(self):
+        data = super().clean()
+        if not data.get("prd") and not data.get("reference"):
+            raise forms.ValidationError("Choose a PRD or give its id/link.")
+        return data
+
+
+class MessageForm(forms.Form):
+    text = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), max_length=5000, label="Message to the team")
+
+
+class DecideForm(forms.Form):
+    option = forms.CharField(max_length=200)
+
+
+class ValidationResponseForm(forms.Form):
+    verdict = forms.ChoiceField(
+        choices=[("approve", "Approve"), ("request_changes", "Request changes"), ("reject", "Reject")], required=False
+    )
+    comment = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), max_length=5000, required=False)
+
+    def __init__(self, *args, point, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.point = point
+        for index, question in enumerate(point.questions):
+            self.fields[f"answer_{index}"] = forms.CharField(label=question, required=False, max_length=5000,
+                                                             widget=forms.Textarea(attrs={"rows": 2}))
+
+    def answers(self) -> dict:
+        return {q: self.cleaned_data.get(f"answer_{i}", "") for i, q in enumerate(self.point.questions)}
+
+
+class BudgetForm(forms.Form):
+    budget_tokens = forms.IntegerField(min_value=1, required=False)
+
+
+class MermaidEditForm(forms.Form):
+    mermaid = forms.CharField(widget=forms.Textarea(attrs={"rows": 18, "spellcheck": "false"}), max_length=100_000)
+    note = forms.CharField(max_length=300, required=False)

@@ -1,0 +1,81 @@
+"""The provider contract: one specialist call = (specialist, brief, grounded context) -> reply.
+
+Adapters (one module each: ``rules``, ``anthropic``, ``openai``) subclass :class:`Provider`.
+``run`` is synchronous and may block on network I/O (it runs inside a Celery worker thread);
+it calls ``on_delta`` with each piece of text as it arrives, in order, and returns the whole
+reply. It raises :class:`ProviderError` and nothing else for expected failures; ``transient``
+says whether a retry can help (429, 5xx, timeouts, connection errors).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from teams_app.inventory.types import Finding
+
+DeltaCallback = Callable[[str], None]
+
+
+@dataclass
+class KeyQuestionBrief:
+    """A key question specialists take a position on (Integration Design)."""
+
+    ref: str  # short id such as "Q1"
+    text: str
+    options: list[str]
+
+
+@dataclass
+class ProviderRequest:
+    specialist_slug: str
+    specialist_name: str
+    system_prompt: str
+    brief: str  # the Maestro's Agent Deployment brief for this specialist
+    context: str  # grounded context as text: project, inventory summary, PRD, synthesis, user messages
+    focus: list[str] = field(default_factory=list)  # analysis roles the specialist draws on
+    findings: list[Finding] = field(default_factory=list)  # rules findings for those roles
+    key_questions: list[KeyQuestionBrief] = field(default_factory=list)
+    model: str = ""
+    max_tokens: int = 2048
+    timeout: float = 120.0
+
+
+@dataclass
+class Position:
+    question: str  # KeyQuestionBrief.ref
+    option: str
+    rationale: str = ""
+
+
+@dataclass
+class ProviderResult:
+    text: str  # markdown reply
+    provider: str
+    model: str
+    findings: list[dict[str, Any]] = field(default_factory=list)  # {"title", "detail", "severity", "services"}
+    positions: list[Position] = field(default_factory=list)
+    tokens_in: int = 0
+    tokens_out: int = 0
+    cost: float = 0.0  # USD
+    summary: str = ""  # one paragraph, when the provider gives one
+
+
+class ProviderError(Exception):
+    def __init__(self, message: str, *, transient: bool, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.transient = transient
+        self.retry_after = retry_after
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class Provider:
+    name: str = ""
+    label: str = ""  # shown in the UI, e.g. "rule-based analysis"
+
+    def run(self, request: ProviderRequest, on_delta: DeltaCallback) -> ProviderResult:
+        raise NotImplementedError

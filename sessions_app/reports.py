@@ -1,0 +1,77 @@
+"""The final report (§11) and the continuation block, as markdown."""
+
+from __future__ import annotations
+
+from sessions_app.engine import messages
+from sessions_app.engine.context import SessionContext
+from sessions_app.engine.flow import key_decisions
+from sessions_app.models import Contribution, DesignSession, KeyQuestion, ValidationPoint
+
+
+def awaiting(session: DesignSession) -> str:
+    S = DesignSession.Status
+    if session.status == S.PAUSED_PRD:
+        return "What PRD id/link should we attach?"
+    if session.status == S.COMPLETED:
+        return "nothing: the design is complete"
+    if session.status == S.CANCELLED:
+        return "nothing: the session was cancelled"
+    point = session.validation_points.filter(state=ValidationPoint.State.OPEN).order_by("opened_at").first()
+    if session.status == S.AWAITING_USER:
+        return session.status_reason or (point.title if point else "your input")
+    if point is not None:
+        return f"{point.title} (optional while the team works)" if point.kind == "input" else point.title
+    if session.status == S.PAUSED:
+        return "resume when ready"
+    return "the team is working; nothing yet"
+
+
+def continuation(session: DesignSession, ctx: SessionContext | None = None) -> str:
+    ctx = ctx or SessionContext.load(session)
+    return messages.continuation_block(
+        team=session.team_name,
+        phase=f"{session.phase_number} {session.get_phase_display()}",
+        services=ctx.involved_services,
+        awaiting=awaiting(session),
+    )
+
+
+def final_report(session: DesignSession, ctx: SessionContext) -> str:
+    specialists = sorted({m["name"] for m in session.team if not m.get("is_user")})
+    decisions = key_decisions(session)
+    risks = [f"[{f.severity}] {f.rule}: {f.why}" for f in ctx.findings if f.severity in ("critical", "warning")][:15]
+    failed = Contribution.objects.filter(session=session, status=Contribution.Status.FAILED).values_list("author_name", flat=True)
+    conflicts = session.key_questions.filter(state=KeyQuestion.State.CONFLICT).values_list("ref", "text")
+    follow_ups = [f"{name} did not contribute in one round; review its area by hand." for name in sorted(set(failed))]
+    follow_ups += [f"{ref} is unresolved: {text}" for ref, text in conflicts]
+    changes = [
+        f"{p.title}: {p.get_state_display()}"
+        + (f" — {r.comment}" if (r := p.responses.order_by("created_at").last()) and r.comment else "")
+        for p in session.validation_points.exclude(state=ValidationPoint.State.OPEN).order_by("opened_at")
+    ]
+    lines = [
+        f"# Final report: {session.title}",
+        "",
+        f"- **PRD**: {session.prd.reference if session.prd else 'none'}",
+        f"- **Team**: {session.team_name} ({', '.join(specialists)})",
+        f"- **Status**: {session.get_status_display()} · phase {session.get_phase_display()}",
+        f"- **Usage**: {session.tokens_in + session.tokens_out} tokens · ${session.cost:.4f}",
+        "",
+        "## Key decisions",
+        *([f"- {d}" for d in decisions] or ["- none recorded"]),
+        "",
+        "## Validation and changes",
+        *([f"- {c}" for c in changes] or ["- no validation points answered"]),
+        "",
+        "## Follow-ups and risks",
+        *([f"- {x}" for x in follow_ups + risks] or ["- none found"]),
+        "",
+        "## Next steps",
+        "- Build the services in the order of the implementation plan; the design is agreed, so coordinate before deviating.",
+        "- Re-import the inventory after the change and compare the cluster diagram with the proposed one.",
+        "",
+        "```",
+        continuation(session, ctx),
+        "```",
+    ]
+    return "\n".join(lines) + "\n"

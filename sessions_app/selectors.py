@@ -1,0 +1,143 @@
+"""Reads of sessions_app, including everything the session page shows."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import connection, transaction
+from django.db.models import Prefetch, QuerySet
+from django.http import Http404
+
+from sessions_app.engine.context import SessionContext
+from sessions_app.engine.flow import round_progress
+from sessions_app.engine.gate import anti_patterns, gate_checklist
+from sessions_app.models import (
+    PHASE_ORDER,
+    Contribution,
+    DesignSession,
+    KeyQuestion,
+    Phase,
+    Position,
+    Round,
+    Synthesis,
+    ValidationPoint,
+)
+from teams_app.models import Membership, Project
+from teams_app.selectors import ProjectAccess, project_access
+
+
+def session_visible_to(*, session_id: int, user: AbstractBaseUser) -> bool:
+    if not user.is_authenticated:
+        return False
+    if user.is_superuser:
+        return DesignSession.objects.filter(pk=session_id).exists()
+    return DesignSession.objects.filter(pk=session_id, project__memberships__user=user).exists()
+
+
+def session_access(*, user: AbstractBaseUser, pk: int) -> tuple[DesignSession, ProjectAccess]:
+    session = (
+        DesignSession.objects.select_related("project", "prd", "template", "inventory_revision").filter(pk=pk).first()
+    )
+    if session is None:
+        raise Http404("No such session.")
+    access = project_access(user=user, project_id=session.project_id)
+    return session, access
+
+
+def sessions_for_project(*, project: Project) -> QuerySet[DesignSession]:
+    return project.design_sessions.select_related("prd").order_by("-created_at")
+
+
+def sessions_active_for_user(*, user: AbstractBaseUser) -> QuerySet[DesignSession]:
+    qs = DesignSession.objects.exclude(status__in=[DesignSession.Status.COMPLETED, DesignSession.Status.CANCELLED])
+    if not user.is_superuser:
+        qs = qs.filter(project__memberships__user=user)
+    return qs.select_related("project").order_by("-updated_at")
+
+
+def points_waiting_for(*, user: AbstractBaseUser) -> QuerySet[ValidationPoint]:
+    """Open validation points the user may answer, oldest first."""
+    qs = ValidationPoint.objects.filter(state=ValidationPoint.State.OPEN).exclude(responses__user=user)
+    qs = qs.filter(
+        session__project__memberships__user=user, session__project__memberships__role=Membership.Role.PRODUCT_OWNER
+    )
+    return qs.select_related("session__project").order_by("opened_at")
+
+
+def phase_steps(session: DesignSession) -> list[dict]:
+    current = PHASE_ORDER.index(session.phase)
+    return [
+        {"number": i + 1, "label": phase.label, "state": "done" if i < current else "current" if i == current else "todo"}
+        for i, phase in enumerate(PHASE_ORDER)
+        if phase != Phase.COMPLETED
+    ]
+
+
+def round_view(rnd: Round) -> dict:
+    contributions = list(rnd.contributions.all())
+    latest: dict[str, Contribution] = {}
+    cards: list[Contribution] = []
+    for c in contributions:
+        if c.author == Contribution.Author.SPECIALIST:
+            if c.specialist_slug not in latest:
+                cards.append(c)
+            latest[c.specialist_slug] = c
+        else:
+            cards.append(c)
+    cards = [latest.get(c.specialist_slug, c) if c.author == Contribution.Author.SPECIALIST else c for c in cards]
+    done, total = round_progress(rnd)
+    synthesis = Synthesis.objects.filter(round=rnd).first()
+    return {"round": rnd, "cards": cards, "done": done, "total": total, "synthesis": synthesis}
+
+
+def key_questions_view(session: DesignSession) -> list[dict]:
+    questions = list(
+        session.key_questions.prefetch_related(Prefetch("positions", queryset=Position.objects.select_related("round")))
+    )
+    views = []
+    for q in questions:
+        positions = list(q.positions.all())
+        last_round = max((p.round.number for p in positions), default=None)
+        current = [p for p in positions if p.round.number == last_round]
+        counts: dict[str, int] = defaultdict(int)
+        for p in current:
+            counts[p.option] += 1
+        total = len(current) or 1
+        options = [{"text": o, "count": counts.get(o, 0), "share": counts.get(o, 0) / total} for o in q.options]
+        views.append({"q": q, "positions": current, "options": options})
+    return views
+
+
+def session_page_state(session: DesignSession) -> dict:
+    """Everything the session page renders, read in one consistent snapshot so ``last_seq``
+    matches what is shown (events after it are replayed by the live connection)."""
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        session = DesignSession.objects.select_related("project", "prd", "template", "inventory_revision").get(pk=session.pk)
+        ctx = SessionContext.load(session)
+        rounds = [
+            round_view(r)
+            for r in session.rounds.prefetch_related("contributions").order_by("number")
+        ]
+        from sessions_app.reports import awaiting
+
+        return {
+            "session": session,
+            "last_seq": session.last_seq,
+            "steps": phase_steps(session),
+            "rounds": rounds,
+            "gate": gate_checklist(session.gate),
+            "anti_patterns": anti_patterns(session, ctx),
+            "questions": key_questions_view(session),
+            "open_points": list(session.validation_points.filter(state=ValidationPoint.State.OPEN)),
+            "involved": ctx.involved_services,
+            "awaiting": awaiting(session),
+            "latest_prd": session.project.prds.filter(status="active").order_by("-created_at").first(),
+        }
+
+
+def conflicts_waiting(session: DesignSession) -> list[KeyQuestion]:
+    return list(session.key_questions.filter(state=KeyQuestion.State.CONFLICT))

@@ -1,0 +1,313 @@
+"""Writes people make on sessions: start, PRD, steering, messages, decisions, validation."""
+
+from __future__ import annotations
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from sessions_app import events
+from sessions_app.engine import flow
+from sessions_app.engine.context import SessionContext
+from sessions_app.engine.gate import DESIGN_GATE
+from sessions_app.models import (
+    Contribution,
+    DesignSession,
+    KeyQuestion,
+    ValidationPoint,
+    ValidationResponse,
+)
+from teams_app.errors import ApplicationError
+from teams_app.models import PRD, Project, TeamTemplate
+from teams_app.selectors import inventory_latest, prd_latest_active
+
+S = DesignSession.Status
+REQUIREMENT_EMPTY = "Describe the requirement the team should design for."
+NOT_PAUSED_PRD = "This session is not waiting for a PRD."
+SESSION_CLOSED = "This session has ended."
+NOT_FAILED = "Only a failed specialist can be re-run."
+NOT_LATEST_ROUND = "Only specialists of the latest round can be re-run."
+MESSAGE_EMPTY = "Write a message first."
+MESSAGE_TOO_LONG = "Messages are limited to 5,000 characters."
+POINT_CLOSED = "This validation point is closed."
+ALREADY_ANSWERED = "You have already answered this validation point."
+BAD_VERDICT = "Choose approve, request changes or reject."
+COMMENT_NEEDED = "Say what should change: a comment is required when you request changes or reject."
+BAD_OPTION = "Choose one of the question's options."
+QUESTION_NOT_IN_CONFLICT = "Only a question the team could not agree on waits for your decision."
+NOT_PAUSED = "Only a paused session can be resumed."
+CANNOT_PAUSE = "Only a running session or one waiting for you can be paused."
+NOTHING_TO_CONTINUE = "The session is not waiting to continue."
+BUDGET_INVALID = "The budget must be a positive number."
+
+
+def _team_snapshot(template: TeamTemplate) -> list[dict]:
+    team = []
+    for slot in template.slots.select_related("specialist").order_by("order"):
+        if slot.is_user:
+            team.append({"is_user": True, "name": "USER", "role": slot.role})
+            continue
+        s = slot.specialist
+        team.append({
+            "is_user": False, "specialist": s.slug, "specialist_id": s.pk, "name": s.name, "role": slot.role,
+            "color": s.color, "focus": list(s.focus), "areas": list(s.areas), "hints": list(s.hints),
+            "description": s.description[:500],
+        })
+    return team
+
+
+@transaction.atomic
+def session_start(
+    *,
+    project: Project,
+    template: TeamTemplate,
+    requirement: str,
+    user: AbstractBaseUser | None,
+    title: str = "",
+    prd: PRD | None = None,
+    provider: str = "",
+    budget_tokens: int | None = None,
+) -> DesignSession:
+    from django.conf import settings
+
+    requirement = (requirement or "").strip()
+    if not requirement:
+        raise ApplicationError(REQUIREMENT_EMPTY, {"field": "requirement"})
+    if prd is not None and prd.project_id != project.pk:
+        raise ApplicationError("That PRD belongs to another project.", {"field": "prd"})
+    session = DesignSession.objects.create(
+        project=project, template=template, team_name=template.name, mission=template.mission,
+        team=_team_snapshot(template), title=(title or requirement.splitlines()[0])[:200], requirement=requirement,
+        prd=prd, provider=provider, budget_tokens=budget_tokens, created_by=user,
+        discussion_limit=settings.MAESTRO_DISCUSSION_ROUNDS, consensus_threshold=settings.MAESTRO_CONSENSUS_THRESHOLD,
+        inventory_revision=inventory_latest(project=project),
+    )
+    session = flow._lock(session.pk)
+    if prd is None:
+        flow._set_status(session, S.PAUSED_PRD, flow.PRD_QUESTION)
+        return session
+    flow.begin(session)
+    return session
+
+
+@transaction.atomic
+def session_attach_prd(*, session: DesignSession, prd: PRD) -> DesignSession:
+    session = flow._lock(session.pk)
+    if session.status != S.PAUSED_PRD:
+        raise ApplicationError(NOT_PAUSED_PRD)
+    if prd.project_id != session.project_id:
+        raise ApplicationError("That PRD belongs to another project.", {"field": "prd"})
+    session.prd = prd
+    session.save(update_fields=["prd", "updated_at"])
+    flow.begin(session)
+    return session
+
+
+def prd_for_reference(*, project: Project, reference: str) -> PRD:
+    """The project's PRD with this reference, created (active) when it is new."""
+    from teams_app.services import prd_create
+
+    reference = (reference or "").strip()
+    existing = project.prds.filter(reference=reference).first()
+    if existing:
+        return existing
+    return prd_create(project=project, reference=reference, title=f"Attached {reference}")
+
+
+def _require_active(session: DesignSession) -> None:
+    if session.status in (S.COMPLETED, S.CANCELLED):
+        raise ApplicationError(SESSION_CLOSED)
+
+
+@transaction.atomic
+def session_pause(*, session: DesignSession) -> DesignSession:
+    session = flow._lock(session.pk)
+    if session.status not in (S.RUNNING, S.AWAITING_USER):
+        raise ApplicationError(CANNOT_PAUSE)
+    flow._set_status(session, S.PAUSED, "Paused by a team member.")
+    return session
+
+
+@transaction.atomic
+def session_resume(*, session: DesignSession) -> DesignSession:
+    session = flow._lock(session.pk)
+    if session.status != S.PAUSED:
+        raise ApplicationError(NOT_PAUSED)
+    _continue(session)
+    return session
+
+
+def _continue(session: DesignSession) -> None:
+    """Pick up where the session stands: a running round continues by itself; a finished
+    round advances; an open validation point keeps waiting for its answer."""
+    latest = session.rounds.order_by("-number").first()
+    if latest and latest.status in (latest.Status.RUNNING, latest.Status.SYNTHESIZING):
+        flow._set_status(session, S.RUNNING)
+        return
+    if session.validation_points.filter(state=ValidationPoint.State.OPEN, kind=ValidationPoint.Kind.APPROVAL).exists():
+        flow._set_status(session, S.AWAITING_USER, "A validation point waits for your answer.")
+        return
+    conflicts = session.key_questions.filter(state=KeyQuestion.State.CONFLICT)
+    if session.phase == "design" and conflicts.exists() and all(q.discussion_rounds >= session.discussion_limit for q in conflicts):
+        flow._set_status(session, S.AWAITING_USER, "Decide the key questions the team could not agree on.")
+        return
+    if flow.budget_spent(session):
+        flow._set_status(session, S.AWAITING_USER, "The session's budget is spent. Raise it to continue.")
+        return
+    flow._set_status(session, S.RUNNING)
+    flow.advance(session, ctx=SessionContext.load(session), after=latest)
+
+
+@transaction.atomic
+def session_continue(*, session: DesignSession) -> DesignSession:
+    """Go on after failed specialists or a spent budget, without re-running them."""
+    session = flow._lock(session.pk)
+    if session.status != S.AWAITING_USER:
+        raise ApplicationError(NOTHING_TO_CONTINUE)
+    _continue(session)
+    return session
+
+
+@transaction.atomic
+def session_set_budget(*, session: DesignSession, budget_tokens: int | None) -> DesignSession:
+    session = flow._lock(session.pk)
+    _require_active(session)
+    if budget_tokens is not None and budget_tokens <= 0:
+        raise ApplicationError(BUDGET_INVALID, {"field": "budget_tokens"})
+    session.budget_tokens = budget_tokens
+    session.save(update_fields=["budget_tokens", "updated_at"])
+    return session
+
+
+@transaction.atomic
+def session_cancel(*, session: DesignSession) -> DesignSession:
+    session = flow._lock(session.pk)
+    _require_active(session)
+    pending = Contribution.objects.filter(session=session, status=Contribution.Status.PENDING)
+    for c in pending:
+        c.status = Contribution.Status.CANCELLED
+        c.save(update_fields=["status"])
+        events.event_emit(
+            session_id=session.pk,
+            event=events.ContributionFailed(contribution_id=c.pk, round_id=c.round_id, error="Cancelled."),
+        )
+    for point in session.validation_points.filter(state=ValidationPoint.State.OPEN):
+        point.state, point.closed_at = ValidationPoint.State.CANCELLED, timezone.now()
+        point.save(update_fields=["state", "closed_at"])
+        events.event_emit(session_id=session.pk, event=events.ValidationClosed(point_id=point.pk, state=point.state))
+    flow._set_status(session, S.CANCELLED, "Cancelled by a team member.")
+    return session
+
+
+@transaction.atomic
+def message_post(*, session: DesignSession, text: str, user: AbstractBaseUser) -> Contribution:
+    session = flow._lock(session.pk)
+    _require_active(session)
+    text = (text or "").strip()
+    if not text:
+        raise ApplicationError(MESSAGE_EMPTY, {"field": "text"})
+    if len(text) > 5000:
+        raise ApplicationError(MESSAGE_TOO_LONG, {"field": "text"})
+    if not session.rounds.exists():
+        raise ApplicationError("The session has not started yet: attach a PRD first.")
+    return flow._user_message(session, text, user)
+
+
+@transaction.atomic
+def contribution_rerun(*, contribution: Contribution) -> Contribution:
+    session = flow._lock(contribution.session_id)
+    _require_active(session)
+    contribution = Contribution.objects.select_for_update().get(pk=contribution.pk)
+    if contribution.status != Contribution.Status.FAILED or contribution.author != Contribution.Author.SPECIALIST:
+        raise ApplicationError(NOT_FAILED)
+    rnd = contribution.round
+    if session.rounds.order_by("-number").first() != rnd:
+        raise ApplicationError(NOT_LATEST_ROUND)
+    member = next((m for m in session.team if m.get("specialist") == contribution.specialist_slug), None)
+    if member is None:
+        raise ApplicationError(NOT_FAILED)
+    try:
+        with transaction.atomic():
+            fresh = flow._pending_contribution(session, rnd, member, contribution.brief, attempt=contribution.attempt + 1)
+    except IntegrityError:
+        raise ApplicationError("This specialist is already being re-run.") from None
+    rnd.status = rnd.Status.RUNNING
+    rnd.save(update_fields=["status"])
+    done, total = flow.round_progress(rnd)
+    events.event_emit(session_id=session.pk, event=events.RoundProgress(round_id=rnd.pk, done=done, total=total))
+    flow._set_status(session, S.RUNNING)
+    from sessions_app.tasks import enqueue_contributions
+
+    enqueue_contributions([fresh.pk])
+    return fresh
+
+
+@transaction.atomic
+def key_question_decide(*, question: KeyQuestion, option: str, user: AbstractBaseUser) -> KeyQuestion:
+    session = flow._lock(question.session_id)
+    _require_active(session)
+    question = KeyQuestion.objects.select_for_update().get(pk=question.pk)
+    if question.state != KeyQuestion.State.CONFLICT:
+        raise ApplicationError(QUESTION_NOT_IN_CONFLICT)
+    if option not in question.options:
+        raise ApplicationError(BAD_OPTION, {"field": "option"})
+    question.state, question.chosen, question.decided_by = KeyQuestion.State.DECIDED, option, user
+    question.save(update_fields=["state", "chosen", "decided_by"])
+    events.event_emit(session_id=session.pk, event=events.KeyQuestionChanged(question_id=question.pk, state=question.state))
+    if not session.key_questions.filter(state__in=[KeyQuestion.State.CONFLICT, KeyQuestion.State.OPEN]).exists():
+        if session.status == S.AWAITING_USER:
+            flow.open_design_gate(session, SessionContext.load(session))
+    return question
+
+
+VERDICT_STATE = {
+    ValidationResponse.Verdict.APPROVE: ValidationPoint.State.APPROVED,
+    ValidationResponse.Verdict.REQUEST_CHANGES: ValidationPoint.State.CHANGES_REQUESTED,
+    ValidationResponse.Verdict.REJECT: ValidationPoint.State.REJECTED,
+    ValidationResponse.Verdict.ANSWER: ValidationPoint.State.ANSWERED,
+}
+
+
+@transaction.atomic
+def validation_respond(
+    *, point: ValidationPoint, user: AbstractBaseUser, verdict: str, comment: str = "", answers: dict | None = None
+) -> ValidationResponse:
+    """Record one immutable response and close the point with its outcome.
+
+    The session row is locked first, then the point: concurrent answers serialise, the first
+    closes the point, the others see it closed and get a clear error."""
+    session = flow._lock(point.session_id)
+    point = ValidationPoint.objects.select_for_update().get(pk=point.pk)
+    if point.state != ValidationPoint.State.OPEN or session.status in (S.COMPLETED, S.CANCELLED):
+        raise ApplicationError(POINT_CLOSED)
+    if point.kind == ValidationPoint.Kind.INPUT:
+        verdict = ValidationResponse.Verdict.ANSWER
+    elif verdict not in (
+        ValidationResponse.Verdict.APPROVE, ValidationResponse.Verdict.REQUEST_CHANGES, ValidationResponse.Verdict.REJECT
+    ):
+        raise ApplicationError(BAD_VERDICT, {"field": "verdict"})
+    comment = (comment or "").strip()
+    answers = {str(k)[:200]: str(v).strip()[:5000] for k, v in (answers or {}).items() if str(v).strip()}
+    if verdict in (ValidationResponse.Verdict.REQUEST_CHANGES, ValidationResponse.Verdict.REJECT) and not comment:
+        raise ApplicationError(COMMENT_NEEDED, {"field": "comment"})
+    if point.kind == ValidationPoint.Kind.INPUT and not (comment or answers):
+        raise ApplicationError("Answer at least one question.", {"field": "comment"})
+    if verdict == ValidationResponse.Verdict.APPROVE and point.gate == DESIGN_GATE:
+        unmet = flow.unmet_gate_items(session, SessionContext.load(session))
+        if unmet:
+            raise ApplicationError(flow.UNMET_GATE.format(items=", ".join(unmet).lower()))
+    if point.responses.filter(user=user).exists():
+        raise ApplicationError(ALREADY_ANSWERED)
+    from sessions_app.diagrams.services import diagram_current_version
+
+    response = ValidationResponse.objects.create(
+        point=point, user=user, verdict=verdict, comment=comment, answers=answers,
+        synthesis_seen=point.synthesis, diagram_version_seen=point.diagram_version or diagram_current_version(project=session.project),
+    )
+    events.event_emit(session_id=session.pk, event=events.ValidationAnswered(point_id=point.pk, response_id=response.pk))
+    point.state, point.closed_at = VERDICT_STATE[verdict], timezone.now()
+    point.save(update_fields=["state", "closed_at"])
+    events.event_emit(session_id=session.pk, event=events.ValidationClosed(point_id=point.pk, state=point.state))
+    feedback = "\n".join([comment, *(f"{q} {a}" for q, a in answers.items())]).strip()
+    flow.gate_passed(session, point, verdict, feedback, user)
+    return response

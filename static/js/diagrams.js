@@ -1,0 +1,38 @@
+// Render Mermaid sources from our own static copy with securityLevel "strict". A render error
+// is shown next to the diagram, never swallowed; without Mermaid the source and ASCII stay.
+(function () {
+  "use strict";
+  function notice(wrap, text) {
+    const p = wrap.querySelector(".diagram-error");
+    if (p) { p.hidden = false; p.textContent = text; }
+  }
+  async function renderAll() {
+    const sources = document.querySelectorAll("pre[data-mermaid]");
+    if (!sources.length) return;
+    if (typeof window.mermaid === "undefined") {
+      sources.forEach(function (pre) {
+        notice(pre.parentElement, "Diagram rendering is not installed (run `npm ci`); showing the Mermaid source and the ASCII view.");
+        const ascii = pre.closest(".diagram").querySelector("details.ascii-view");
+        if (ascii) ascii.open = true;
+      });
+      return;
+    }
+    window.mermaid.initialize({ startOnLoad: false, securityLevel: "strict", theme: "neutral" });
+    let n = 0;
+    for (const pre of sources) {
+      const wrap = pre.parentElement;
+      try {
+        const { svg } = await window.mermaid.render("mermaid-" + (++n), pre.textContent);
+        const holder = document.createElement("div");
+        holder.className = "mermaid-rendered";
+        holder.innerHTML = svg;
+        pre.hidden = true;
+        wrap.insertBefore(holder, pre);
+      } catch (err) {
+        notice(wrap, "Mermaid could not render this diagram: " + (err && err.message ? err.message : String(err)));
+      }
+    }
+  }
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", renderAll);
+  else renderAll();
+})();
