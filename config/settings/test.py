@@ -3,6 +3,7 @@ otherwise SQLite and an embedded Redis started here, once per test process."""
 
 from __future__ import annotations
 
+import importlib
 import os
 
 if not os.environ.get("REDIS_URL"):
@@ -10,7 +11,14 @@ if not os.environ.get("REDIS_URL"):
 
     _EMBEDDED = embedded_redis.start()  # exports REDIS_URL for workers the tests spawn
 
-from config.settings import *  # noqa: F403,E402
+    # The package's run profile was evaluated before this module; read Redis settings again.
+    from config.settings import realtime as _realtime
+
+    importlib.reload(_realtime)
+
+from config.settings.base import *  # noqa: F403,E402
+from config.settings.maestro import *  # noqa: F403,E402
+from config.settings.realtime import *  # noqa: F403,E402
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"

@@ -39,7 +39,7 @@ __all__ = [
 class ProviderConfig:
     anthropic_api_key: str | None = None
     anthropic_base_url: str | None = None
-    anthropic_model: str = "claude-sonnet-4-5"
+    anthropic_model: str = "claude-sonnet-4-6"
     openai_base_url: str | None = None
     openai_api_key: str | None = None
     openai_model: str = "gpt-4o-mini"
@@ -63,7 +63,7 @@ def build_provider(name: str, config: ProviderConfig) -> Provider:
         return AnthropicProvider(
             api_key=config.anthropic_api_key,
             base_url=config.anthropic_base_url,
-            model=config.anthropic_model or "claude-sonnet-4-5",
+            model=config.anthropic_model or "claude-sonnet-4-6",
             timeout=config.timeout,
         )
     if key == "openai":

@@ -34,7 +34,7 @@ from sessions_app.providers.prompting import (
     parse_positions,
 )
 
-DEFAULT_MODEL = "claude-sonnet-4-5"
+DEFAULT_MODEL = "claude-sonnet-4-6"
 DEFAULT_BASE_URL = "https://api.anthropic.com"
 DEFAULT_TIMEOUT = 120.0
 KEY_SETTING = "ANTHROPIC_API_KEY"

@@ -46,8 +46,11 @@ def _as_list(value: Any, key: str) -> list[str]:
     raise SpecialistFileError(f"'{key}' must be a list of words or a comma-separated string")
 
 
+_WORDS = {"devops": "DevOps", "ui": "UI", "ux": "UX", "api": "API", "db": "DB", "sre": "SRE", "qa": "QA"}
+
+
 def _title_from_slug(slug: str) -> str:
-    return " ".join(part.capitalize() for part in slug.replace("_", "-").split("-") if part)
+    return " ".join(_WORDS.get(part, part.capitalize()) for part in slug.replace("_", "-").split("-") if part)
 
 
 def parse_agent_file(text: str) -> dict[str, Any]:

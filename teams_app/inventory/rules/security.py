@@ -100,8 +100,9 @@ def plaintext_secret(ctx: Context) -> Iterator[Hit]:
         if keys:
             yield hit(
                 [spec.name],
-                f"{spec.name} sets {', '.join(keys)} to literal "
-                f"{'value' if len(keys) == 1 else 'values'} in its environment; use a secret reference",
+                f"{spec.name} sets {', '.join(keys)} to "
+                f"{'a literal value' if len(keys) == 1 else 'literal values'} in its environment; "
+                "use a secret reference",
             )
 
 

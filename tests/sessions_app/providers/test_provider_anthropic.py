@@ -54,7 +54,7 @@ def provider(vendor, **kwargs) -> AnthropicProvider:
     return AnthropicProvider(base_url=vendor.url, **kwargs)
 
 
-def assert_sent_one_request(vendor, request, model="claude-sonnet-4-5"):
+def assert_sent_one_request(vendor, request, model="claude-sonnet-4-6"):
     assert len(vendor.received) == 1, "the SDK must not retry on its own"
     sent = vendor.received[0]
     assert sent.path == ANTHROPIC_PATH
