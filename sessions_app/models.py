@@ -32,7 +32,25 @@ class DesignSession(models.Model):
         COMPLETED = "completed", "Completed"
         CANCELLED = "cancelled", "Cancelled"
 
+    class Mode(models.TextChoices):
+        DESIGN = "design", "Design session"
+        TASK = "task", "Hub task"
+
+    class ExpiryAction(models.TextChoices):
+        KEEP_OPEN = "keep_open", "Stay open and show as overdue"
+        REJECT = "reject", "Close as rejected"
+
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="design_sessions")
+    mode = models.CharField(max_length=10, choices=Mode.choices, default=Mode.DESIGN)
+    approval_quorum = models.PositiveSmallIntegerField(
+        default=1, help_text="How many product owners must approve a validation point."
+    )
+    approvers = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, blank=True, related_name="+",
+        help_text="Named approvers; when set, only they answer and all of them must approve.",
+    )
+    validation_deadline_hours = models.PositiveIntegerField(null=True, blank=True)
+    expiry_action = models.CharField(max_length=20, choices=ExpiryAction.choices, default=ExpiryAction.KEEP_OPEN)
     template = models.ForeignKey(TeamTemplate, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     team_name = models.CharField(max_length=120)
     mission = models.TextField(blank=True)
@@ -235,6 +253,7 @@ class ValidationPoint(models.Model):
         CHANGES_REQUESTED = "changes_requested", "Changes requested"
         REJECTED = "rejected", "Rejected"
         ANSWERED = "answered", "Answered"
+        EXPIRED = "expired", "Expired"
         CANCELLED = "cancelled", "Cancelled"
 
     session = models.ForeignKey(DesignSession, on_delete=models.CASCADE, related_name="validation_points")
@@ -245,6 +264,10 @@ class ValidationPoint(models.Model):
     body = models.TextField()
     questions = models.JSONField(default=list)
     state = models.CharField(max_length=20, choices=State.choices, default=State.OPEN)
+    quorum = models.PositiveSmallIntegerField(default=1)
+    approvers = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="+")
+    deadline = models.DateTimeField(null=True, blank=True)
+    expiry_action = models.CharField(max_length=20, default="keep_open")
     synthesis = models.ForeignKey(Synthesis, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     diagram_version = models.ForeignKey(
         "DiagramVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -351,3 +374,8 @@ class SessionEvent(models.Model):
 
     def __str__(self) -> str:
         return f"#{self.seq} {self.type}"
+
+
+# Models that live beside the code that owns them; imported here so Django registers them.
+from sessions_app.decisions.models import *  # noqa: E402,F401,F403
+from sessions_app.hub.models import *  # noqa: E402,F401,F403

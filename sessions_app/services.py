@@ -18,7 +18,7 @@ from sessions_app.models import (
     ValidationResponse,
 )
 from teams_app.errors import ApplicationError
-from teams_app.models import PRD, Project, TeamTemplate
+from teams_app.models import PRD, Project, Specialist, TeamTemplate
 from teams_app.selectors import inventory_latest, prd_latest_active
 
 S = DesignSession.Status
@@ -87,6 +87,41 @@ def session_start(
         flow._set_status(session, S.PAUSED_PRD, flow.PRD_QUESTION)
         return session
     flow.begin(session)
+    return session
+
+
+@transaction.atomic
+def task_session_start(
+    *,
+    project: Project,
+    specialist: Specialist,
+    summary: str,
+    prd: PRD,
+    details: str = "",
+    user: AbstractBaseUser | None = None,
+    title: str = "",
+) -> DesignSession:
+    """A one-specialist run (the hub's ``run_task`` and ``*_assist`` tools): the same rounds,
+    Celery path, providers and live page as a design session, finished by its final report."""
+    summary = (summary or "").strip()
+    if not summary:
+        raise ApplicationError(REQUIREMENT_EMPTY, {"field": "summary"})
+    member = {
+        "is_user": False, "specialist": specialist.slug, "specialist_id": specialist.pk, "name": specialist.name,
+        "role": (specialist.description.splitlines() or [specialist.name])[0][:200], "color": specialist.color,
+        "focus": list(specialist.focus), "areas": list(specialist.areas), "hints": list(specialist.hints),
+        "description": specialist.description[:500],
+    }
+    requirement = summary + (f"\n\n{details.strip()}" if details.strip() else "")
+    session = DesignSession.objects.create(
+        project=project, mode=DesignSession.Mode.TASK, team_name=f"{specialist.name} (hub task)",
+        mission="Answer one task routed by the orchestrator hub", team=[member], title=(title or summary)[:200],
+        requirement=requirement, prd=prd, created_by=user, phase="discovery",
+        inventory_revision=inventory_latest(project=project),
+    )
+    session = flow._lock(session.pk)
+    flow._set_status(session, S.RUNNING)
+    flow.open_round(session, kind="analysis")
     return session
 
 

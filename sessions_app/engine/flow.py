@@ -266,6 +266,9 @@ def round_synthesize(*, round_id: int) -> Synthesis | None:
     refresh_gate(session, ctx)
     if session.status in (S.CANCELLED, S.COMPLETED):
         return synthesis
+    if session.mode == DesignSession.Mode.TASK:
+        session_complete(session, ctx)  # a hub task is one specialist's answer; a failure is in its report
+        return synthesis
     if failed:
         names = ", ".join(c.author_name for c in failed)
         _set_status(

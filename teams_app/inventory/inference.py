@@ -468,6 +468,9 @@ def infer(inv: ParsedInventory) -> ParsedInventory:
         elif dep.kind == "sync_http":
             s.communication |= evidence[id(dep)] or (t.communication & {"rest", "graphql"})
 
+    outgoing: dict[str, list[str]] = {}
+    for _dep, source, target in edges:
+        outgoing.setdefault(source.name, []).append(target.name)
     for spec in inv.services:
         f = facts[spec.name]
         spec.kind = f.kind
@@ -478,18 +481,15 @@ def infer(inv: ParsedInventory) -> ParsedInventory:
         elif f.kind in ("broker", "external"):
             storage = ""
         else:
-            storage = _service_storage(spec, facts, edges)
+            storage = _service_storage(spec, [facts[t] for t in outgoing.get(spec.name, [])])
         communication = f.communication_override if f.communication_override is not None else sorted(f.communication)
         auth = f.auth_override if f.auth_override is not None else sorted(f.auth)
         spec.patterns = {"communication": communication, "storage": storage, "auth": auth}
     return inv
 
 
-def _service_storage(
-    spec: ServiceSpec, facts: dict[str, _Facts], edges: list[tuple[DependencySpec, ServiceSpec, ServiceSpec]]
-) -> str:
+def _service_storage(spec: ServiceSpec, targets: list[_Facts]) -> str:
     """The engine of the database it uses; failing that its cache; failing that what its env names."""
-    targets = [facts[t.name] for _dep, s, t in edges if s.name == spec.name]
     env_database, env_cache = _env_engines(spec)
     for candidate in (
         next((t.engine for t in targets if t.kind == _DB and t.engine), ""),

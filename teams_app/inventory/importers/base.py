@@ -261,12 +261,24 @@ def host_entries(spec: ServiceSpec) -> list[str]:
     return [h.strip().lower().rstrip(".") for h in re.split(r"[,;\s]+", raw) if h.strip()]
 
 
-def matches_declared_host(spec: ServiceSpec, host: str) -> bool:
-    """``host`` is one of the service's maestro.hosts names or a sub-domain of one; for a service
-    labelled external, a domain containing its name also counts (api.stripe.com -> stripe)."""
-    for entry in host_entries(spec):
-        if host == entry or host.endswith("." + entry):
-            return True
-    if str(spec.labels.get(LABEL_KIND, "")).strip().lower() == "external" and "." in host:
-        return spec.name.lower() in host.split(".")[:-1]
-    return False
+def declared_host_matcher(services: Iterable[ServiceSpec]) -> Callable[[ServiceSpec, str], list[str]]:
+    """Map a host name to the service that declares it: one of its maestro.hosts names or a
+    sub-domain of one; for a service labelled external, a domain containing its name also counts
+    (api.stripe.com -> stripe). Built once, since few services declare hosts."""
+    candidates = [
+        (spec, host_entries(spec), str(spec.labels.get(LABEL_KIND, "")).strip().lower() == "external")
+        for spec in services
+    ]
+    candidates = [c for c in candidates if c[1] or c[2]]
+
+    def match(source: ServiceSpec, host: str) -> list[str]:
+        for spec, entries, external in candidates:
+            if spec is source:
+                continue
+            if any(host == entry or host.endswith("." + entry) for entry in entries):
+                return [spec.name]
+            if external and "." in host and spec.name.lower() in host.split(".")[:-1]:
+                return [spec.name]
+        return []
+
+    return match

@@ -21,12 +21,12 @@ from teams_app.inventory.importers.base import (
     Importer,
     check_name,
     check_service_count,
+    declared_host_matcher,
     edges_from_environment,
     expect_int,
     expect_list,
     expect_mapping,
     expect_str,
-    matches_declared_host,
     scalar_text,
     shape_error,
     string_map,
@@ -75,12 +75,12 @@ class ComposeImporter(Importer):
                 for alias, target in names:
                     aliases.setdefault(alias.lower(), target)
 
-        by_name = {s.name: s for s in inv.services}
+        declared_host = declared_host_matcher(inv.services)
 
         def resolve(source: ServiceSpec, ref: HostRef) -> list[str]:
             if ref.host in aliases:
                 return [aliases[ref.host]]
-            return [s.name for s in by_name.values() if s is not source and matches_declared_host(s, ref.host)][:1]
+            return declared_host(source, ref.host)
 
         inv.dependencies.extend(edges_from_environment(inv.services, resolve, inv.warnings))
         return inv

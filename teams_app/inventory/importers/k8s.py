@@ -21,12 +21,12 @@ from teams_app.inventory.importers.base import (
     Importer,
     check_name,
     check_service_count,
+    declared_host_matcher,
     edges_from_environment,
     expect_int,
     expect_list,
     expect_mapping,
     expect_str,
-    matches_declared_host,
     scalar_text,
     type_name,
 )
@@ -97,12 +97,13 @@ class KubernetesImporter(Importer):
                 _apply_autoscaler(obj, where, workloads)
 
         inv.services = services
+        declared_host = declared_host_matcher(services)
 
         def resolve(source: ServiceSpec, ref: HostRef) -> list[str]:
             key = _dns_key(ref.host, namespace_of.get(source.name, "default"))
             if key and key in dns:
                 return dns[key]
-            return [s.name for s in services if s is not source and matches_declared_host(s, ref.host)][:1]
+            return declared_host(source, ref.host)
 
         inv.dependencies.extend(edges_from_environment(inv.services, resolve, inv.warnings))
         return inv
