@@ -39,3 +39,35 @@ def builtin_specialists(db):
 
     load_specialists()
     team_templates_load()
+
+
+@pytest.fixture
+def eager_celery():
+    """Run Celery tasks inline; callers wrap engine calls in ``django_capture_on_commit_callbacks``."""
+    from config.celery import app
+
+    previous = app.conf.task_always_eager, app.conf.task_eager_propagates
+    app.conf.task_always_eager = True
+    app.conf.task_eager_propagates = True
+    yield app
+    app.conf.task_always_eager, app.conf.task_eager_propagates = previous
+
+
+@pytest.fixture
+def demo(db):
+    from django.core.management import call_command
+
+    call_command("seed_demo", verbosity=0)
+    return Project.objects.get(slug="demo")
+
+
+@pytest.fixture
+def run_engine(eager_celery, django_capture_on_commit_callbacks):
+    """Call an engine service and run everything it enqueues (tasks and their follow-ups) inline."""
+
+    def run(fn, *args, **kwargs):
+        with django_capture_on_commit_callbacks(execute=True):
+            result = fn(*args, **kwargs)
+        return result
+
+    return run

@@ -24,4 +24,5 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 CHANNEL_LAYERS["default"]["CONFIG"]["prefix"] = "maestro-test"  # noqa: F405
 if not os.environ.get("DATABASE_URL"):
-    DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / "test.sqlite3")}  # noqa: F405
+    # A file (not :memory:) so worker processes the tests start can share it; one per test run.
+    DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / f"test-{os.getpid()}.sqlite3")}  # noqa: F405

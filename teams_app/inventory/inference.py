@@ -69,6 +69,8 @@ LABEL_TAGS = "backstage.tags"  # set by the Backstage importer from metadata.tag
 LABEL_DECLARED_COMMUNICATION = "maestro.declared.communication"  # set by importers; adds, never replaces
 
 _SYNC = frozenset({"rest", "grpc", "graphql"})
+# Edges whose kind was stated, not guessed: a Backstage API's type, a person's edit.
+_KIND_DECLARING_VIAS = frozenset({"consumesApis", "manual"})
 _HTTP_PORTS = frozenset({80, 443, 3000, 5000, 8000, 8080, 8081, 8443})
 _GRPC_PORTS = frozenset({50051})
 
@@ -451,8 +453,8 @@ def infer(inv: ParsedInventory) -> ParsedInventory:
         seen = evidence[id(dep)]
         if t.kind in (_DB, "cache", "broker"):
             dep.kind = {_DB: "database", "cache": "cache", "broker": "async_event"}[t.kind]
-        elif dep.kind in ("sync_http", "sync_grpc", "async_event"):
-            pass  # declared by the importer (a Backstage API's type)
+        elif dep.via in _KIND_DECLARING_VIAS and dep.kind in ("sync_http", "sync_grpc", "async_event"):
+            pass  # the source said what kind of call this is; anything else is recomputed
         elif "grpc" in seen or (not seen and "grpc" in t.communication):
             dep.kind = "sync_grpc"
         else:

@@ -147,8 +147,10 @@ class BackstageImporter(Importer):
             for index, ref in enumerate(expect_list(entity.spec.get("dependsOn"), entity.where, "spec.dependsOn")):
                 field_name = f"spec.dependsOn[{index}]"
                 kind, namespace, name = _parse_ref(ref, "", entity.namespace, entity.where, field_name)
-                if kind == "api":
-                    inv.dependencies.extend(_consume(source, entity, find("api", namespace, name), name, "dependsOn", inv.warnings))
+                if kind == "api":  # depending on an API is consuming it
+                    inv.dependencies.extend(
+                        _consume(source, entity, find("api", namespace, name), name, "consumesApis", inv.warnings)
+                    )
                     continue
                 if kind not in ("", *ENTITY_KINDS_AS_SERVICES):
                     inv.warnings.append(f"{entity.where}: dependsOn {ref!r} is a {kind}, not a service; skipped.")

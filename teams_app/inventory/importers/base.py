@@ -22,7 +22,7 @@ MAX_SERVICES = 2000
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 
 # Edges declared on purpose win over those guessed from environment values when both exist.
-DECLARED_VIAS = ("depends_on", "links", "dependsOn", "dependencyOf", "consumesApis")
+DECLARED_VIAS = ("depends_on", "links", "dependsOn", "dependencyOf", "consumesApis", "manual")
 # A kind that says more about the edge beats one that says less.
 _KIND_RANK = {"": 0, "unknown": 0, "sync_http": 1, "sync_grpc": 2, "async_event": 2, "cache": 3, "database": 3}
 
@@ -212,9 +212,12 @@ def dedupe_dependencies(deps: Iterable[DependencySpec]) -> list[DependencySpec]:
         if kept is None:
             merged[key] = DependencySpec(dep.source, dep.target, dep.kind, dep.via)
             continue
-        if _is_declared(dep.via) and not _is_declared(kept.via):
+        more_specific = _KIND_RANK.get(dep.kind, 0) > _KIND_RANK.get(kept.kind, 0)
+        # Between two declarations, keep the one that explains the kept kind (consumesApis of an
+        # asyncapi API over a bare dependsOn), so that re-inference reaches the same kind.
+        if _is_declared(dep.via) and (not _is_declared(kept.via) or more_specific):
             kept.via = dep.via
-        if _KIND_RANK.get(dep.kind, 0) > _KIND_RANK.get(kept.kind, 0):
+        if more_specific:
             kept.kind = dep.kind
     return list(merged.values())
 

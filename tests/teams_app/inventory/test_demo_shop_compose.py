@@ -60,3 +60,12 @@ def test_demo_plants_findings_for_the_rules_analyst() -> None:
     assert by["inventory"].patterns["auth"] == []  # a service with no auth pattern
     assert by["users"].patterns["auth"] == ["jwt", "oauth2"]
     assert by["orders"].patterns == {"communication": ["amqp", "grpc", "rest"], "storage": "postgresql", "auth": ["jwt"]}
+
+
+def test_reinferring_the_demo_changes_nothing() -> None:
+    from teams_app.inventory.inference import infer
+
+    inv = load()
+    before = [(s.kind, s.patterns) for s in inv.services], [(d.source, d.target, d.kind) for d in inv.dependencies]
+    infer(inv)
+    assert ([(s.kind, s.patterns) for s in inv.services], [(d.source, d.target, d.kind) for d in inv.dependencies]) == before

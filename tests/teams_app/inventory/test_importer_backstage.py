@@ -8,6 +8,7 @@ import pytest
 
 from teams_app.errors import ApplicationError
 from teams_app.inventory.importers import import_text
+from teams_app.inventory.inference import infer
 from teams_app.inventory.types import ParsedInventory
 
 CATALOG = """
@@ -239,3 +240,34 @@ def test_bad_catalogs(text: str, message: str) -> None:
     with pytest.raises(ApplicationError) as exc:
         import_text(text, "backstage")
     assert message in str(exc.value)
+
+
+def test_reinference_keeps_api_edge_kinds() -> None:
+    inv = backstage(CATALOG)
+    before = {(d.source, d.target): d.kind for d in inv.dependencies}
+    infer(inv)
+    assert {(d.source, d.target): d.kind for d in inv.dependencies} == before
+
+
+def test_async_api_and_depends_on_between_the_same_pair() -> None:
+    inv = backstage(
+        """
+        apiVersion: backstage.io/v1alpha1
+        kind: Component
+        metadata: {name: mailer}
+        spec: {type: service, dependsOn: [component:orders], consumesApis: [order-events]}
+        ---
+        apiVersion: backstage.io/v1alpha1
+        kind: Component
+        metadata: {name: orders}
+        spec: {type: service, providesApis: [order-events]}
+        ---
+        apiVersion: backstage.io/v1alpha1
+        kind: API
+        metadata: {name: order-events}
+        spec: {type: asyncapi, definition: "channels: {}"}
+        """
+    )
+    assert [(d.source, d.target, d.kind, d.via) for d in inv.dependencies] == [
+        ("mailer", "orders", "async_event", "consumesApis")
+    ]
