@@ -45,8 +45,15 @@ CELERY_WORKER_POOL = env_str("CELERY_POOL", "threads")
 CELERY_WORKER_CONCURRENCY = env_int("CELERY_CONCURRENCY", 8)
 # Time limits stay below the broker's visibility timeout so a live task is never redelivered.
 CELERY_VISIBILITY_TIMEOUT = env_int("CELERY_VISIBILITY_TIMEOUT", 3600)
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_VISIBILITY_TIMEOUT}
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": CELERY_VISIBILITY_TIMEOUT,
+    # How often a worker looks for messages a dead worker took and never acknowledged.
+    "unacked_restore_interval": env_int("CELERY_RESTORE_INTERVAL", 10),
+    "unacked_restore_throttle": env_int("CELERY_RESTORE_THROTTLE", 10),
+}
 CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_VISIBILITY_TIMEOUT}
 CELERY_TASK_SOFT_TIME_LIMIT = env_int("SPECIALIST_SOFT_TIME_LIMIT", 300)
 CELERY_TASK_TIME_LIMIT = env_int("SPECIALIST_TIME_LIMIT", 360)
 CELERY_RESULT_EXPIRES = 24 * 3600
+# Tasks report through the database (contributions, events); nobody waits on a Celery result.
+CELERY_TASK_IGNORE_RESULT = True

@@ -20,6 +20,8 @@ from config.settings.base import *  # noqa: F403,E402
 from config.settings.maestro import *  # noqa: F403,E402
 from config.settings.realtime import *  # noqa: F403,E402
 
+# One queue per test run (inherited by the workers the tests start), so runs never share tasks.
+CELERY_TASK_DEFAULT_QUEUE = os.environ.setdefault("MAESTRO_TEST_QUEUE", f"maestro-test-{os.getpid()}")
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 CHANNEL_LAYERS["default"]["CONFIG"]["prefix"] = "maestro-test"  # noqa: F405

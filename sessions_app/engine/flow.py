@@ -62,7 +62,11 @@ ROUND_MISSIONS = {
 
 
 def _lock(session_id: int) -> DesignSession:
-    return DesignSession.objects.select_for_update().select_related("project", "prd", "inventory_revision").get(pk=session_id)
+    return (
+        DesignSession.objects.select_for_update(of=("self",))
+        .select_related("project", "prd", "inventory_revision", "template")
+        .get(pk=session_id)
+    )
 
 
 def _set_status(session: DesignSession, status: str, reason: str = "") -> None:

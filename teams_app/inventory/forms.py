@@ -7,8 +7,16 @@ from teams_app.inventory.importers import FORMATS
 from teams_app.inventory.types import EDGE_KINDS, SERVICE_KINDS
 
 
+def size_limit_text(limit: int) -> str:
+    """``limit`` bytes for a person: "1 MB", "500 KB", "200 bytes" (never "0 KB")."""
+    for unit, size in (("MB", 1_000_000), ("KB", 1_000)):
+        if limit >= size:
+            return f"{limit / size:.1f}".removesuffix(".0") + f" {unit}"
+    return f"{limit} bytes"
+
+
 class ImportForm(forms.Form):
-    format = forms.ChoiceField(choices=[(f, f) for f in FORMATS], initial="auto")
+    format = forms.ChoiceField(choices=list(FORMATS.items()), initial="auto")
     file = forms.FileField(required=False, help_text="docker-compose.yml, Kubernetes manifests or catalog-info.yaml")
     text = forms.CharField(widget=forms.Textarea(attrs={"rows": 8, "spellcheck": "false"}), required=False, label="Or paste it")
 
@@ -18,7 +26,7 @@ class ImportForm(forms.Form):
         limit = settings.INVENTORY_MAX_BYTES
         if upload:
             if upload.size > limit:
-                raise forms.ValidationError(f"The file is larger than {limit // 1000} KB.")
+                raise forms.ValidationError(f"The file is larger than {size_limit_text(limit)}.")
             raw = upload.read(limit + 1)
             try:
                 data["text"] = raw.decode("utf-8")
@@ -30,7 +38,7 @@ class ImportForm(forms.Form):
         if not (data.get("text") or "").strip():
             raise forms.ValidationError("Choose a file or paste its content.")
         if len(data["text"].encode("utf-8")) > limit:
-            raise forms.ValidationError(f"The inventory is larger than {limit // 1000} KB.")
+            raise forms.ValidationError(f"The inventory is larger than {size_limit_text(limit)}.")
         return data
 
 

@@ -30,15 +30,19 @@ def _render_inventory(request, access, *, import_form=None, service_form=None, d
     severity = request.GET.get("severity", "")
     shown = [f for f in findings if (not role or f.role == role) and (not severity or f.severity == severity)]
     revisions = list(project.inventory_revisions.select_related("created_by").order_by("-number")[:50])
+    # Grouped once here: a template loop over every edge for every service is quadratic and
+    # took seconds on a few hundred services.
     outgoing: dict[str, list] = {}
-    for dep in inventory.dependencies:
+    for dep in sorted(inventory.dependencies, key=lambda d: (d.source, d.target)):
         outgoing.setdefault(dep.source, []).append(dep)
+    ordered = sorted(inventory.services, key=lambda s: (s.kind, s.name))
     return render(
         request,
         "teams_app/inventory.html",
         {
             "project": project, "access": access, "tab": "inventory", "revision": revision,
-            "services": sorted(inventory.services, key=lambda s: (s.kind, s.name)),
+            "services": ordered,
+            "service_rows": [(spec, outgoing.get(spec.name, [])) for spec in ordered],
             "dependencies": sorted(inventory.dependencies, key=lambda d: (d.source, d.target)),
             "findings": shown, "summary": selectors.findings_summary(findings), "total_findings": len(findings),
             "roles": [(r, ROLE_LABELS[r]) for r in ROLES], "severities": SEVERITIES,
@@ -132,7 +136,8 @@ def inventory_compare(request: HttpRequest, slug: str) -> HttpResponse:
     access = project_access(user=request.user, slug=slug)
     numbers = list(access.project.inventory_revisions.order_by("-number").values_list("number", flat=True))
     try:
-        a = int(request.GET.get("a") or (numbers[1] if len(numbers) > 1 else 0))
+        # With a single revision, compare it with itself ("identical") rather than answer 400.
+        a = int(request.GET.get("a") or (numbers[1] if len(numbers) > 1 else numbers[0] if numbers else 0))
         b = int(request.GET.get("b") or (numbers[0] if numbers else 0))
     except ValueError:
         a = b = 0

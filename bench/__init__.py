@@ -1,0 +1,1 @@
+"""Benchmarks: `python -m bench [module ...]` (also `make bench`)."""

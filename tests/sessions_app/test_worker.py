@@ -1,0 +1,106 @@
+"""Specialist calls on real Celery workers with a real Redis broker, against a local server
+that speaks the OpenAI wire format (the only stand-in: the model vendor)."""
+
+from __future__ import annotations
+
+import pytest
+from django.core.management import call_command
+
+from bench.llm_server import LLMServer
+from sessions_app import services
+from sessions_app.models import Contribution, DesignSession
+from sessions_app.tasks import run_contribution
+from teams_app.models import Project, Specialist, TeamTemplate
+from tests.sessions_app.workers import Worker, wait_for
+
+pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
+REQ = "Add a subscriptions service that creates recurring orders through orders"
+
+
+@pytest.fixture
+def llm():
+    server = LLMServer(delay=lambda index, body: 1.0).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def workers():
+    started: list[Worker] = []
+
+    def start(name: str, **env: str) -> Worker:
+        worker = Worker(name, env)
+        started.append(worker)
+        return worker.wait_ready()
+
+    yield start
+    for worker in started:
+        worker.stop()
+
+
+@pytest.fixture
+def shop(llm):
+    call_command("seed_demo", verbosity=0)
+    project = Project.objects.get(slug="demo")
+    project.provider = "openai"
+    project.save()
+    return project
+
+
+def test_a_round_fans_out_to_every_specialist_in_parallel(shop, llm, workers):
+    workers("w1", OPENAI_BASE_URL=llm.base_url)
+    template = TeamTemplate.objects.get(slug="new-service-integration")
+    session = services.session_start(project=shop, template=template, requirement=REQ, user=None, prd=shop.prds.get())
+    analysis = session.rounds.get(kind="analysis")
+    wait_for(lambda: analysis.__class__.objects.get(pk=analysis.pk).status == "done", 60, what="analysis round")
+    calls = [c for c in llm.calls if c.index < 6]
+    assert len(calls) == 6
+    # All six calls were in flight at once: the last one started before the first one finished.
+    assert max(c.started for c in calls) < min(c.finished for c in calls)
+    done = Contribution.objects.filter(round=analysis, status="done")
+    assert done.count() == 6
+    assert all(c.provider == "openai" and c.tokens_in == 100 and c.latency_ms >= 1000 for c in done)
+    wait_for(lambda: DesignSession.objects.get(pk=session.pk).status == "awaiting_user", 60, what="the design gate")
+
+
+def test_a_duplicated_delivery_produces_one_contribution_and_one_call(shop, llm, workers):
+    workers("w1", OPENAI_BASE_URL=llm.base_url)
+    template = TeamTemplate.objects.get(slug="new-service-integration")
+    session = services.session_start(project=shop, template=template, requirement=REQ, user=None, prd=shop.prds.get())
+    analysis = session.rounds.get(kind="analysis")
+    target = analysis.contributions.get(specialist_slug="security-guardian")
+    run_contribution.delay(target.pk)  # the broker delivers the same task a second time
+    wait_for(lambda: analysis.__class__.objects.get(pk=analysis.pk).status == "done", 60, what="analysis round")
+    run_contribution.delay(target.pk)  # and once more after it finished
+    wait_for(lambda: DesignSession.objects.get(pk=session.pk).status == "awaiting_user", 60, what="the design gate")
+    security_calls = [c for c in llm.calls if c.user.startswith("To Security Guardian") and "Analyze the existing cluster" in c.user]
+    assert len(security_calls) == 1
+    rows = Contribution.objects.filter(round=analysis, specialist_slug="security-guardian")
+    assert rows.count() == 1
+    assert rows.get().status == "done" and rows.get().tries == 1
+
+
+def test_a_killed_workers_task_completes_after_redelivery(shop, workers):
+    hanging = LLMServer(delay=lambda index, body: 60.0 if index == 0 else 0.2).start()
+    try:
+        fast_redelivery = {
+            "OPENAI_BASE_URL": hanging.base_url, "CELERY_VISIBILITY_TIMEOUT": "3", "CELERY_RESTORE_INTERVAL": "1",
+            "CELERY_RESTORE_THROTTLE": "1", "SPECIALIST_TIME_LIMIT": "2", "SPECIALIST_SOFT_TIME_LIMIT": "1",
+        }
+        first = workers("doomed", **fast_redelivery)
+        specialist = Specialist.objects.get(slug="database-engineer")
+        session = services.task_session_start(
+            project=shop, specialist=specialist, summary="Design the subscriptions schema", prd=shop.prds.get()
+        )
+        contribution = Contribution.objects.get(session=session, author="specialist")
+        wait_for(lambda: len(hanging.calls) == 1, 30, what="the first call")
+        assert Contribution.objects.get(pk=contribution.pk).status == "running"
+        first.kill()  # the worker dies mid-call; its message was never acknowledged
+        workers("rescuer", **fast_redelivery)
+        wait_for(lambda: Contribution.objects.get(pk=contribution.pk).status == "done", 60, what="redelivery")
+        finished = Contribution.objects.get(pk=contribution.pk)
+        assert finished.tries == 2 and len(hanging.calls) == 2
+        assert "local model" in finished.text
+        wait_for(lambda: DesignSession.objects.get(pk=session.pk).status == "completed", 30, what="the task report")
+    finally:
+        hanging.stop()
