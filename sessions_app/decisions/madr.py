@@ -215,7 +215,9 @@ FILE_NUMBER = re.compile(r"^(\d+)-(.+)\.md$", re.IGNORECASE)
 DATE_PREFIX = re.compile(r"^((?:19|20)\d{2})(0[1-9]|1[0-2])([0-2]\d|3[01])$")
 ADR_NUMBER = re.compile(r"^(?:adr[-_ ]?)?0*(\d+)$", re.IGNORECASE)
 NYGARD_TITLE = re.compile(r"^(\d+)\.\s+(.+)$")
-CHOSEN = re.compile(r'^Chosen option:?\s*"(?P<option>[^"\n]*)"\s*(?:,?\s*because\b[ \t]*\n?(?P<why>.*))?\Z', re.DOTALL | re.IGNORECASE)
+CHOSEN = re.compile(
+    r'^Chosen option:?[ \t]*"(?P<option>[^\n]*?)"(?:,?[ \t]*because\b[ \t]*|[ \t]*(?=\n|\Z))(?P<why>.*)\Z', re.DOTALL | re.IGNORECASE
+)
 META_LINE = re.compile(r"^\s*(?:[*+-]\s+)?(?P<key>[A-Za-z][A-Za-z -]{1,30}?)\s*:\s*(?P<value>.*?)\s*$")
 
 KNOWN_SECTIONS = {
@@ -514,8 +516,8 @@ def parse(source: str, text: str) -> ParsedADR:
             more.append("\n".join(f"* {line}" for line in rest))
     if meta.get("technical story"):
         more.append(f"Technical story: {_one_line(str(meta['technical story']))}")
-    if nygard and leftover:
-        more.append("\n".join(line for line in leftover if not META_LINE.match(line)))
+    if leftover:
+        more.append("\n".join(leftover).strip())
     adr.more_information = "\n\n".join(m for m in more if m.strip())
     if adr.format != "madr4":
         for name in ("context", "justification", "consequences", "confirmation", "more_information"):

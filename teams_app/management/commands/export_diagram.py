@@ -14,6 +14,10 @@ from teams_app.models import Project
 class Command(BaseCommand):
     help = "Print the project's cluster diagram (latest version unless --version is given)."
 
+    def create_parser(self, prog_name: str, subcommand: str, **kwargs: Any) -> CommandParser:
+        # Django reserves --version for its own version; this command's --version is the diagram's.
+        return super().create_parser(prog_name, subcommand, conflict_handler="resolve", **kwargs)
+
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--project", required=True, help="Project slug")
         parser.add_argument("--format", default="mermaid", choices=["mermaid", "ascii"])
