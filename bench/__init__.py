@@ -1,1 +1,6 @@
-"""Benchmarks: `python -m bench [module ...]` (also `make bench`)."""
+"""Benchmarks: ``python -m bench`` (or ``make bench``) runs every module of this package.
+
+A benchmark module is any ``bench/<name>.py`` not starting with ``_``. It provides ``main(args)``
+(prints its own report) or ``run(args) -> dict`` (``__main__`` prints the dict as a JSON line).
+``args`` are the options given after ``--`` on the command line.
+"""

@@ -1,4 +1,4 @@
-"""HTTP through Django, WebSockets through Channels (cookie auth, origin checked)."""
+"""HTTP through Django (and /mcp/ through the hub's MCP server), WebSockets through Channels (cookie auth, origin checked)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E40
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
 
 from config.env import env_bool  # noqa: E402
+from sessions_app.hub.mcp_http import with_mcp  # noqa: E402
 from sessions_app.routing import websocket_urlpatterns  # noqa: E402
 
 # The one-command profile serves its own static files; behind a proxy, the proxy does.
@@ -22,7 +23,7 @@ http_app = ASGIStaticFilesHandler(django_asgi_app) if env_bool("MAESTRO_SERVE_ST
 
 application = ProtocolTypeRouter(
     {
-        "http": http_app,
+        "http": with_mcp(http_app),  # /mcp/: the hub's MCP server (Streamable HTTP); the rest: Django
         "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
     }
 )

@@ -12,4 +12,6 @@ urlpatterns = [
     path("accounts/password/done/", auth_views.PasswordChangeDoneView.as_view(), name="password_change_done"),
     path("", include("teams_app.urls")),
     path("", include("sessions_app.urls")),
+    path("hub/", include("sessions_app.hub.urls")),
+    path("", include("sessions_app.hub.page_urls")),
 ]

@@ -154,3 +154,5 @@ class SessionEventAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False
+from sessions_app.decisions import admin as _decisions_admin  # noqa: E402,F401  (registers the decision log)
+from sessions_app.hub import admin as _hub_admin  # noqa: E402,F401

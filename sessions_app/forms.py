@@ -3,6 +3,7 @@ from __future__ import annotations
 from django import forms
 
 from sessions_app.providers import PROVIDERS
+from sessions_app.models import DesignSession
 from teams_app.models import PRD, PRD_REFERENCE, TeamTemplate
 
 
@@ -16,10 +17,21 @@ class SessionStartForm(forms.Form):
     provider = forms.ChoiceField(choices=[("", "Project default")] + [(p, p) for p in PROVIDERS], required=False)
     budget_tokens = forms.IntegerField(min_value=1, required=False, label="Token budget",
                                        help_text="Optional. The session pauses at a human gate when it is spent.")
+    approval_quorum = forms.IntegerField(min_value=1, max_value=50, initial=1, label="Approvals needed",
+                                         help_text="How many of the project's product owners must approve each gate.")
+    approvers = forms.ModelMultipleChoiceField(queryset=None, required=False, label="Named approvers",
+                                               help_text="Optional. When chosen, only they answer and all must approve.")
+    validation_deadline_hours = forms.IntegerField(min_value=1, max_value=24 * 60, required=False,
+                                                   label="Answer within (hours)")
+    expiry_action = forms.ChoiceField(choices=DesignSession.ExpiryAction.choices, initial="keep_open",
+                                      label="When a deadline passes")
 
     def __init__(self, *args, project, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["prd"].queryset = project.prds.exclude(status=PRD.Status.SUPERSEDED)
+        from django.contrib.auth import get_user_model
+
+        self.fields["approvers"].queryset = get_user_model().objects.filter(memberships__project=project).order_by("username")
         latest = project.prds.filter(status=PRD.Status.ACTIVE).order_by("-created_at").first()
         if latest and not self.is_bound:
             self.initial["prd"] = latest.pk

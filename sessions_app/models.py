@@ -38,7 +38,7 @@ class DesignSession(models.Model):
 
     class ExpiryAction(models.TextChoices):
         KEEP_OPEN = "keep_open", "Stay open and show as overdue"
-        REJECT = "reject", "Close as rejected"
+        PAUSE = "pause", "Close as expired and pause the session"
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="design_sessions")
     mode = models.CharField(max_length=10, choices=Mode.choices, default=Mode.DESIGN)
@@ -281,6 +281,16 @@ class ValidationPoint(models.Model):
 
     def __str__(self) -> str:
         return self.title
+
+    @property
+    def overdue(self) -> bool:
+        from django.utils import timezone
+
+        return self.state == self.State.OPEN and self.deadline is not None and self.deadline < timezone.now()
+
+    @property
+    def expiry_label(self) -> str:
+        return dict(DesignSession.ExpiryAction.choices).get(self.expiry_action, self.expiry_action)
 
 
 class ValidationResponse(models.Model):

@@ -58,11 +58,19 @@ def sessions_active_for_user(*, user: AbstractBaseUser) -> QuerySet[DesignSessio
 
 def points_waiting_for(*, user: AbstractBaseUser) -> QuerySet[ValidationPoint]:
     """Open validation points the user may answer, oldest first."""
-    qs = ValidationPoint.objects.filter(state=ValidationPoint.State.OPEN).exclude(responses__user=user)
-    qs = qs.filter(
-        session__project__memberships__user=user, session__project__memberships__role=Membership.Role.PRODUCT_OWNER
+    from django.db.models import Exists, OuterRef, Q
+
+    from teams_app.models import Membership as M
+
+    is_po = M.objects.filter(project=OuterRef("session__project"), user=user, role=Membership.Role.PRODUCT_OWNER)
+    named = ValidationPoint.approvers.through.objects.filter(validationpoint=OuterRef("pk"))
+    named_me = named.filter(user=user)
+    qs = (
+        ValidationPoint.objects.filter(state=ValidationPoint.State.OPEN)
+        .exclude(responses__user=user)
+        .filter(Q(Exists(named_me)) | (~Exists(named) & Exists(is_po)))
     )
-    return qs.select_related("session__project").order_by("opened_at")
+    return qs.select_related("session__project").order_by("opened_at", "pk")
 
 
 def phase_steps(session: DesignSession) -> list[dict]:
@@ -112,8 +120,9 @@ def key_questions_view(session: DesignSession) -> list[dict]:
 def session_page_state(session: DesignSession) -> dict:
     """Everything the session page renders, read in one consistent snapshot so ``last_seq``
     matches what is shown (events after it are replayed by the live connection)."""
+    outermost = not connection.in_atomic_block
     with transaction.atomic():
-        if connection.vendor == "postgresql":
+        if connection.vendor == "postgresql" and outermost:
             with connection.cursor() as cursor:
                 cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
         session = DesignSession.objects.select_related("project", "prd", "template", "inventory_revision").get(pk=session.pk)

@@ -9,13 +9,11 @@ from django.utils import timezone
 from sessions_app import events
 from sessions_app.engine import flow
 from sessions_app.engine.context import SessionContext
-from sessions_app.engine.gate import DESIGN_GATE
 from sessions_app.models import (
     Contribution,
     DesignSession,
     KeyQuestion,
     ValidationPoint,
-    ValidationResponse,
 )
 from teams_app.errors import ApplicationError
 from teams_app.models import PRD, Project, Specialist, TeamTemplate
@@ -29,10 +27,6 @@ NOT_FAILED = "Only a failed specialist can be re-run."
 NOT_LATEST_ROUND = "Only specialists of the latest round can be re-run."
 MESSAGE_EMPTY = "Write a message first."
 MESSAGE_TOO_LONG = "Messages are limited to 5,000 characters."
-POINT_CLOSED = "This validation point is closed."
-ALREADY_ANSWERED = "You have already answered this validation point."
-BAD_VERDICT = "Choose approve, request changes or reject."
-COMMENT_NEEDED = "Say what should change: a comment is required when you request changes or reject."
 BAD_OPTION = "Choose one of the question's options."
 QUESTION_NOT_IN_CONFLICT = "Only a question the team could not agree on waits for your decision."
 NOT_PAUSED = "Only a paused session can be resumed."
@@ -67,6 +61,10 @@ def session_start(
     prd: PRD | None = None,
     provider: str = "",
     budget_tokens: int | None = None,
+    approval_quorum: int = 1,
+    approvers: list | None = None,
+    validation_deadline_hours: int | None = None,
+    expiry_action: str = DesignSession.ExpiryAction.KEEP_OPEN,
 ) -> DesignSession:
     from django.conf import settings
 
@@ -80,8 +78,14 @@ def session_start(
         team=_team_snapshot(template), title=(title or requirement.splitlines()[0])[:200], requirement=requirement,
         prd=prd, provider=provider, budget_tokens=budget_tokens, created_by=user,
         discussion_limit=settings.MAESTRO_DISCUSSION_ROUNDS, consensus_threshold=settings.MAESTRO_CONSENSUS_THRESHOLD,
-        inventory_revision=inventory_latest(project=project),
+        inventory_revision=inventory_latest(project=project), approval_quorum=max(1, approval_quorum or 1),
+        validation_deadline_hours=validation_deadline_hours, expiry_action=expiry_action,
     )
+    if approvers:
+        outsiders = [u for u in approvers if not project.memberships.filter(user=u).exists()]
+        if outsiders:
+            raise ApplicationError("Named approvers must be members of the project.", {"field": "approvers"})
+        session.approvers.set(approvers)
     session = flow._lock(session.pk)
     if prd is None:
         flow._set_status(session, S.PAUSED_PRD, flow.PRD_QUESTION)
@@ -293,56 +297,3 @@ def key_question_decide(*, question: KeyQuestion, option: str, user: AbstractBas
         if session.status == S.AWAITING_USER:
             flow.open_design_gate(session, SessionContext.load(session))
     return question
-
-
-VERDICT_STATE = {
-    ValidationResponse.Verdict.APPROVE: ValidationPoint.State.APPROVED,
-    ValidationResponse.Verdict.REQUEST_CHANGES: ValidationPoint.State.CHANGES_REQUESTED,
-    ValidationResponse.Verdict.REJECT: ValidationPoint.State.REJECTED,
-    ValidationResponse.Verdict.ANSWER: ValidationPoint.State.ANSWERED,
-}
-
-
-@transaction.atomic
-def validation_respond(
-    *, point: ValidationPoint, user: AbstractBaseUser, verdict: str, comment: str = "", answers: dict | None = None
-) -> ValidationResponse:
-    """Record one immutable response and close the point with its outcome.
-
-    The session row is locked first, then the point: concurrent answers serialise, the first
-    closes the point, the others see it closed and get a clear error."""
-    session = flow._lock(point.session_id)
-    point = ValidationPoint.objects.select_for_update().get(pk=point.pk)
-    if point.state != ValidationPoint.State.OPEN or session.status in (S.COMPLETED, S.CANCELLED):
-        raise ApplicationError(POINT_CLOSED)
-    if point.kind == ValidationPoint.Kind.INPUT:
-        verdict = ValidationResponse.Verdict.ANSWER
-    elif verdict not in (
-        ValidationResponse.Verdict.APPROVE, ValidationResponse.Verdict.REQUEST_CHANGES, ValidationResponse.Verdict.REJECT
-    ):
-        raise ApplicationError(BAD_VERDICT, {"field": "verdict"})
-    comment = (comment or "").strip()
-    answers = {str(k)[:200]: str(v).strip()[:5000] for k, v in (answers or {}).items() if str(v).strip()}
-    if verdict in (ValidationResponse.Verdict.REQUEST_CHANGES, ValidationResponse.Verdict.REJECT) and not comment:
-        raise ApplicationError(COMMENT_NEEDED, {"field": "comment"})
-    if point.kind == ValidationPoint.Kind.INPUT and not (comment or answers):
-        raise ApplicationError("Answer at least one question.", {"field": "comment"})
-    if verdict == ValidationResponse.Verdict.APPROVE and point.gate == DESIGN_GATE:
-        unmet = flow.unmet_gate_items(session, SessionContext.load(session))
-        if unmet:
-            raise ApplicationError(flow.UNMET_GATE.format(items=", ".join(unmet).lower()))
-    if point.responses.filter(user=user).exists():
-        raise ApplicationError(ALREADY_ANSWERED)
-    from sessions_app.diagrams.services import diagram_current_version
-
-    response = ValidationResponse.objects.create(
-        point=point, user=user, verdict=verdict, comment=comment, answers=answers,
-        synthesis_seen=point.synthesis, diagram_version_seen=point.diagram_version or diagram_current_version(project=session.project),
-    )
-    events.event_emit(session_id=session.pk, event=events.ValidationAnswered(point_id=point.pk, response_id=response.pk))
-    point.state, point.closed_at = VERDICT_STATE[verdict], timezone.now()
-    point.save(update_fields=["state", "closed_at"])
-    events.event_emit(session_id=session.pk, event=events.ValidationClosed(point_id=point.pk, state=point.state))
-    feedback = "\n".join([comment, *(f"{q} {a}" for q, a in answers.items())]).strip()
-    flow.gate_passed(session, point, verdict, feedback, user)
-    return response

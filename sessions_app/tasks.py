@@ -59,6 +59,17 @@ def synthesize_round(round_id: int) -> None:
     flow.round_synthesize(round_id=round_id)
 
 
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def expire_validation_point(point_id: int) -> None:
+    from sessions_app.validation import validation_expire
+
+    validation_expire(point_id=point_id)
+
+
+def enqueue_expiry(point_id: int, deadline) -> None:
+    transaction.on_commit(lambda: expire_validation_point.apply_async(args=[point_id], eta=deadline))
+
+
 def enqueue_contributions(ids: list[int]) -> None:
     if ids:
         transaction.on_commit(lambda: group(run_contribution.si(i) for i in ids).apply_async())

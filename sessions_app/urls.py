@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from django.urls import path
+from django.urls import include, path
 
 from sessions_app import views
 from sessions_app.diagrams import views as diagram_views
@@ -36,4 +36,5 @@ urlpatterns = [
     path("sessions/<int:pk>/validation/<int:point_id>/", views.validation_respond, name="validation_respond"),
     path("sessions/<int:pk>/report/", views.session_report, name="session_report"),
     path("sessions/<int:pk>/continuation.txt", views.session_continuation, name="session_continuation"),
+    path("", include("sessions_app.decisions.urls")),
 ]

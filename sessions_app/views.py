@@ -70,6 +70,8 @@ def session_create(request: HttpRequest, slug: str) -> HttpResponse:
             session = services.session_start(
                 project=access.project, template=data["template"], requirement=data["requirement"],
                 title=data["title"], prd=data["prd"], provider=data["provider"], budget_tokens=data["budget_tokens"],
+                approval_quorum=data["approval_quorum"] or 1, approvers=list(data["approvers"]),
+                validation_deadline_hours=data["validation_deadline_hours"], expiry_action=data["expiry_action"],
                 user=request.user,
             )
         except ApplicationError as exc:
@@ -93,10 +95,19 @@ def session_detail(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 def _user_panel_context(request: HttpRequest, session: DesignSession, access) -> dict:
-    can_answer = access.can(Action.ANSWER_VALIDATION)
+    from sessions_app.validation import required_approvals, validation_eligible
+
     points = [
-        {"point": p, "form": ValidationResponseForm(point=p), "answered": p.responses.filter(user=request.user).exists()}
-        for p in session.validation_points.filter(state=ValidationPoint.State.OPEN).prefetch_related("responses")
+        {
+            "point": p,
+            "form": ValidationResponseForm(point=p),
+            "answered": any(r.user_id == request.user.pk for r in p.responses.all()),
+            "can_answer": validation_eligible(point=p, user=request.user),
+            "approvals": sum(1 for r in p.responses.all() if r.verdict == "approve"),
+            "required": required_approvals(p),
+            "approvers": list(p.approvers.all()),
+        }
+        for p in session.validation_points.filter(state=ValidationPoint.State.OPEN).prefetch_related("responses", "approvers")
     ]
     latest = session.rounds.order_by("-number").first()
     failed = []
@@ -104,7 +115,6 @@ def _user_panel_context(request: HttpRequest, session: DesignSession, access) ->
         failed = [c for c in selectors.round_view(latest)["cards"] if c.status == Contribution.Status.FAILED]
     return {
         "points": points,
-        "can_answer": can_answer,
         "can_steer": access.can(Action.RUN_SESSIONS),
         "can_post": access.can(Action.POST_MESSAGES),
         "conflicts": selectors.conflicts_waiting(session) if session.status == DesignSession.Status.AWAITING_USER else [],
@@ -228,18 +238,28 @@ def key_question_decide(request: HttpRequest, pk: int, question_id: int) -> Http
 
 @require_POST
 def validation_respond(request: HttpRequest, pk: int, point_id: int) -> HttpResponse:
-    def run(session):
-        point = get_object_or_404(ValidationPoint, pk=point_id, session=session)
-        form = ValidationResponseForm(request.POST, point=point)
-        if not form.is_valid():
-            raise ApplicationError(services.BAD_VERDICT)
-        services.validation_respond(
-            point=point, user=request.user, verdict=form.cleaned_data["verdict"],
-            comment=form.cleaned_data["comment"], answers=form.answers(),
-        )
-        return "Thank you: your answer is recorded."
+    from sessions_app.validation import BAD_VERDICT, validation_respond as respond
 
-    return _act(request, pk, Action.ANSWER_VALIDATION, run)
+    session, access = selectors.session_access(user=request.user, pk=pk)
+    point = get_object_or_404(ValidationPoint, pk=point_id, session=session)
+    form = ValidationResponseForm(request.POST, point=point)
+    try:
+        if not form.is_valid():
+            raise ApplicationError(BAD_VERDICT)
+        respond(point=point, user=request.user, verdict=form.cleaned_data["verdict"],
+                comment=form.cleaned_data["comment"], answers=form.answers())
+        if not request.htmx:
+            messages.success(request, "Thank you: your answer is recorded.")
+    except ApplicationError as exc:
+        if request.htmx:
+            context = _user_panel_context(request, session, access)
+            context["panel_error"] = exc.message
+            return render(request, "sessions_app/partials/user_panel.html", context, status=422)
+        messages.error(request, exc.message)
+    if request.htmx:
+        session.refresh_from_db()
+        return render(request, "sessions_app/partials/user_panel.html", _user_panel_context(request, session, access))
+    return redirect(session)
 
 
 @require_GET

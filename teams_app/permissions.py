@@ -13,6 +13,7 @@ class Action(str, Enum):
     VIEW = "view"
     MANAGE_MEMBERS = "manage_members"
     EDIT_PRDS = "edit_prds"
+    EDIT_DECISIONS = "edit_decisions"
     EDIT_INVENTORY = "edit_inventory"
     RUN_SESSIONS = "run_sessions"
     POST_MESSAGES = "post_messages"
@@ -24,6 +25,7 @@ ALLOWED: dict[Action, frozenset[str]] = {
     Action.VIEW: frozenset({R.OWNER, R.ARCHITECT, R.PRODUCT_OWNER, R.VIEWER}),
     Action.MANAGE_MEMBERS: frozenset({R.OWNER}),
     Action.EDIT_PRDS: frozenset({R.OWNER, R.ARCHITECT, R.PRODUCT_OWNER}),
+    Action.EDIT_DECISIONS: frozenset({R.OWNER, R.ARCHITECT, R.PRODUCT_OWNER}),
     Action.EDIT_INVENTORY: frozenset({R.OWNER, R.ARCHITECT}),
     Action.RUN_SESSIONS: frozenset({R.OWNER, R.ARCHITECT}),
     Action.POST_MESSAGES: frozenset({R.OWNER, R.ARCHITECT, R.PRODUCT_OWNER}),

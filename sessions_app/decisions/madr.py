@@ -362,7 +362,7 @@ def _link_refs(lines: Iterable[str]) -> tuple[list[LinkRef], list[str]]:
     return links, rest
 
 
-def _number_and_slug(source: str) -> tuple[int | None, str]:
+def number_and_slug(source: str) -> tuple[int | None, str]:
     name = source.rsplit("/", 1)[-1]
     match = FILE_NUMBER.match(name)
     if not match:
@@ -382,7 +382,7 @@ def parse(source: str, text: str) -> ParsedADR:
     title_index = next((i for i, (level, _, _) in enumerate(blocks) if level == 1), None)
     if title_index is None:
         raise MadrError("no title: the file needs a first-level heading (# Title)")
-    number, slug = _number_and_slug(source)
+    number, slug = number_and_slug(source)
     adr = ParsedADR(source=source, title=_one_line(COMMENT.sub("", blocks[title_index][1])), number=number, slug=slug)
     if not adr.title:
         raise MadrError("no title: the first-level heading is empty")

@@ -92,6 +92,9 @@ class Decision(models.Model):
     def __str__(self) -> str:
         return f"{self.adr_id} {self.title}"
 
+    def get_absolute_url(self) -> str:
+        return reverse("decision_detail", kwargs={"slug": self.project.slug, "number": self.number})
+
     @property
     def adr_id(self) -> str:
         return adr_id(self.number)
@@ -104,8 +107,10 @@ class Decision(models.Model):
     def is_editable(self) -> bool:
         return self.status in (self.Status.DRAFT, self.Status.PROPOSED)
 
-    def get_absolute_url(self) -> str:
-        return reverse("decision_detail", kwargs={"slug": self.project.slug, "number": self.number})
+    @property
+    def specialist_names(self) -> list[str]:
+        """Who contributed, from the (usually prefetched) provenance rows."""
+        return sorted({p.author_name for p in self.provenance.all()})
 
 
 class DecisionOption(models.Model):

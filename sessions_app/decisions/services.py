@@ -9,7 +9,6 @@ accepted decision is superseded or deprecated, never rewritten.
 
 from __future__ import annotations
 
-import datetime
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -19,6 +18,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
+from sessions_app.decisions import madr
 from sessions_app.decisions.models import (
     Decision,
     DecisionLink,
@@ -251,7 +251,7 @@ def _require_editable(decision: Decision) -> None:
 
 
 def _lock(decision: Decision) -> Decision:
-    return Decision.objects.select_for_update().select_related("project").get(pk=decision.pk)
+    return Decision.objects.select_for_update(of=("self",)).select_related("project").get(pk=decision.pk)
 
 
 @transaction.atomic
@@ -415,7 +415,7 @@ def decision_from_key_question(*, question: KeyQuestion) -> Decision:
     """The proposed decision for a key question with consensus or a user's decision; one per
     question (idempotent: the existing one is returned). Decision makers stay empty until a
     validation point approves it (:func:`decisions_accept_from_validation`)."""
-    question = KeyQuestion.objects.select_for_update().select_related(
+    question = KeyQuestion.objects.select_for_update(of=("self",)).select_related(
         "session__project", "session__prd", "session__template", "decided_by"
     ).get(pk=question.pk)
     existing = Decision.objects.filter(key_question=question).first()
@@ -509,32 +509,131 @@ def decisions_accept_from_validation(
     return list(Decision.objects.filter(status_changes__via=response).distinct().order_by("number"))
 
 
-# -- import (used by madr.decisions_import) ------------------------------------------------------
+# -- MADR import --------------------------------------------------------------------------------
+
+IMPORT_FAILED = "Nothing was imported: {count} file(s) have problems."
+NOTHING_TO_IMPORT = "No ADR markdown files (NNNN-title.md) were found."
 
 
-def decision_import_one(
+def _resolve_link(
+    target: str, *, by_file: dict[str, madr.ParsedADR], numbers: dict[int, madr.ParsedADR], existing: dict[int, int]
+) -> int | None:
+    """The number a link points to (in the import or already in the project), or None."""
+    how, key = madr.link_target_key(target)
+    if how == "file":
+        adr = by_file.get(str(key).lower())
+        if adr is not None:
+            return adr.number
+        number, _ = madr.number_and_slug(str(key))
+        key = number
+    if isinstance(key, int) and (key in numbers or key in existing):
+        return key
+    return None
+
+
+@transaction.atomic
+def decisions_import(
     *,
     project: Project,
-    user: AbstractBaseUser | None,
-    number: int,
-    slug: str,
-    status: str,
-    date: datetime.date,
-    options: Sequence[dict[str, Any]],
-    source: str,
-    **fields: Any,
-) -> Decision:
-    """Precondition: inside the import's transaction, which holds the project lock."""
-    fields["date"] = date
-    prd_reference = fields.get("prd_reference") or ""
-    if prd_reference and "prd" not in fields:
-        fields["prd"] = PRD.objects.filter(project=project, reference=prd_reference).first()
-    return _new_decision(
-        project=project, user=user, status=status, options=options, fields=fields, number=number, slug=slug,
-        actor_label=f"import of {source}", note=f"Imported from {source}",
+    files: Sequence[tuple[str, str | bytes]],
+    user: AbstractBaseUser | None = None,
+) -> list[Decision]:
+    """Import MADR 4, MADR 2/3 (Log4brains) and adr-tools (Nygard) files, all or nothing: any bad
+    file (no title, invalid front matter, unknown status, duplicate number, a link to an ADR that
+    is neither imported nor in the project) raises ApplicationError with ``extra["problems"]``
+    ({file name: reason}) and leaves the project unchanged. Numbers come from the file names
+    (``0007-x.md``) or the adr-tools title; files without one are numbered after the rest."""
+    parsed, problems = madr.parse_files(files)
+    if not parsed and not problems:
+        raise ApplicationError(NOTHING_TO_IMPORT, {"problems": {}})
+    project = _lock_project(project)
+    existing = dict(Decision.objects.filter(project=project).values_list("number", "pk"))
+
+    numbers: dict[int, madr.ParsedADR] = {}
+    for adr in parsed:
+        if adr.number is None:
+            continue
+        if adr.number < 1:
+            problems[adr.source] = "ADR numbers start at 1"
+        elif adr.number in numbers:
+            other = numbers[adr.number]
+            problems[adr.source] = f"duplicate number {adr.number:04d}: {other.source} has it too"
+            problems.setdefault(other.source, f"duplicate number {adr.number:04d}: {adr.source} has it too")
+        elif adr.number in existing:
+            problems[adr.source] = f"{madr.adr_ref(adr.number)} already exists in this project"
+        else:
+            numbers[adr.number] = adr
+    next_number = max([0, *existing, *numbers]) + 1
+    for adr in parsed:
+        if adr.number is None:
+            adr.number = next_number
+            numbers[next_number] = adr
+            next_number += 1
+    by_file = {adr.source.rsplit("/", 1)[-1].lower(): adr for adr in parsed}
+
+    edges: list[tuple[madr.ParsedADR, int, str, bool]] = []
+    for adr in parsed:
+        for link in adr.links:
+            target = _resolve_link(link.target, by_file=by_file, numbers=numbers, existing=existing)
+            if target is None:
+                problems.setdefault(
+                    adr.source, f'links to "{link.target}", which is neither in these files nor in the project'
+                )
+            elif target == adr.number:
+                problems.setdefault(adr.source, "links to itself")
+            else:
+                edges.append((adr, target, link.kind, link.reverse))
+
+    created: dict[int, Decision] = {}
+    for adr in sorted(parsed, key=lambda a: a.number or 0):
+        if adr.source in problems:
+            continue
+        try:
+            with transaction.atomic():
+                created[adr.number] = _new_decision(
+                    project=project, user=user, status=adr.status, options=[o.as_dict() for o in adr.options],
+                    fields={
+                        "title": adr.title,
+                        "date": adr.date or timezone.localdate(),
+                        "decision_makers": adr.decision_makers,
+                        "consulted": adr.consulted,
+                        "informed": adr.informed,
+                        "tags": adr.tags,
+                        "prd_reference": adr.prd_reference,
+                        "prd": PRD.objects.filter(project=project, reference=adr.prd_reference).first()
+                        if adr.prd_reference
+                        else None,
+                        "context": adr.context,
+                        "decision_drivers": adr.decision_drivers,
+                        "chosen_option": adr.chosen_option,
+                        "justification": adr.justification,
+                        "consequences": adr.consequences,
+                        "confirmation": adr.confirmation,
+                        "more_information": adr.more_information,
+                    },
+                    number=adr.number, slug=adr.slug or _slug(adr.title),
+                    actor_label=f"import of {adr.source.rsplit('/', 1)[-1]}"[:150],
+                    note=f"Imported from {adr.source.rsplit('/', 1)[-1]} ({adr.format})",
+                )
+        except ApplicationError as exc:
+            problems[adr.source] = exc.message
+    if problems:
+        raise ApplicationError(
+            IMPORT_FAILED.format(count=len(problems)), {"problems": dict(sorted(problems.items()))}
+        )
+
+    pks = {**existing, **{n: d.pk for n, d in created.items()}}
+    seen: set[tuple[int, int, str]] = set()
+    rows = []
+    for adr, target, kind, reverse in edges:
+        source_pk, target_pk = pks[adr.number], pks[target]
+        key = (target_pk, source_pk, kind) if reverse else (source_pk, target_pk, kind)
+        if key in seen:
+            continue
+        seen.add(key)
+        rows.append(DecisionLink(from_decision_id=key[0], to_decision_id=key[1], kind=kind, created_by=user))
+    existing_links = set(
+        DecisionLink.objects.filter(from_decision__project=project).values_list("from_decision_id", "to_decision_id", "kind")
     )
-
-
-def project_lock(*, project: Project) -> Project:
-    """Lock the project row for numbering; for the importer's single transaction."""
-    return _lock_project(project)
+    DecisionLink.objects.bulk_create([r for r in rows if (r.from_decision_id, r.to_decision_id, r.kind) not in existing_links])
+    return [created[n] for n in sorted(created)]

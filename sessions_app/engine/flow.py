@@ -430,15 +430,9 @@ def key_decisions(session: DesignSession) -> list[str]:
 def open_point(
     session: DesignSession, *, gate: str, kind: str, title: str, body: str, questions: list[str], round: Round | None = None
 ) -> ValidationPoint:
-    synthesis = Synthesis.objects.filter(session=session).order_by("-round__number").first()
-    from sessions_app.diagrams.services import diagram_current_version
+    from sessions_app.validation import validation_open
 
-    point = ValidationPoint.objects.create(
-        session=session, round=round, gate=gate, kind=kind, title=title, body=body, questions=questions,
-        synthesis=synthesis, diagram_version=diagram_current_version(project=session.project),
-    )
-    events.event_emit(session_id=session.pk, event=events.ValidationOpened(point_id=point.pk))
-    return point
+    return validation_open(session, gate=gate, kind=kind, title=title, body=body, questions=questions, round=round)
 
 
 def _cancel_open_points(session: DesignSession, gate: str) -> None:
@@ -482,7 +476,9 @@ def open_validation_gate(session: DesignSession, ctx: SessionContext) -> Validat
 UNMET_GATE = "The design cannot be approved yet: {items}. Request changes so the team can close these gaps."
 
 
-def gate_passed(session: DesignSession, point: ValidationPoint, verdict: str, feedback: str, user) -> None:
+def gate_passed(
+    session: DesignSession, point: ValidationPoint, verdict: str, feedback: str, user, *, response=None
+) -> None:
     """The engine's gate API: a validation point closed with an outcome. Precondition: session locked."""
     ctx = SessionContext.load(session)
     if point.gate == DISCOVERY_INPUT:

@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import re
 
+from teams_app.inventory.rules.security import (
+    EXTERNAL_REF_PREFIXES,
+    NOT_SECRET_SUFFIX,
+    PURE_REFERENCE,
+    REFERENCE_WITH_DEFAULT,
+)
 from teams_app.inventory.types import DependencySpec, ParsedInventory, PortSpec, ServiceSpec
 from teams_app.models import InventoryRevision, Service, ServiceDependency
 
-_SECRET_NAME = re.compile(r"(PASSWORD|PASSWD|SECRET|TOKEN|API_KEY|APIKEY|PRIVATE_KEY|CREDENTIAL)", re.I)
+_SECRET_NAME = re.compile(r"(PASSWORD|PASSWD|SECRET|TOKEN|API_?KEY|PRIVATE_?KEY|CREDENTIAL)", re.I)
 _CREDENTIALS_IN_URL = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^:/@\s]+):(?P<pw>[^@/\s]+)@", re.I)
 MASK = "•••••"
 
@@ -15,14 +21,38 @@ MASK = "•••••"
 def mask_value(name: str, value: str) -> str:
     """Hide literal secrets before they are stored or shown; references stay readable.
 
-    A masked literal is still a literal, so the plaintext-secret rules keep firing on it."""
+    Masking must not change what the rules see: the stored inventory is what the findings, the
+    diagram and later hand edits are computed from. So a masked literal is still a literal (the
+    plaintext-secret rules keep firing on it), and a reference (``${DB_PASSWORD}``, ``$TOKEN``,
+    ``secret:...``) is kept as written, never turned into a literal-looking mask."""
     if not value:
         return value
-    if value.startswith("${") or value.startswith("secret:"):
-        return value
-    if _SECRET_NAME.search(name):
+    stripped = value.strip()
+    if stripped.lower().startswith(EXTERNAL_REF_PREFIXES) or PURE_REFERENCE.match(stripped):
+        default = REFERENCE_WITH_DEFAULT.match(stripped)
+        if default is None or not default.group("default") or not _secret_name(name):
+            return _mask_url_credentials(value)
+        # ${DB_PASSWORD:-changeme} commits "changeme" to the file: hide it, keep the reference.
+        start, end = default.span("default")
+        return stripped[:start] + MASK + stripped[end:]
+    if _secret_name(name):
         return MASK
-    return _CREDENTIALS_IN_URL.sub(lambda m: f"{m['scheme']}{m['user']}:{MASK}@", value)
+    return _mask_url_credentials(value)
+
+
+def _secret_name(name: str) -> bool:
+    # *_URL, *_FILE, *_TTL ... mention a secret but hold something else (where it lives, how
+    # long it lasts); the rules ignore them, and masking them would hide hosts from inference.
+    return bool(_SECRET_NAME.search(name)) and not NOT_SECRET_SUFFIX.search(name)
+
+
+def _mask_url_credentials(value: str) -> str:
+    def mask(m: re.Match[str]) -> str:
+        if m["pw"].startswith("$"):  # postgres://app:${DB_PASSWORD}@db is a reference, not a secret
+            return m.group(0)
+        return f"{m['scheme']}{m['user']}:{MASK}@"
+
+    return _CREDENTIALS_IN_URL.sub(mask, value)
 
 
 def service_to_spec(service: Service) -> ServiceSpec:

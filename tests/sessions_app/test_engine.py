@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from sessions_app import services
+from sessions_app.validation import validation_respond
 from sessions_app.engine.gate import DESIGN_GATE, DISCOVERY_INPUT, VALIDATION_GATE
 from sessions_app.models import Contribution, DesignSession, KeyQuestion, Position, Round, SessionEvent, ValidationPoint
 from teams_app.errors import ApplicationError
@@ -125,7 +126,7 @@ def test_gate_blocks_planning_until_the_design_is_approved(run_engine, demo, nsi
     assert session.phase == "design"
     assert not session.rounds.filter(kind="planning").exists()
     gate = session.validation_points.get(gate=DESIGN_GATE)
-    run_engine(services.validation_respond, point=gate, user=po, verdict="approve", comment="Looks right")
+    run_engine(validation_respond, point=gate, user=po, verdict="approve", comment="Looks right")
     session = fresh(session)
     assert session.gate["user_requirements_confirmed"] is True
     planning = session.rounds.get(kind="planning")
@@ -137,9 +138,9 @@ def test_gate_blocks_planning_until_the_design_is_approved(run_engine, demo, nsi
 
 def test_approving_validation_completes_with_a_report(run_engine, demo, nsi, po):
     session = fresh(start(run_engine, demo, nsi))
-    run_engine(services.validation_respond, point=session.validation_points.get(gate=DESIGN_GATE), user=po, verdict="approve")
+    run_engine(validation_respond, point=session.validation_points.get(gate=DESIGN_GATE), user=po, verdict="approve")
     point = session.validation_points.get(gate=VALIDATION_GATE)
-    run_engine(services.validation_respond, point=point, user=po, verdict="approve")
+    run_engine(validation_respond, point=point, user=po, verdict="approve")
     session = fresh(session)
     assert session.status == S.COMPLETED and session.phase == "completed"
     assert session.report.startswith("# Final report:")
@@ -149,10 +150,10 @@ def test_approving_validation_completes_with_a_report(run_engine, demo, nsi, po)
 
 def test_request_changes_opens_a_follow_up_round_for_the_concerned_specialists(run_engine, demo, nsi, po):
     session = fresh(start(run_engine, demo, nsi))
-    run_engine(services.validation_respond, point=session.validation_points.get(gate=DESIGN_GATE), user=po, verdict="approve")
+    run_engine(validation_respond, point=session.validation_points.get(gate=DESIGN_GATE), user=po, verdict="approve")
     point = session.validation_points.get(gate=VALIDATION_GATE)
     run_engine(
-        services.validation_respond, point=point, user=po, verdict="request_changes",
+        validation_respond, point=point, user=po, verdict="request_changes",
         comment="Payment works but no inventory hold during processing: we need a data flow and events for the stock reservation",
     )
     session = fresh(session)
@@ -197,7 +198,7 @@ def test_deciding_with_an_unknown_option_changes_nothing(run_engine, demo, nsi, 
 def test_user_message_joins_the_next_briefs(run_engine, demo, nsi, po):
     session = fresh(start(run_engine, demo, nsi))
     services.message_post(session=session, text="Subscriptions must support weekly cadence", user=po)
-    run_engine(services.validation_respond, point=session.validation_points.get(gate=DESIGN_GATE), user=po, verdict="approve")
+    run_engine(validation_respond, point=session.validation_points.get(gate=DESIGN_GATE), user=po, verdict="approve")
     planning = fresh(session).rounds.get(kind="planning")
     from sessions_app.engine.context import SessionContext
 

@@ -135,6 +135,56 @@ def test_secrets_are_masked_in_stored_rows_yet_still_reported(project, imported)
     assert all(SECRET_KEY_VALUE not in f.why and SECRET_PASSWORD not in f.why for f in findings)
 
 
+@pytest.mark.parametrize(
+    "name,value,stored",
+    [
+        ("STRIPE_API_KEY", "sk_live_1234", MASK),
+        ("DB_PASSWORD", "hunter2", MASK),
+        ("GOOGLE_CREDENTIALS", '{"private_key": "x"}', MASK),
+        ("DB_PASSWORD", "${DB_PASSWORD}", "${DB_PASSWORD}"),
+        ("DB_PASSWORD", "$DB_PASSWORD", "$DB_PASSWORD"),
+        ("DB_PASSWORD", "secret:orders-db/password", "secret:orders-db/password"),
+        ("DB_PASSWORD", "${DB_PASSWORD:-changeme}", f"${{DB_PASSWORD:-{MASK}}}"),
+        ("DATABASE_URL", "postgres://app:pw@db:5432/app", f"postgres://app:{MASK}@db:5432/app"),
+        ("DATABASE_URL", "postgres://app:${DB_PASSWORD}@db:5432/app", "postgres://app:${DB_PASSWORD}@db:5432/app"),
+        ("TOKEN_URL", "https://auth.example/token", "https://auth.example/token"),
+        ("LOG_LEVEL", "info", "info"),
+    ],
+)
+def test_mask_value_hides_literals_and_keeps_references(name, value, stored):
+    from teams_app.inventory.store import mask_value
+
+    assert mask_value(name, value) == stored
+
+
+@pytest.mark.parametrize("text", [SMALL, SMALL_V2], ids=["small", "small-v2"])
+def test_findings_on_the_stored_revision_equal_findings_on_the_parsed_file(project, text):
+    """Masking must not invent or hide findings: a ${VAR} password is a reference, not a secret."""
+    from teams_app.inventory.importers import import_text
+    from teams_app.inventory.rules import analyze
+
+    services.inventory_import(project=project, text=text)
+    assert findings_for_project(project=project) == analyze(import_text(text))
+
+
+def test_demo_inventory_findings_survive_storage(project):
+    from pathlib import Path
+
+    from teams_app.inventory.importers import import_text
+    from teams_app.inventory.rules import analyze
+
+    text = (Path(services.__file__).parent / "demo" / "shop-compose.yml").read_text()
+    services.inventory_import(project=project, text=text)
+    assert findings_for_project(project=project) == analyze(import_text(text))
+
+
+def test_a_password_reference_in_a_url_is_stored_as_written_and_not_reported(project):
+    revision = services.inventory_import(project=project, text=SMALL_V2)
+    orders = revision.services.get(name="orders")
+    assert orders.environment["DATABASE_URL"] == "postgres://orders:${DB_PASSWORD}@db:5432/orders"
+    assert not [f for f in findings_for_project(project=project) if f.rule == "SEC005"]
+
+
 # --- hand edits --------------------------------------------------------------------------
 
 

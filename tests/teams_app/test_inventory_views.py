@@ -342,11 +342,24 @@ def test_each_service_row_lists_its_own_calls_with_a_remove_button(architect_cli
     page = _page(architect_client.get(_url("inventory_detail", project)))
     rows = {m[1]: m[2] for m in re.finditer(r"<tr>\s*<td><strong>([\w-]+)</strong></td>(.*?)</tr>", page, re.S)}
     assert set(rows) == {"gateway", "orders", "db", "mq"}
-    assert re.findall(r'name="target" value="([\w-]+)"', rows["orders"]) == ["db", "mq"]
-    assert re.findall(r'name="target" value="([\w-]+)"', rows["gateway"]) == ["orders"]
-    assert "name=\"target\"" not in rows["db"]
+    edge_buttons = r'form="dependency-remove-form" name="edge" value="([\w-]+ [\w-]+)"'
+    assert re.findall(edge_buttons, rows["orders"]) == ["orders db", "orders mq"]
+    assert re.findall(edge_buttons, rows["gateway"]) == ["gateway orders"]
+    assert 'name="edge"' not in rows["db"]
+    assert 'form="service-remove-form" name="name" value="db"' in rows["db"]
     # No separator dangles after a service's last call.
     assert not re.search(r"</span>, </td>", rows["gateway"])
+    # The buttons share one form per action: one CSRF token each, not one per edge.
+    table = page.split('<div class="table-scroll"><table>', 1)[1].split("</table>", 1)[0]
+    assert "csrfmiddlewaretoken" not in table and "<form" not in table
+    response = architect_client.post(_url("inventory_dependency_remove", project), {"edge": "orders mq"})
+    assert response.status_code == 302
+    latest = InventoryRevision.objects.order_by("-number").first()
+    assert latest.number == 2
+    assert set(latest.dependencies.values_list("source__name", "target__name")) == {("gateway", "orders"), ("orders", "db")}
+    response = architect_client.post(_url("inventory_service_remove", project), {"name": "mq"})
+    assert response.status_code == 302
+    assert "mq" not in set(InventoryRevision.objects.get(number=3).services.values_list("name", flat=True))
 
 
 def test_compare_with_a_single_revision_says_identical(architect_client, project):

@@ -1,0 +1,82 @@
+"""Run the benchmark modules of this package: all of them, or those named on the command line.
+
+    python -m bench                      # every module, in name order
+    python -m bench inventory            # only bench/inventory.py
+    python -m bench inventory -- --runs 3   # options after -- go to each module
+
+Modules are discovered, not listed, so adding ``bench/<name>.py`` is all a new benchmark needs.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import json
+import pkgutil
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from types import ModuleType
+from typing import Any
+
+import bench
+
+
+def available() -> list[str]:
+    return sorted(m.name for m in pkgutil.iter_modules(bench.__path__) if not m.name.startswith("_"))
+
+
+def _call(fn: Callable[..., Any], args: list[str]) -> Any:
+    # main() without parameters is allowed; give args only to functions that take them.
+    return fn(args) if inspect.signature(fn).parameters else fn()
+
+
+def run_module(module: ModuleType, args: list[str]) -> bool:
+    """Run one module; True when it succeeded (no exception, no non-zero exit status)."""
+    if hasattr(module, "main"):
+        status = _call(module.main, args)
+        return status in (None, 0, True)
+    if hasattr(module, "run"):
+        result = _call(module.run, args)
+        print(json.dumps(result, sort_keys=True, default=str))
+        return True
+    print(f"{module.__name__} has neither main() nor run(); skipped")
+    return False
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    module_args: list[str] = []
+    if "--" in argv:
+        cut = argv.index("--")
+        argv, module_args = argv[:cut], argv[cut + 1 :]
+    if any(a in ("-h", "--help") for a in argv):
+        print(__doc__)
+        print("available:", ", ".join(available()) or "none")
+        return 0
+    names = argv or available()
+    unknown = [n for n in names if n not in available()]
+    if unknown:
+        print(f"unknown benchmark(s): {', '.join(unknown)}; available: {', '.join(available())}", file=sys.stderr)
+        return 2
+    failed: list[str] = []
+    for name in names:
+        print(f"\n=== bench.{name} ===", flush=True)
+        started = time.perf_counter()
+        try:
+            ok = run_module(importlib.import_module(f"bench.{name}"), module_args)
+        except Exception:  # one broken benchmark must not hide the others' figures
+            traceback.print_exc()
+            ok = False
+        print(f"--- bench.{name}: {'done' if ok else 'FAILED'} in {time.perf_counter() - started:.1f} s", flush=True)
+        if not ok:
+            failed.append(name)
+    if failed:
+        print(f"\nfailed: {', '.join(failed)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

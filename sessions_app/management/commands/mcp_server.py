@@ -1,0 +1,38 @@
+"""Serve the orchestrator hub's MCP tools over stdio, bound to one project (for a client's .mcp.json).
+
+stdout carries the protocol; everything else goes to stderr. Without a broker (the embedded
+profile with no REDIS_URL, i.e. Celery's ``memory://``), the specialists run in this process.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import anyio
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+from teams_app.models import Project
+
+logger = logging.getLogger(__name__)
+
+
+class Command(BaseCommand):
+    help = "Serve the hub's MCP tools (orchestrator.*, *_assist) over stdio for one project."
+    requires_system_checks: list[str] = []
+
+    def add_arguments(self, parser):
+        parser.add_argument("--project", required=True, help="Project slug every tool call works in")
+
+    def handle(self, *args, project: str, **options):
+        from config.celery import app
+        from sessions_app.hub.mcp_server import build_server
+
+        if not Project.objects.filter(slug=project).exists():
+            raise CommandError(f"No project with slug {project!r}.")
+        if settings.CELERY_BROKER_URL.startswith("memory://"):
+            app.conf.task_always_eager = True
+            print("mcp_server: no broker configured (REDIS_URL unset); specialists run in this process.", file=sys.stderr)
+        server = build_server(project_slug=project)
+        anyio.run(server.run_stdio_async)

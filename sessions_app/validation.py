@@ -1,0 +1,180 @@
+"""Validation points (§7): opened by the engine at its gates, answered by product owners.
+
+Policy per point, copied from its session when it opens: a quorum of the project's product
+owners, or named approvers (all of whom must approve); an optional deadline with a visible
+expiry action. A request for changes or a rejection closes the point at once; approvals close
+it when the quorum is reached. Responses are immutable and record what the person saw.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import PermissionDenied
+from django.core.mail import send_mail
+from django.db import transaction
+from django.urls import reverse
+from django.utils import timezone
+
+from sessions_app import events
+from sessions_app.engine import flow
+from sessions_app.engine.context import SessionContext
+from sessions_app.engine.gate import DESIGN_GATE
+from sessions_app.models import DesignSession, Round, Synthesis, ValidationPoint, ValidationResponse
+from teams_app.errors import ApplicationError
+from teams_app.models import Membership
+
+logger = logging.getLogger("maestro.audit")
+S = DesignSession.Status
+V = ValidationResponse.Verdict
+P = ValidationPoint.State
+
+POINT_CLOSED = "This validation point is closed."
+ALREADY_ANSWERED = "You have already answered this validation point."
+BAD_VERDICT = "Choose approve, request changes or reject."
+COMMENT_NEEDED = "Say what should change: a comment is required when you request changes or reject."
+ANSWER_NEEDED = "Answer at least one question."
+NOT_ELIGIBLE = "Only the product owners or the named approvers of this point may answer it."
+
+VERDICT_STATE = {V.APPROVE: P.APPROVED, V.REQUEST_CHANGES: P.CHANGES_REQUESTED, V.REJECT: P.REJECTED, V.ANSWER: P.ANSWERED}
+
+
+def product_owners(session: DesignSession):
+    return [m.user for m in session.project.memberships.select_related("user").filter(role=Membership.Role.PRODUCT_OWNER)]
+
+
+def validation_eligible(*, point: ValidationPoint, user: AbstractBaseUser) -> bool:
+    if not user.is_authenticated:
+        return False
+    named = list(point.approvers.values_list("pk", flat=True))
+    if named:
+        return user.pk in named
+    return point.session.project.memberships.filter(user=user, role=Membership.Role.PRODUCT_OWNER).exists()
+
+
+def required_approvals(point: ValidationPoint) -> int:
+    named = point.approvers.count()
+    return named if named else max(1, point.quorum)
+
+
+def validation_open(
+    session: DesignSession, *, gate: str, kind: str, title: str, body: str, questions: list[str], round: Round | None = None
+) -> ValidationPoint:
+    """Open a point with the session's policy. Precondition: session row locked.
+    The email to the people who may answer and the expiry check are sent on commit."""
+    from sessions_app.diagrams.services import diagram_current_version
+
+    synthesis = Synthesis.objects.filter(session=session).order_by("-round__number").first()
+    deadline = None
+    if session.validation_deadline_hours:
+        deadline = timezone.now() + timedelta(hours=session.validation_deadline_hours)
+    owners = product_owners(session)
+    quorum = session.approval_quorum
+    if owners and kind == ValidationPoint.Kind.APPROVAL:
+        quorum = max(1, min(quorum, len(owners)))  # a quorum larger than the team could never close
+    point = ValidationPoint.objects.create(
+        session=session, round=round, gate=gate, kind=kind, title=title, body=body, questions=questions,
+        synthesis=synthesis, diagram_version=diagram_current_version(project=session.project),
+        quorum=quorum if kind == ValidationPoint.Kind.APPROVAL else 1, deadline=deadline,
+        expiry_action=session.expiry_action,
+    )
+    named = list(session.approvers.all())
+    if named:
+        point.approvers.set(named)
+    events.event_emit(session_id=session.pk, event=events.ValidationOpened(point_id=point.pk))
+    recipients = sorted({u.email for u in (named or owners) if u.email})
+    transaction.on_commit(lambda: _notify(point.pk, recipients))
+    if deadline is not None:
+        from sessions_app.tasks import enqueue_expiry
+
+        enqueue_expiry(point.pk, deadline)
+    return point
+
+
+def _notify(point_id: int, recipients: list[str]) -> None:
+    if not recipients:
+        return
+    point = ValidationPoint.objects.select_related("session__project").get(pk=point_id)
+    url = settings.MAESTRO_BASE_URL.rstrip("/") + reverse("session_detail", kwargs={"pk": point.session_id}) + f"#point-{point.pk}"
+    deadline = f"\nPlease answer by {point.deadline:%Y-%m-%d %H:%M %Z}." if point.deadline else ""
+    try:
+        send_mail(
+            subject=f"[Maestro] Waiting for you: {point.title}",
+            message=(
+                f"{point.session.project.name} · {point.session.title}\n\n{point.title}\n\n"
+                f"Open it here: {url}{deadline}\n"
+            ),
+            from_email=settings.DEFAULT_FROM_EMAIL,
+            recipient_list=recipients,
+        )
+    except Exception:  # a mail outage must not break the session; the dashboard still lists the point
+        logger.warning("could not email validation point %s", point_id, exc_info=True)
+
+
+@transaction.atomic
+def validation_respond(
+    *, point: ValidationPoint, user: AbstractBaseUser, verdict: str, comment: str = "", answers: dict | None = None
+) -> ValidationResponse:
+    """Record one immutable response and, when it decides the point, close it and move the engine.
+
+    The session row is locked first, then the point: concurrent answers serialise; exactly one
+    of them closes the point and makes the phase transition, later ones see it closed."""
+    session = flow._lock(point.session_id)
+    point = ValidationPoint.objects.select_for_update().get(pk=point.pk)
+    if not validation_eligible(point=point, user=user):
+        logger.warning("refused validation answer: user=%s point=%s", getattr(user, "pk", None), point.pk)
+        raise PermissionDenied(NOT_ELIGIBLE)
+    if point.state != P.OPEN or session.status in (S.COMPLETED, S.CANCELLED):
+        raise ApplicationError(POINT_CLOSED)
+    if point.kind == ValidationPoint.Kind.INPUT:
+        verdict = V.ANSWER
+    elif verdict not in (V.APPROVE, V.REQUEST_CHANGES, V.REJECT):
+        raise ApplicationError(BAD_VERDICT, {"field": "verdict"})
+    comment = (comment or "").strip()
+    answers = {str(k)[:200]: str(v).strip()[:5000] for k, v in (answers or {}).items() if str(v).strip()}
+    if verdict in (V.REQUEST_CHANGES, V.REJECT) and not comment:
+        raise ApplicationError(COMMENT_NEEDED, {"field": "comment"})
+    if verdict == V.ANSWER and not (comment or answers):
+        raise ApplicationError(ANSWER_NEEDED, {"field": "comment"})
+    if verdict == V.APPROVE and point.gate == DESIGN_GATE:
+        unmet = flow.unmet_gate_items(session, SessionContext.load(session))
+        if unmet:
+            raise ApplicationError(flow.UNMET_GATE.format(items=", ".join(unmet).lower()))
+    if point.responses.filter(user=user).exists():
+        raise ApplicationError(ALREADY_ANSWERED)
+    response = ValidationResponse.objects.create(
+        point=point, user=user, verdict=verdict, comment=comment, answers=answers,
+        synthesis_seen=point.synthesis, diagram_version_seen=point.diagram_version,
+    )
+    events.event_emit(session_id=session.pk, event=events.ValidationAnswered(point_id=point.pk, response_id=response.pk))
+    if verdict == V.APPROVE and point.responses.filter(verdict=V.APPROVE).count() < required_approvals(point):
+        return response  # waiting for more approvals
+    point.state, point.closed_at = VERDICT_STATE[verdict], timezone.now()
+    point.save(update_fields=["state", "closed_at"])
+    events.event_emit(session_id=session.pk, event=events.ValidationClosed(point_id=point.pk, state=point.state))
+    feedback = "\n".join([comment, *(f"{q} {a}" for q, a in answers.items())]).strip()
+    flow.gate_passed(session, point, verdict, feedback, user, response=response)
+    return response
+
+
+@transaction.atomic
+def validation_expire(*, point_id: int) -> bool:
+    """Apply the point's expiry action once its deadline has passed. Idempotent."""
+    point = ValidationPoint.objects.filter(pk=point_id).first()
+    if point is None:
+        return False
+    session = flow._lock(point.session_id)
+    point = ValidationPoint.objects.select_for_update().get(pk=point_id)
+    if point.state != P.OPEN or point.deadline is None or point.deadline > timezone.now():
+        return False
+    if point.expiry_action != DesignSession.ExpiryAction.PAUSE:
+        return False  # it stays open; pages show it as overdue
+    point.state, point.closed_at = P.EXPIRED, timezone.now()
+    point.save(update_fields=["state", "closed_at"])
+    events.event_emit(session_id=session.pk, event=events.ValidationClosed(point_id=point.pk, state=point.state))
+    if session.status in (S.RUNNING, S.AWAITING_USER):
+        flow._set_status(session, S.PAUSED, f"“{point.title}” expired without enough answers. Resume to ask again.")
+    return True
