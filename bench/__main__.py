@@ -4,11 +4,13 @@
     python -m bench inventory            # only bench/inventory.py
     python -m bench inventory -- --runs 3   # options after -- go to each module
 
-Modules are discovered, not listed, so adding ``bench/<name>.py`` is all a new benchmark needs.
+Modules are discovered, not listed, so adding ``bench/<name>.py`` with a ``main(args)`` or
+``run(args) -> dict`` is all a new benchmark needs; modules with neither are helpers and skipped.
 """
 
 from __future__ import annotations
 
+import ast
 import importlib
 import inspect
 import json
@@ -17,14 +19,34 @@ import sys
 import time
 import traceback
 from collections.abc import Callable
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import bench
 
 
+def _is_benchmark(path: Path) -> bool:
+    """A module with a top-level ``main`` or ``run``; others (servers, fixtures) are helpers.
+
+    Decided from the source, so discovery imports nothing and a helper's import-time work never runs."""
+    try:
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+    except (OSError, SyntaxError):
+        return True  # let the import report the problem rather than hide the module
+    return any(
+        isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name in ("main", "run") for node in tree.body
+    )
+
+
 def available() -> list[str]:
-    return sorted(m.name for m in pkgutil.iter_modules(bench.__path__) if not m.name.startswith("_"))
+    names = []
+    for module in pkgutil.iter_modules(bench.__path__):
+        if module.name.startswith("_") or module.ispkg:
+            continue
+        if _is_benchmark(Path(module.module_finder.path) / f"{module.name}.py"):
+            names.append(module.name)
+    return sorted(names)
 
 
 def _call(fn: Callable[..., Any], args: list[str]) -> Any:

@@ -43,14 +43,42 @@ GATEWAYS = [
     ("partner-api-gateway", "kong:3.7", ["8443:8443"]),
 ]
 DOMAINS = [
-    "catalog", "cart", "checkout", "orders", "payments", "customers", "identity", "shipping",
-    "inventory", "search", "reviews", "pricing",
+    "catalog",
+    "cart",
+    "checkout",
+    "orders",
+    "payments",
+    "customers",
+    "identity",
+    "shipping",
+    "inventory",
+    "search",
+    "reviews",
+    "pricing",
 ]
 # 21 components per domain: 12 × 21 = 252 services.
 COMPONENTS = [
-    "api", "bff", "worker", "events", "read-model", "scheduler", "importer", "exporter", "validator",
-    "rules", "projector", "notifier", "reporting", "sync", "admin", "audit", "cleanup", "webhooks",
-    "enricher", "gateway-adapter", "metrics",
+    "api",
+    "bff",
+    "worker",
+    "events",
+    "read-model",
+    "scheduler",
+    "importer",
+    "exporter",
+    "validator",
+    "rules",
+    "projector",
+    "notifier",
+    "reporting",
+    "sync",
+    "admin",
+    "audit",
+    "cleanup",
+    "webhooks",
+    "enricher",
+    "gateway-adapter",
+    "metrics",
 ]
 DATABASES = [(f"{d}-db", "postgres:16.3") for d in DOMAINS] + [
     ("reporting-warehouse", "postgres:16.3"),
@@ -61,9 +89,15 @@ DATABASES = [(f"{d}-db", "postgres:16.3") for d in DOMAINS] + [
     ("sessions-db", "postgres:16.3"),
 ]
 CACHES = [
-    ("catalog-cache", "redis:7.2"), ("cart-cache", "redis:7.2"), ("session-cache", "redis:7.2"),
-    ("pricing-cache", "redis:7.2"), ("search-cache", "redis:7.2"), ("rate-limit-cache", "redis:7.2"),
-    ("identity-cache", "redis:7.2"), ("page-cache", "memcached:1.6"), ("inventory-cache", "redis:7.2"),
+    ("catalog-cache", "redis:7.2"),
+    ("cart-cache", "redis:7.2"),
+    ("session-cache", "redis:7.2"),
+    ("pricing-cache", "redis:7.2"),
+    ("search-cache", "redis:7.2"),
+    ("rate-limit-cache", "redis:7.2"),
+    ("identity-cache", "redis:7.2"),
+    ("page-cache", "memcached:1.6"),
+    ("inventory-cache", "redis:7.2"),
     ("orders-cache", "redis:latest"),
 ]
 BROKERS = [
@@ -74,10 +108,18 @@ BROKERS = [
     ("rabbitmq-legacy", "rabbitmq:3.12", "LEGACY_AMQP_URL", "amqp://legacy:legacy-pass@rabbitmq-legacy:5672/"),
 ]
 EXTERNALS = [
-    ("stripe", "api.stripe.com"), ("adyen", "checkout-test.adyen.com"), ("sendgrid", "api.sendgrid.com"),
-    ("twilio", "api.twilio.com"), ("auth0", "acme.eu.auth0.com"), ("google-maps", "maps.googleapis.com"),
-    ("dhl", "api-eu.dhl.com"), ("ups", "onlinetools.ups.com"), ("algolia", "acme-dsn.algolia.net"),
-    ("segment", "api.segment.io"), ("s3", "s3.eu-west-1.amazonaws.com"), ("sentry", "o1.ingest.sentry.io"),
+    ("stripe", "api.stripe.com"),
+    ("adyen", "checkout-test.adyen.com"),
+    ("sendgrid", "api.sendgrid.com"),
+    ("twilio", "api.twilio.com"),
+    ("auth0", "acme.eu.auth0.com"),
+    ("google-maps", "maps.googleapis.com"),
+    ("dhl", "api-eu.dhl.com"),
+    ("ups", "onlinetools.ups.com"),
+    ("algolia", "acme-dsn.algolia.net"),
+    ("segment", "api.segment.io"),
+    ("s3", "s3.eu-west-1.amazonaws.com"),
+    ("sentry", "o1.ingest.sentry.io"),
 ]
 
 
@@ -95,7 +137,9 @@ def generate_compose(seed: int = 300) -> str:
             out["healthcheck"] = {"test": ["CMD", "wget", "-qO-", "http://localhost:8080/health"], "interval": "15s"}
         deploy: dict[str, Any] = {"replicas": replicas}
         if rng.random() > 0.1:
-            deploy["resources"] = {"limits": {"cpus": rng.choice(["0.25", "0.5", "1"]), "memory": rng.choice(["128M", "256M", "512M"])}}
+            deploy["resources"] = {
+                "limits": {"cpus": rng.choice(["0.25", "0.5", "1"]), "memory": rng.choice(["128M", "256M", "512M"])}
+            }
         out["deploy"] = deploy
         return out
 
@@ -176,7 +220,11 @@ def generate_compose(seed: int = 300) -> str:
     for name, host in EXTERNALS:
         services[name] = {
             "profiles": ["external"],
-            "labels": {"maestro.kind": "external", "maestro.hosts": host, "maestro.description": f"{name} (third party)"},
+            "labels": {
+                "maestro.kind": "external",
+                "maestro.hosts": host,
+                "maestro.description": f"{name} (third party)",
+            },
         }
     document = {
         "name": "acme-300",
@@ -273,7 +321,8 @@ def measure_database(text: str, runs: int) -> dict[str, Any]:
         projects = [Project.objects.create(name=f"Bench {i}", slug=f"bench-{i}") for i in range(runs)]
         queue = iter(projects)
         import_s, import_all, revision = _timed(
-            lambda: inventory_import(project=next(queue), text=text, fmt="compose", source_name="bench-compose.yml"), runs
+            lambda: inventory_import(project=next(queue), text=text, fmt="compose", source_name="bench-compose.yml"),
+            runs,
         )
         stored = (revision.services.count(), revision.dependencies.count())
         versions = DiagramVersion.objects.filter(inventory_revision__project__in=projects).count()
@@ -340,7 +389,9 @@ def run(args: list[str] | None = None) -> dict[str, Any]:
         total = steps["db_import"]["median_s"] + steps["db_findings"]["median_s"]
         result["total_definition"] = "db_import + db_findings"
     else:
-        total = sum(steps[k]["median_s"] for k in ("parse_inference", "rules_analysis", "mermaid_render", "ascii_render"))
+        total = sum(
+            steps[k]["median_s"] for k in ("parse_inference", "rules_analysis", "mermaid_render", "ascii_render")
+        )
         result["total_definition"] = "parse_inference + rules_analysis + mermaid_render + ascii_render"
     result["steps_median_s"] = {k: round(v["median_s"], 4) for k, v in steps.items()}
     result["total_s"] = round(total, 4)

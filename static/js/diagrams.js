@@ -17,18 +17,23 @@
       });
       return;
     }
-    window.mermaid.initialize({ startOnLoad: false, securityLevel: "strict", theme: "neutral" });
+    // suppressErrorRendering: without it Mermaid draws its own "Syntax error" graphic into a
+    // temporary element at the end of <body> and leaves it there; our notice says it in place.
+    window.mermaid.initialize({ startOnLoad: false, securityLevel: "strict", theme: "neutral", suppressErrorRendering: true });
     let n = 0;
     for (const pre of sources) {
       const wrap = pre.parentElement;
+      const id = "mermaid-" + (++n);
       try {
-        const { svg } = await window.mermaid.render("mermaid-" + (++n), pre.textContent);
+        const { svg } = await window.mermaid.render(id, pre.textContent);
         const holder = document.createElement("div");
         holder.className = "mermaid-rendered";
         holder.innerHTML = svg;
         pre.hidden = true;
         wrap.insertBefore(holder, pre);
       } catch (err) {
+        const leftover = document.getElementById("d" + id);  // Mermaid's temporary container
+        if (leftover) leftover.remove();
         notice(wrap, "Mermaid could not render this diagram: " + (err && err.message ? err.message : String(err)));
       }
     }

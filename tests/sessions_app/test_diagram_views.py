@@ -163,3 +163,13 @@ def test_a_diagram_of_another_project_is_404(client, project, architect, diagram
     edit = reverse("diagram_edit", kwargs={"slug": other.slug, "diagram_id": diagram.pk})
     assert client.post(edit, {"mermaid": "flowchart LR\n    a --> b\n"}).status_code == 404
     assert diagram.versions.count() == 1
+
+
+def test_the_diagram_script_renders_strictly_and_reports_errors_in_place():
+    from django.contrib.staticfiles import finders
+
+    with open(finders.find("js/diagrams.js"), encoding="utf-8") as handle:
+        script = handle.read()
+    assert 'securityLevel: "strict"' in script
+    # Mermaid's own error graphic would land at the end of <body>; the notice goes next to the diagram.
+    assert "suppressErrorRendering: true" in script and ".diagram-error" in script

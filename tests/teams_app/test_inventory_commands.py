@@ -209,7 +209,9 @@ def test_export_prints_the_stored_text(project, compose_file, tmp_path):
     assert run("export_diagram", "--project", project.slug, "--format", "mermaid", "--version", "1") == first.mermaid
     ascii_out = run("export_diagram", "--project", project.slug, "--format", "ascii", "--version", "1")
     assert ascii_out.rstrip("\n") == first.ascii.rstrip("\n") and "orders" in ascii_out
-    assert run("export_diagram", "--project", project.slug, "--format", "ascii").rstrip("\n") == latest.ascii.rstrip("\n")
+    assert run("export_diagram", "--project", project.slug, "--format", "ascii").rstrip("\n") == latest.ascii.rstrip(
+        "\n"
+    )
 
 
 def test_export_prints_a_hand_edited_version(project, compose_file, make_user):
@@ -217,8 +219,9 @@ def test_export_prints_a_hand_edited_version(project, compose_file, make_user):
 
     run("import_inventory", "--project", project.slug, str(compose_file))
     generated = DiagramVersion.objects.get()
-    edited = diagram_version_save(diagram=generated.diagram, mermaid=generated.mermaid + "    svc_db --> svc_mq\n",
-                                  user=make_user("editor"))
+    edited = diagram_version_save(
+        diagram=generated.diagram, mermaid=generated.mermaid + "    svc_db --> svc_mq\n", user=make_user("editor")
+    )
     assert run("export_diagram", "--project", project.slug) == edited.mermaid
 
 

@@ -201,12 +201,23 @@ def test_adding_a_service_is_a_new_revision(project, imported, make_user):
 
 def test_editing_a_service_keeps_its_edges_and_the_chosen_kind(project, imported):
     revision = services.service_save(
-        project=project, user=None, original_name="orders", name="orders", kind="gateway",
-        image="acme/orders:2.0", replicas=3, healthcheck=True, restart="always",
+        project=project,
+        user=None,
+        original_name="orders",
+        name="orders",
+        kind="gateway",
+        image="acme/orders:2.0",
+        replicas=3,
+        healthcheck=True,
+        restart="always",
     )
     orders = revision.services.get(name="orders")
     assert (orders.kind, orders.image, orders.replicas, orders.healthcheck, orders.restart) == (
-        "gateway", "acme/orders:2.0", 3, True, "always",
+        "gateway",
+        "acme/orders:2.0",
+        3,
+        True,
+        "always",
     )
     # Fields the form does not show survive the edit.
     assert orders.environment["AMQP_URL"] == "amqp://mq:5672"
@@ -214,8 +225,9 @@ def test_editing_a_service_keeps_its_edges_and_the_chosen_kind(project, imported
 
 
 def test_renaming_a_service_renames_its_edges(project, imported):
-    revision = services.service_save(project=project, user=None, original_name="orders", name="checkout",
-                                     kind="service", image="acme/orders:1.0")
+    revision = services.service_save(
+        project=project, user=None, original_name="orders", name="checkout", kind="service", image="acme/orders:1.0"
+    )
     assert "orders" not in _kinds(revision) and _kinds(revision)["checkout"] == "service"
     assert set(_edges(revision)) == {("gateway", "checkout"), ("checkout", "db"), ("checkout", "mq")}
 
@@ -249,37 +261,70 @@ def test_the_first_service_can_be_added_by_hand(project):
 
 
 ERRORS = [
-    ("remove unknown service", lambda p: services.service_remove(project=p, user=None, name="ghost"), "no service named ghost"),
-    ("edit unknown service", lambda p: services.service_save(project=p, user=None, original_name="ghost", name="ghost"),
-     "no service named ghost"),
-    ("edge from unknown service",
-     lambda p: services.dependency_add(project=p, user=None, source="ghost", target="db", kind="database"),
-     "no service named ghost"),
-    ("edge to unknown service",
-     lambda p: services.dependency_add(project=p, user=None, source="orders", target="ghost", kind="database"),
-     "no service named ghost"),
-    ("remove missing edge", lambda p: services.dependency_remove(project=p, user=None, source="db", target="orders"),
-     "db does not depend on orders"),
-    ("duplicate name", lambda p: services.service_save(project=p, user=None, name="db", kind="database"),
-     "A service named db already exists"),
-    ("rename onto another", lambda p: services.service_save(project=p, user=None, original_name="orders", name="db"),
-     "A service named db already exists"),
-    ("self edge", lambda p: services.dependency_add(project=p, user=None, source="orders", target="orders", kind="sync_http"),
-     "cannot depend on itself"),
-    ("duplicate edge",
-     lambda p: services.dependency_add(project=p, user=None, source="orders", target="db", kind="database"),
-     "orders already depends on db"),
-    ("bad service kind", lambda p: services.service_save(project=p, user=None, name="fn", kind="lambda"),
-     "known kind of service"),
-    ("bad edge kind",
-     lambda p: services.dependency_add(project=p, user=None, source="gateway", target="db", kind="telepathy"),
-     "known kind of dependency"),
+    (
+        "remove unknown service",
+        lambda p: services.service_remove(project=p, user=None, name="ghost"),
+        "no service named ghost",
+    ),
+    (
+        "edit unknown service",
+        lambda p: services.service_save(project=p, user=None, original_name="ghost", name="ghost"),
+        "no service named ghost",
+    ),
+    (
+        "edge from unknown service",
+        lambda p: services.dependency_add(project=p, user=None, source="ghost", target="db", kind="database"),
+        "no service named ghost",
+    ),
+    (
+        "edge to unknown service",
+        lambda p: services.dependency_add(project=p, user=None, source="orders", target="ghost", kind="database"),
+        "no service named ghost",
+    ),
+    (
+        "remove missing edge",
+        lambda p: services.dependency_remove(project=p, user=None, source="db", target="orders"),
+        "db does not depend on orders",
+    ),
+    (
+        "duplicate name",
+        lambda p: services.service_save(project=p, user=None, name="db", kind="database"),
+        "A service named db already exists",
+    ),
+    (
+        "rename onto another",
+        lambda p: services.service_save(project=p, user=None, original_name="orders", name="db"),
+        "A service named db already exists",
+    ),
+    (
+        "self edge",
+        lambda p: services.dependency_add(project=p, user=None, source="orders", target="orders", kind="sync_http"),
+        "cannot depend on itself",
+    ),
+    (
+        "duplicate edge",
+        lambda p: services.dependency_add(project=p, user=None, source="orders", target="db", kind="database"),
+        "orders already depends on db",
+    ),
+    (
+        "bad service kind",
+        lambda p: services.service_save(project=p, user=None, name="fn", kind="lambda"),
+        "known kind of service",
+    ),
+    (
+        "bad edge kind",
+        lambda p: services.dependency_add(project=p, user=None, source="gateway", target="db", kind="telepathy"),
+        "known kind of dependency",
+    ),
     ("bad name", lambda p: services.service_save(project=p, user=None, name="Not A Name!"), "Service name"),
     ("negative replicas", lambda p: services.service_save(project=p, user=None, name="web", replicas=-1), "Replicas"),
-    ("nothing changed",
-     lambda p: services.service_save(project=p, user=None, original_name="db", name="db", kind="database",
-                                     image="postgres:16"),
-     "Nothing changed"),
+    (
+        "nothing changed",
+        lambda p: services.service_save(
+            project=p, user=None, original_name="db", name="db", kind="database", image="postgres:16"
+        ),
+        "Nothing changed",
+    ),
 ]
 
 

@@ -142,9 +142,7 @@ def test_service_and_dependency_forms_make_new_revisions(architect_client, proje
         _url("inventory_dependency_add", project), {"source": "orders", "target": "payments", "kind": "sync_http"}
     )
     assert response.status_code == 302
-    response = architect_client.post(
-        _url("inventory_dependency_remove", project), {"source": "orders", "target": "mq"}
-    )
+    response = architect_client.post(_url("inventory_dependency_remove", project), {"source": "orders", "target": "mq"})
     assert response.status_code == 302
     response = architect_client.post(_url("inventory_service_remove", project), {"name": "mq"})
     assert response.status_code == 302
@@ -193,7 +191,9 @@ POSTS = [
 
 @pytest.mark.parametrize("role", ["viewer", "product_owner"])
 @pytest.mark.parametrize("name,data", POSTS, ids=[p[0] for p in POSTS])
-def test_members_who_may_not_edit_get_403_on_every_inventory_and_diagram_post(client, project, member_factory, role, name, data):
+def test_members_who_may_not_edit_get_403_on_every_inventory_and_diagram_post(
+    client, project, member_factory, role, name, data
+):
     services.inventory_import(project=project, text=SMALL)
     diagram = Diagram.objects.get(project=project)
     client.force_login(member_factory(role))
@@ -238,7 +238,10 @@ def _finding_rows(page: str) -> list[tuple[str, str, str]]:
 def test_findings_are_listed_and_filter_by_role_and_severity(architect_client, project):
     services.inventory_import(project=project, text=SMALL)
     findings = findings_for_project(project=project)
-    assert {f.role for f in findings} >= {"security", "devops"} and {f.severity for f in findings} >= {"critical", "warning"}
+    assert {f.role for f in findings} >= {"security", "devops"} and {f.severity for f in findings} >= {
+        "critical",
+        "warning",
+    }
 
     everything = _finding_rows(_page(architect_client.get(_url("inventory_detail", project))))
     assert everything == [(f.severity, f.rule, f.role) for f in findings]
@@ -356,7 +359,10 @@ def test_each_service_row_lists_its_own_calls_with_a_remove_button(architect_cli
     assert response.status_code == 302
     latest = InventoryRevision.objects.order_by("-number").first()
     assert latest.number == 2
-    assert set(latest.dependencies.values_list("source__name", "target__name")) == {("gateway", "orders"), ("orders", "db")}
+    assert set(latest.dependencies.values_list("source__name", "target__name")) == {
+        ("gateway", "orders"),
+        ("orders", "db"),
+    }
     response = architect_client.post(_url("inventory_service_remove", project), {"name": "mq"})
     assert response.status_code == 302
     assert "mq" not in set(InventoryRevision.objects.get(number=3).services.values_list("name", flat=True))

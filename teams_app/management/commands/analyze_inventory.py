@@ -54,6 +54,4 @@ class Command(BaseCommand):
             if not mine:
                 self.stdout.write("  no findings")
             for f in mine:
-                self.stdout.write(
-                    f"  {f.severity:<8}  {f.rule:<{rule_width}}  {', '.join(f.services)}: {f.why}"
-                )
+                self.stdout.write(f"  {f.severity:<8}  {f.rule:<{rule_width}}  {', '.join(f.services)}: {f.why}")

@@ -21,8 +21,9 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--project", required=True, help="Project slug")
         parser.add_argument("--format", default="mermaid", choices=["mermaid", "ascii"])
-        parser.add_argument("--version", type=int, default=None, dest="number", metavar="N",
-                            help="Version number (default: the latest)")
+        parser.add_argument(
+            "--version", type=int, default=None, dest="number", metavar="N", help="Version number (default: the latest)"
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         project = Project.objects.filter(slug=options["project"]).first()
@@ -32,19 +33,17 @@ class Command(BaseCommand):
         if number is None:
             version = diagram_current_version(project=project)
             if version is None:
-                raise CommandError(
-                    f"Project {project.slug} has no cluster diagram yet: import an inventory first."
-                )
+                raise CommandError(f"Project {project.slug} has no cluster diagram yet: import an inventory first.")
         else:
             versions = DiagramVersion.objects.filter(diagram__project=project, diagram__kind=Diagram.Kind.CLUSTER)
             version = versions.filter(number=number).first()
             if version is None:
                 known = sorted(versions.values_list("number", flat=True))
                 if not known:
-                    raise CommandError(
-                        f"Project {project.slug} has no cluster diagram yet: import an inventory first."
-                    )
-                which = f"versions are {known[0]} to {known[-1]}" if len(known) > 1 else f"its only version is {known[0]}"
+                    raise CommandError(f"Project {project.slug} has no cluster diagram yet: import an inventory first.")
+                which = (
+                    f"versions are {known[0]} to {known[-1]}" if len(known) > 1 else f"its only version is {known[0]}"
+                )
                 raise CommandError(f"The cluster diagram of {project.slug} has no version {number}; {which}.")
         text = version.mermaid if options["format"] == "mermaid" else version.ascii
         # write() adds the newline only when the stored text lacks one, so output == stored text.

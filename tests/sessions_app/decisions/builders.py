@@ -23,9 +23,8 @@ REST = "Synchronous REST calls"
 EVENTS = "Asynchronous events over rabbitmq"
 MIXED = "REST for commands, events for state changes"
 
-postgres_only = pytest.mark.skipif(
-    connection.vendor != "postgresql", reason="needs PostgreSQL (set DATABASE_URL); SQLite serialises writers"
-)
+def postgres_only(why: str) -> pytest.MarkDecorator:
+    return pytest.mark.skipif(connection.vendor != "postgresql", reason=f"needs PostgreSQL (set DATABASE_URL): {why}")
 
 
 @dataclass
@@ -46,7 +45,7 @@ def make_design(project: Project, *, state: str = KeyQuestion.State.AGREED, suff
     )
     session = DesignSession.objects.create(
         project=project, template=template, team_name=template.name, title=f"Add loyalty points{suffix}",
-        requirement="Add a loyalty points service to checkout; points must survive a payment retry.",
+        requirement="Add a rewards programme to checkout so that shoppers collect stars.",
         prd=prd, status=DesignSession.Status.RUNNING, phase="design",
     )
     round1 = Round.objects.create(session=session, number=3, phase="design", kind="design")
@@ -78,7 +77,7 @@ def make_design(project: Project, *, state: str = KeyQuestion.State.AGREED, suff
     }
     second = {
         "integration-architect": (EVENTS, "Decouples checkout from the points ledger."),
-        "data-flow-analyst": (EVENTS, "An outbox keeps points consistent on retries."),
+        "data-flow-analyst": (EVENTS, "An outbox keeps balances consistent."),
         "security-guardian": (EVENTS, ""),
         "performance-engineer": (MIXED, "Commands need an answer at once."),
     }

@@ -69,7 +69,7 @@ def test_sqlite_fallback_search_works_on_any_database(project, log, monkeypatch)
     assert _numbers(project, q="loyalty", tag="storage") == [log["ledger"].number]
 
 
-@postgres_only
+@postgres_only("full-text search with stemming and ranking")
 def test_postgres_full_text_search_stems_and_ranks(project, log):
     assert connection.vendor == "postgresql"
     # Stemming: "retries" finds "retried"; a title hit ranks above a body hit.

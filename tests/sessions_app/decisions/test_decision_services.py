@@ -203,7 +203,7 @@ def test_decision_from_key_question_records_options_provenance_and_links(design)
     # Latest positions only: the analyst moved from REST to events in round 4.
     assert options[EVENTS].good == [
         "Integration Architect: Decouples checkout from the points ledger.",
-        "Data Flow Analyst: An outbox keeps points consistent on retries.",
+        "Data Flow Analyst: An outbox keeps balances consistent.",
         "Security Guardian favours it",
     ]
     assert options[EVENTS].neutral == [f'Performance Engineer preferred "{MIXED}"']
