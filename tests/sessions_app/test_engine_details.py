@@ -1,0 +1,117 @@
+"""Details of the engine: token coalescing, provider choice, anti-patterns, the command line."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from django.core.management import call_command
+
+from sessions_app import services
+from sessions_app.engine.context import SessionContext
+from sessions_app.engine.gate import anti_patterns
+from sessions_app.engine.runner import Claim, DeltaWriter, provider_name_for
+from sessions_app.models import Contribution, DesignSession, SessionEvent
+from teams_app.models import Project, Specialist, TeamTemplate
+
+pytestmark = pytest.mark.django_db
+REQ = "Add a subscriptions service that creates recurring orders through orders"
+
+
+def start(run_engine, project, **kw):
+    template = TeamTemplate.objects.get(slug="new-service-integration")
+    prd = kw.pop("prd", project.prds.first())
+    s = run_engine(services.session_start, project=project, template=template, requirement=REQ, user=None, prd=prd, **kw)
+    return DesignSession.objects.get(pk=s.pk)
+
+
+def test_token_deltas_are_coalesced_into_frames(run_engine, demo, monkeypatch):
+    session = start(run_engine, demo)
+    c = session.contributions.filter(author="specialist").first()
+    Contribution.objects.filter(pk=c.pk).update(status="running", text="")
+    before = SessionEvent.objects.filter(session=session, type="contribution.delta").count()
+    clock = {"t": 0.0}
+    monkeypatch.setattr("sessions_app.engine.runner.time.monotonic", lambda: clock["t"])
+    writer = DeltaWriter(Claim(c.pk, session.pk, c.round_id, True), frame_ms=50)
+    for i in range(100):  # 100 tokens over 0.5 s: about 10 frames of 50 ms
+        clock["t"] = i * 0.005
+        writer(f"t{i} ")
+    writer.flush()
+    deltas = SessionEvent.objects.filter(session=session, type="contribution.delta").order_by("seq")
+    frames = deltas.count() - before
+    assert 9 <= frames <= 11
+    text = "".join(e.payload["text"] for e in deltas[before:])
+    assert text == "".join(f"t{i} " for i in range(100))  # in order, nothing lost
+    assert Contribution.objects.get(pk=c.pk).text == text
+
+
+def test_provider_precedence_specialist_then_session_then_project_then_site(demo, settings):
+    settings.MAESTRO_PROVIDER = "rules"
+    template = TeamTemplate.objects.get(slug="new-service-integration")
+    session = services.session_start(project=demo, template=template, requirement=REQ, user=None, prd=None)
+    spec = Specialist.objects.get(slug="security-guardian")
+    assert provider_name_for(session, spec) == "rules"
+    session.project.provider = "openai"
+    assert provider_name_for(session, spec) == "openai"
+    session.provider = "anthropic"
+    assert provider_name_for(session, spec) == "anthropic"
+    spec.provider = "rules"
+    assert provider_name_for(session, spec) == "rules"
+
+
+def test_service_in_isolation_without_an_inventory(run_engine, builtin_specialists, make_user):
+    project = Project.objects.create(name="Greenfield", slug="greenfield")
+    project.prds.create(reference="PRD-1", title="First")
+    session = start(run_engine, project)
+    ctx = SessionContext.load(session)
+    keys = {a.key for a in anti_patterns(session, ctx)}
+    assert "service_in_isolation" in keys
+    assert session.gate["integration_points_mapped"] is False
+    assert "no inventory imported yet" in session.rounds.get(number=1).contributions.get().text
+
+
+def test_pattern_proliferation_until_justified(run_engine, demo):
+    session = start(run_engine, demo)
+    ctx = SessionContext.load(session)
+    warning = next(a for a in anti_patterns(session, ctx) if a.key == "pattern_proliferation")
+    assert "inventory" in warning.detail  # inventory speaks gRPC in a REST cluster
+    services.message_post(session=session, text="inventory uses gRPC for its stock streaming; keep it", user=None)
+    ctx = SessionContext.load(DesignSession.objects.get(pk=session.pk))
+    assert "inventory" not in next(
+        (a.detail for a in anti_patterns(session, ctx) if a.key == "pattern_proliferation"), ""
+    )
+
+
+def test_assumption_based_integration_flags_undeclared_events(run_engine, demo):
+    session = start(run_engine, demo)
+    c = session.contributions.filter(author="specialist").first()
+    c.text = "Payments should listen to subscription.renewed and call POST /orders/recurring on orders."
+    c.save()
+    ctx = SessionContext.load(session)
+    warning = next(a for a in anti_patterns(session, ctx) if a.key == "assumption_based_integration")
+    assert "subscription.renewed" in warning.detail and "POST /orders/recurring" in warning.detail
+
+
+@pytest.mark.django_db(transaction=True)
+def test_start_session_command_waits_and_prints_json(demo, eager_celery, capsys):
+    call_command("start_session", "--project", "demo", "--team", "new-service-integration",
+                 "--requirement", REQ, "--prd", "PRD-101", "--wait", "--json")
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    session = DesignSession.objects.get(pk=out["session"])
+    assert out["status"] == session.status == "awaiting_user"
+    assert out["phase"] == "design"
+    assert [(r["kind"], r["contributions"]) for r in out["rounds"]] == [("assembly", 0), ("analysis", 6), ("design", 6)]
+
+
+def test_start_session_command_without_prd_pauses(demo, capsys):
+    call_command("start_session", "--project", "demo", "--team", "service-refactoring", "--requirement", REQ, "--json")
+    out = json.loads(capsys.readouterr().out)
+    assert out["status"] == "paused_prd" and out["reason"] == "What PRD id/link should we attach?"
+
+
+def test_start_session_command_rejects_unknown_team(demo):
+    from django.core.management.base import CommandError
+
+    with pytest.raises(CommandError, match="no team template 'ghosts'"):
+        call_command("start_session", "--project", "demo", "--team", "ghosts", "--requirement", REQ)
+    assert not DesignSession.objects.exists()
