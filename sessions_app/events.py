@@ -10,7 +10,7 @@ database is the source of truth; the channel layer is a fast path that may drop 
 from __future__ import annotations
 
 import logging
-from typing import Annotated, Literal, Union
+from typing import Annotated, Literal
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
@@ -114,29 +114,24 @@ class MessagePosted(_Event):
 
 
 SessionEventPayload = Annotated[
-    Union[
-        ContributionStarted,
-        ContributionDelta,
-        ContributionFinished,
-        ContributionFailed,
-        RoundStarted,
-        RoundProgress,
-        SynthesisReady,
-        KeyQuestionChanged,
-        PhaseChanged,
-        StatusChanged,
-        GateChanged,
-        ValidationOpened,
-        ValidationAnswered,
-        ValidationClosed,
-        MessagePosted,
-    ],
+    ContributionStarted
+    | ContributionDelta
+    | ContributionFinished
+    | ContributionFailed
+    | RoundStarted
+    | RoundProgress
+    | SynthesisReady
+    | KeyQuestionChanged
+    | PhaseChanged
+    | StatusChanged
+    | GateChanged
+    | ValidationOpened
+    | ValidationAnswered
+    | ValidationClosed
+    | MessagePosted,
     Field(discriminator="type"),
 ]
 EVENT_ADAPTER: TypeAdapter[SessionEventPayload] = TypeAdapter(SessionEventPayload)
-EVENT_TYPES = tuple(
-    cls.model_fields["type"].default for cls in SessionEventPayload.__origin__.__args__  # type: ignore[attr-defined]
-)
 
 
 def session_group(session_id: int) -> str:

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 from django import forms
 
-from sessions_app.providers import PROVIDERS
 from sessions_app.models import DesignSession
+from sessions_app.providers import PROVIDERS
 from teams_app.models import PRD, PRD_REFERENCE, TeamTemplate
 
 

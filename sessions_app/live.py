@@ -13,6 +13,7 @@ from django.utils.html import escape, format_html
 from sessions_app import selectors
 from sessions_app.engine.context import SessionContext
 from sessions_app.engine.gate import anti_patterns, gate_checklist
+from sessions_app.events import EVENT_ADAPTER
 from sessions_app.models import Contribution, DesignSession, Round, SessionEvent
 
 
@@ -59,7 +60,7 @@ def _side(session: DesignSession) -> str:
 def render_event(row: SessionEvent) -> str:
     """The HTML one event adds to the page. State-based where possible (re-rendering is
     idempotent); token deltas append their text."""
-    payload = row.payload
+    payload = EVENT_ADAPTER.validate_python(row.payload).model_dump()  # typed on the way out too
     kind = row.type
     session_id = row.session_id
     html = ""

@@ -241,6 +241,9 @@ class Position(models.Model):
             models.UniqueConstraint(fields=["question", "round", "specialist_slug"], name="unique_position_per_round")
         ]
 
+    def __str__(self) -> str:
+        return f"{self.author_name}: {self.option}"
+
 
 class ValidationPoint(models.Model):
     class Kind(models.TextChoices):
@@ -314,6 +317,9 @@ class ValidationResponse(models.Model):
     class Meta:
         ordering = ["created_at", "id"]
         constraints = [models.UniqueConstraint(fields=["point", "user"], name="one_response_per_user")]
+
+    def __str__(self) -> str:
+        return f"{self.user} · {self.get_verdict_display()}"
 
 
 class Diagram(models.Model):

@@ -17,7 +17,7 @@ from sessions_app.models import (
 )
 from teams_app.errors import ApplicationError
 from teams_app.models import PRD, Project, Specialist, TeamTemplate
-from teams_app.selectors import inventory_latest, prd_latest_active
+from teams_app.selectors import inventory_latest
 
 S = DesignSession.Status
 REQUIREMENT_EMPTY = "Describe the requirement the team should design for."

@@ -6,7 +6,7 @@ import logging
 from collections.abc import Callable
 
 from django.contrib import messages
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -238,7 +238,8 @@ def key_question_decide(request: HttpRequest, pk: int, question_id: int) -> Http
 
 @require_POST
 def validation_respond(request: HttpRequest, pk: int, point_id: int) -> HttpResponse:
-    from sessions_app.validation import BAD_VERDICT, validation_respond as respond
+    from sessions_app.validation import BAD_VERDICT
+    from sessions_app.validation import validation_respond as respond
 
     session, access = selectors.session_access(user=request.user, pk=pk)
     point = get_object_or_404(ValidationPoint, pk=point_id, session=session)
@@ -281,6 +282,3 @@ def session_continuation(request: HttpRequest, pk: int) -> HttpResponse:
     session, _ = selectors.session_access(user=request.user, pk=pk)
     return HttpResponse(continuation(session), content_type="text/plain; charset=utf-8")
 
-
-def not_found(request: HttpRequest) -> HttpResponse:  # pragma: no cover - referenced by tests of 404s
-    raise Http404

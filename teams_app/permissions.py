@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 from teams_app.models import Membership
 
 R = Membership.Role
 
 
-class Action(str, Enum):
+class Action(StrEnum):
     VIEW = "view"
     MANAGE_MEMBERS = "manage_members"
     EDIT_PRDS = "edit_prds"

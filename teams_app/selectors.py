@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import Http404
-from django.core.exceptions import PermissionDenied
 
 from teams_app.models import PRD, InventoryRevision, Membership, Project, Specialist, TeamTemplate
 from teams_app.permissions import Action, role_allows

@@ -2,5 +2,5 @@
 is the explicit test profile."""
 
 from config.settings.base import *  # noqa: F403
-from config.settings.realtime import *  # noqa: F403
 from config.settings.maestro import *  # noqa: F403
+from config.settings.realtime import *  # noqa: F403

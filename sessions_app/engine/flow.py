@@ -28,8 +28,6 @@ from sessions_app.models import (
     Synthesis,
     ValidationPoint,
 )
-from teams_app.errors import ApplicationError
-from teams_app.inventory.types import ROLE_LABELS
 
 S = DesignSession.Status
 PRD_QUESTION = "What PRD id/link should we attach?"
@@ -545,10 +543,3 @@ def add_usage(session_id: int, *, tokens_in: int, tokens_out: int, cost: Decimal
         tokens_in=F("tokens_in") + tokens_in, tokens_out=F("tokens_out") + tokens_out, cost=F("cost") + cost
     )
 
-
-def focus_label(focus: list[str]) -> str:
-    return ", ".join(ROLE_LABELS.get(f, f) for f in focus)
-
-
-class EngineError(ApplicationError):
-    pass

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from sessions_app import services
-from sessions_app.validation import validation_respond
 from sessions_app.engine.gate import DESIGN_GATE, DISCOVERY_INPUT, VALIDATION_GATE
-from sessions_app.models import Contribution, DesignSession, KeyQuestion, Position, Round, SessionEvent, ValidationPoint
+from sessions_app.models import Contribution, DesignSession, KeyQuestion, Position, Round, SessionEvent
+from sessions_app.validation import validation_respond
 from teams_app.errors import ApplicationError
 from teams_app.models import Membership, TeamTemplate
 

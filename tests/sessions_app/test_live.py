@@ -3,7 +3,6 @@ across a forced disconnect and across a restart of the channel layer's Redis."""
 
 from __future__ import annotations
 
-import asyncio
 import re
 
 import pytest
