@@ -293,6 +293,9 @@ def key_question_decide(*, question: KeyQuestion, option: str, user: AbstractBas
     question.state, question.chosen, question.decided_by = KeyQuestion.State.DECIDED, option, user
     question.save(update_fields=["state", "chosen", "decided_by"])
     events.event_emit(session_id=session.pk, event=events.KeyQuestionChanged(question_id=question.pk, state=question.state))
+    from sessions_app.decisions.services import decision_from_key_question
+
+    decision_from_key_question(question=question)
     if not session.key_questions.filter(state__in=[KeyQuestion.State.CONFLICT, KeyQuestion.State.OPEN]).exists():
         if session.status == S.AWAITING_USER:
             flow.open_design_gate(session, SessionContext.load(session))

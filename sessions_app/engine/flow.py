@@ -408,6 +408,10 @@ def _tally_positions(session: DesignSession, rnd: Round) -> None:
             q.state, q.chosen, q.agreement = state, chosen, agreement
             q.save(update_fields=["state", "chosen", "agreement"])
             events.event_emit(session_id=session.pk, event=events.KeyQuestionChanged(question_id=q.pk, state=state))
+            if state == KeyQuestion.State.AGREED:
+                from sessions_app.decisions.services import decision_from_key_question
+
+                decision_from_key_question(question=q)  # consensus becomes a proposed ADR
 
 
 def key_decisions(session: DesignSession) -> list[str]:
@@ -485,6 +489,11 @@ def gate_passed(
         return
     if verdict == "approve":
         if point.gate == DESIGN_GATE:
+            if response is not None:
+                from sessions_app.decisions.services import decisions_accept_from_validation
+
+                approvers = [r.user for r in point.responses.filter(verdict="approve").select_related("user")]
+                decisions_accept_from_validation(point=point, response=response, approvers=approvers)
             refresh_gate(session, ctx)
             _set_phase(session, Phase.PLANNING)
             open_round(session, kind=Round.Kind.PLANNING, ctx=ctx, note=_decisions_note(session))

@@ -305,3 +305,23 @@ def test_transient_errors_are_retried_then_succeed(run_engine, demo, nsi, monkey
     devops = session.contributions.filter(specialist_slug="devops-specialist").order_by("round__number").first()
     assert devops.status == "done" and devops.tries == 3
     assert session.phase == "design"
+
+
+def test_consensus_becomes_proposed_decisions_accepted_by_the_design_gate(run_engine, demo, nsi, po):
+    from sessions_app.decisions.models import Decision
+
+    session = fresh(start(run_engine, demo, nsi))
+    agreed = list(session.key_questions.filter(state="agreed"))
+    decisions = list(Decision.objects.filter(session=session).order_by("number"))
+    assert len(decisions) == len(agreed) > 0
+    assert all(d.status == "proposed" and d.key_question in agreed for d in decisions)
+    first = decisions[0]
+    assert first.provenance.count() >= 1  # the specialists' contributions it cites
+    response = run_engine(
+        validation_respond, point=session.validation_points.get(gate=DESIGN_GATE), user=po, verdict="approve"
+    )
+    for d in Decision.objects.filter(session=session):
+        assert d.status == "accepted"
+        assert d.decision_makers == ["petra"]
+        change = d.status_changes.order_by("at").last()
+        assert change.to_status == "accepted" and change.via == response and change.actor == po
