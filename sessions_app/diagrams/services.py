@@ -72,7 +72,7 @@ def diagram_version_save(*, diagram: Diagram, mermaid: str, user: AbstractBaseUs
         diagram=diagram,
         number=_next_number(diagram),
         mermaid=mermaid,
-        ascii=latest.ascii if latest else "",
+        ascii="",  # the ASCII view is drawn from an inventory, not from Mermaid text
         inventory_revision=latest.inventory_revision if latest else None,
         author_kind=DiagramVersion.Author.USER,
         author_user=user,

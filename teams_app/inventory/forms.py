@@ -61,3 +61,9 @@ class DependencyForm(forms.Form):
     source = forms.CharField(max_length=63)
     target = forms.CharField(max_length=63)
     kind = forms.ChoiceField(choices=[(k, k) for k in EDGE_KINDS])
+
+    def __init__(self, *args, **kwargs):
+        # Shown on the same page as ServiceForm, which also has a "kind": distinct element ids,
+        # so each <label for=…> names its own field.
+        kwargs.setdefault("auto_id", "id_dependency_%s")
+        super().__init__(*args, **kwargs)

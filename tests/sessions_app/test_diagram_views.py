@@ -115,6 +115,9 @@ def test_a_valid_hand_edit_is_version_two_authored_by_the_user(client, project, 
     assert "Saved version 2." in page
     assert f"by {architect.username}" in page
     assert 'svc_mq[/"events"\\]' in page
+    # The hand-edited text no longer matches the inventory's ASCII drawing, so none is shown.
+    assert version.ascii == ""
+    assert "edited by hand: the ASCII view is drawn only from an inventory" in page
 
 
 def test_compare_shows_both_versions_and_the_text_diff(client, project, architect, diagram):
