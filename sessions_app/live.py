@@ -110,7 +110,19 @@ def render_events_after(*, session_id: int, after: int, until: int | None, limit
     rows = list(qs[:limit])
     if not rows:
         return None, ""
-    return rows[-1].seq, "".join(render_event(row) for row in rows)
+    # A replay renders cards as they are now. A contribution that is no longer streaming has no
+    # stream left for its token deltas (its text already holds them): send only their seq markers.
+    delta_ids = {row.payload["contribution_id"] for row in rows if row.type == "contribution.delta"}
+    streaming = set(
+        Contribution.objects.filter(pk__in=delta_ids, status__in=[Contribution.Status.PENDING, Contribution.Status.RUNNING])
+        .values_list("pk", flat=True)
+    ) if delta_ids else set()
+    return rows[-1].seq, "".join(
+        _seq_marker(row.seq)
+        if row.type == "contribution.delta" and row.payload["contribution_id"] not in streaming
+        else render_event(row)
+        for row in rows
+    )
 
 
 def render_error(message: str) -> str:

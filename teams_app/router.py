@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 WEIGHT_AREA = 3.0
 WEIGHT_HINT_EXACT = 2.0
@@ -75,20 +76,34 @@ class Score:
         }
 
 
-def score(candidate: Candidate, *, area: str = "", hints: list[str] | tuple[str, ...] = (), summary: str = "") -> Score:
+@lru_cache(maxsize=4096)
+def _terms(candidate: Candidate) -> tuple[frozenset[str], dict[str, str], frozenset[str]]:
+    """A candidate's hint keywords, their stems and its description's stems, computed once per
+    candidate (the hub routes every request against every specialist)."""
+    hints = frozenset(h.lower() for h in candidate.hints)
+    keyword_stems = {_stem(h.lower()): h.lower() for h in candidate.hints}
+    description_stems = frozenset(_stem(w) for w in _words(candidate.description + " " + candidate.name))
+    return hints, keyword_stems, description_stems
+
+
+def _task_terms(hints, summary: str) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """The task's (hint, stem) and (summary word, stem) pairs, deduplicated in order."""
+    hint_pairs = [(h, _stem(h)) for h in dict.fromkeys(h.strip().lower() for h in hints if h.strip())]
+    word_pairs = [(w, _stem(w)) for w in dict.fromkeys(_words(summary))]
+    return hint_pairs, word_pairs
+
+
+def _score(candidate: Candidate, area: str, hint_pairs: list[tuple[str, str]], word_pairs: list[tuple[str, str]]) -> Score:
     result = Score(candidate=candidate, score=0.0)
     if area and area in candidate.areas:
         result.score += WEIGHT_AREA
         result.matched_area = area
-    keyword_stems = {_stem(h.lower()): h.lower() for h in candidate.hints}
-    for hint in dict.fromkeys(h.strip().lower() for h in hints if h.strip()):
-        stem = _stem(hint)
-        if hint in candidate.hints or stem in keyword_stems:
+    hint_set, keyword_stems, description_stems = _terms(candidate)
+    for hint, stem in hint_pairs:
+        if hint in hint_set or stem in keyword_stems:
             result.score += WEIGHT_HINT_EXACT
             result.matched_hints.append(hint)
-    description_stems = {_stem(w) for w in _words(candidate.description + " " + candidate.name)}
-    for word in dict.fromkeys(_words(summary)):
-        stem = _stem(word)
+    for word, stem in word_pairs:
         if stem in keyword_stems:
             result.score += WEIGHT_SUMMARY_HINT
             result.matched_summary.append(word)
@@ -98,8 +113,13 @@ def score(candidate: Candidate, *, area: str = "", hints: list[str] | tuple[str,
     return result
 
 
+def score(candidate: Candidate, *, area: str = "", hints: list[str] | tuple[str, ...] = (), summary: str = "") -> Score:
+    return _score(candidate, area, *_task_terms(hints, summary))
+
+
 def rank(candidates: list[Candidate], *, area: str = "", hints=(), summary: str = "") -> list[Score]:
-    scores = [score(c, area=area, hints=hints, summary=summary) for c in candidates]
+    hint_pairs, word_pairs = _task_terms(hints, summary)
+    scores = [_score(c, area, hint_pairs, word_pairs) for c in candidates]
     return sorted(scores, key=lambda s: (-s.score, s.candidate.file_name))
 
 

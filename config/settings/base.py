@@ -6,7 +6,7 @@ from pathlib import Path
 
 import dj_database_url
 
-from config.env import env_bool, env_list, env_str
+from config.env import env_bool, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 DATA_DIR = Path(env_str("MAESTRO_DATA_DIR", str(BASE_DIR / "var")))
@@ -80,7 +80,9 @@ TEMPLATES = [
 DATABASE_URL = env_str("DATABASE_URL")
 _SQLITE_OPTIONS = {"timeout": 20, "transaction_mode": "IMMEDIATE", "init_command": "PRAGMA journal_mode=WAL;"}
 if DATABASE_URL:
-    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
+    # daphne runs every request in a thread of its own: persistent connections (CONN_MAX_AGE > 0)
+    # would stay open, one per finished request, until PostgreSQL refuses new clients.
+    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=env_int("CONN_MAX_AGE", 0))}
     if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
         DATABASES["default"]["CONN_MAX_AGE"] = 0
         DATABASES["default"]["OPTIONS"] = dict(_SQLITE_OPTIONS)

@@ -31,4 +31,5 @@ HUB_RATE_LIMIT_PER_MINUTE = env_int("HUB_RATE_LIMIT_PER_MINUTE", 120)
 HUB_PUBLIC_URL = env_str("HUB_PUBLIC_URL", "http://127.0.0.1:8000")  # links in MCP answers over stdio
 HUB_WORKER_PING_TIMEOUT = env_float("HUB_WORKER_PING_TIMEOUT", 0.5)
 HUB_WORKER_CACHE_SECONDS = env_float("HUB_WORKER_CACHE_SECONDS", 5.0)
+HUB_ROUTER_CACHE_SECONDS = env_float("HUB_ROUTER_CACHE_SECONDS", 2.0)  # a specialist edit reaches routing within this
 HUB_MCP_WAIT_SECONDS = env_float("HUB_MCP_WAIT_SECONDS", 300.0)  # how long MCP run_task/*_assist wait for the answer

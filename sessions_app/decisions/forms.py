@@ -64,14 +64,22 @@ class DecisionFilterForm(forms.Form):
 class DecisionForm(forms.Form):
     title = forms.CharField(max_length=300)
     status = forms.ChoiceField(choices=[(D.DRAFT, D.DRAFT.label), (D.PROPOSED, D.PROPOSED.label)], initial=D.PROPOSED)
-    date = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}), help_text="Defaults to today.")
+    date = forms.DateField(
+        required=False, widget=forms.DateInput(attrs={"type": "date"}), help_text="Defaults to today."
+    )
     context = forms.CharField(
-        required=False, widget=forms.Textarea(attrs={"rows": 5}), label="Context and problem statement",
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 5}),
+        label="Context and problem statement",
         help_text="Markdown.",
     )
-    decision_drivers = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 3}), help_text="One per line.")
+    decision_drivers = forms.CharField(
+        required=False, widget=forms.Textarea(attrs={"rows": 3}), help_text="One per line."
+    )
     chosen_option = forms.CharField(required=False, max_length=300, help_text="The title of one of the options below.")
-    justification = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 3}), help_text="Why this option.")
+    justification = forms.CharField(
+        required=False, widget=forms.Textarea(attrs={"rows": 3}), help_text="Why this option."
+    )
     consequences = forms.CharField(
         required=False, widget=forms.Textarea(attrs={"rows": 3}), help_text='Markdown, e.g. "* Good, because …".'
     )
@@ -84,9 +92,14 @@ class DecisionForm(forms.Form):
     consulted = forms.CharField(required=False, max_length=1000, help_text="Comma separated names.")
     informed = forms.CharField(required=False, max_length=1000, help_text="Comma separated names.")
     prd = forms.ModelChoiceField(queryset=PRD.objects.none(), required=False, label="PRD")
+    prd_reference = forms.CharField(
+        required=False, max_length=512, label="Or a PRD id or link", help_text="When the PRD is not in this project."
+    )
     session = forms.ModelChoiceField(queryset=DesignSession.objects.none(), required=False)
 
-    def __init__(self, *args: Any, project: Project, statuses: tuple[str, ...] | None = (D.DRAFT, D.PROPOSED), **kwargs: Any):
+    def __init__(
+        self, *args: Any, project: Project, statuses: tuple[str, ...] | None = (D.DRAFT, D.PROPOSED), **kwargs: Any
+    ):
         super().__init__(*args, **kwargs)
         self.fields["prd"].queryset = project.prds.order_by("-created_at")
         self.fields["session"].queryset = project.design_sessions.order_by("-created_at")
@@ -98,20 +111,38 @@ class DecisionForm(forms.Form):
     @classmethod
     def initial_for(cls, decision: Decision) -> dict[str, Any]:
         return {
-            "title": decision.title, "status": D.PROPOSED, "date": decision.date, "context": decision.context,
-            "decision_drivers": "\n".join(decision.decision_drivers), "chosen_option": decision.chosen_option,
-            "justification": decision.justification, "consequences": decision.consequences,
-            "confirmation": decision.confirmation, "more_information": decision.more_information,
-            "tags": ", ".join(decision.tags), "decision_makers": ", ".join(decision.decision_makers),
-            "consulted": ", ".join(decision.consulted), "informed": ", ".join(decision.informed),
-            "prd": decision.prd_id, "session": decision.session_id,
+            "title": decision.title,
+            "status": D.PROPOSED,
+            "date": decision.date,
+            "context": decision.context,
+            "decision_drivers": "\n".join(decision.decision_drivers),
+            "chosen_option": decision.chosen_option,
+            "justification": decision.justification,
+            "consequences": decision.consequences,
+            "confirmation": decision.confirmation,
+            "more_information": decision.more_information,
+            "tags": ", ".join(decision.tags),
+            "decision_makers": ", ".join(decision.decision_makers),
+            "consulted": ", ".join(decision.consulted),
+            "informed": ", ".join(decision.informed),
+            "prd": decision.prd_id,
+            "prd_reference": "" if decision.prd_id else decision.prd_reference,
+            "session": decision.session_id,
         }
 
     def service_fields(self) -> dict[str, Any]:
         data = self.cleaned_data
         fields: dict[str, Any] = {
             name: data[name]
-            for name in ("title", "context", "chosen_option", "justification", "consequences", "confirmation", "more_information")
+            for name in (
+                "title",
+                "context",
+                "chosen_option",
+                "justification",
+                "consequences",
+                "confirmation",
+                "more_information",
+            )
         }
         fields.update(
             decision_drivers=_lines(data["decision_drivers"]),
@@ -120,7 +151,7 @@ class DecisionForm(forms.Form):
             consulted=_commas(data["consulted"]),
             informed=_commas(data["informed"]),
             prd=data["prd"],
-            prd_reference=data["prd"].reference if data["prd"] else "",
+            prd_reference=data["prd"].reference if data["prd"] else data["prd_reference"].strip(),
             session=data["session"],
         )
         if data.get("date"):
@@ -131,7 +162,9 @@ class DecisionForm(forms.Form):
 class OptionForm(forms.Form):
     title = forms.CharField(required=False, max_length=300)
     description = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
-    good = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}), help_text="Good, because … (one per line)")
+    good = forms.CharField(
+        required=False, widget=forms.Textarea(attrs={"rows": 2}), help_text="Good, because … (one per line)"
+    )
     neutral = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 1}), help_text="Neutral, because …")
     bad = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}), help_text="Bad, because …")
 
@@ -147,8 +180,13 @@ OptionFormSet = formset_factory(OptionForm, extra=2, max_num=20, validate_max=Tr
 
 def options_initial(decision: Decision) -> list[dict[str, str]]:
     return [
-        {"title": o.title, "description": o.description, "good": "\n".join(o.good), "neutral": "\n".join(o.neutral),
-         "bad": "\n".join(o.bad)}
+        {
+            "title": o.title,
+            "description": o.description,
+            "good": "\n".join(o.good),
+            "neutral": "\n".join(o.neutral),
+            "bad": "\n".join(o.bad),
+        }
         for o in decision.options.order_by("order")
     ]
 
@@ -159,10 +197,15 @@ def options_from_formset(formset: Any) -> list[dict[str, Any]]:
         data = getattr(form, "cleaned_data", None) or {}
         if not data.get("title"):
             continue
-        options.append({
-            "title": data["title"], "description": data.get("description", ""), "good": _lines(data.get("good", "")),
-            "neutral": _lines(data.get("neutral", "")), "bad": _lines(data.get("bad", "")),
-        })
+        options.append(
+            {
+                "title": data["title"],
+                "description": data.get("description", ""),
+                "good": _lines(data.get("good", "")),
+                "neutral": _lines(data.get("neutral", "")),
+                "bad": _lines(data.get("bad", "")),
+            }
+        )
     return options
 
 

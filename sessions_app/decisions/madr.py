@@ -19,6 +19,9 @@ from typing import Any
 import yaml
 from django.utils.text import slugify
 
+from teams_app.errors import ApplicationError
+from teams_app.inventory.safe_yaml import load_documents
+
 MAX_FILE_BYTES = 512 * 1024
 STATUSES = ("draft", "proposed", "accepted", "rejected", "deprecated", "superseded")
 LINK_KINDS = ("supersedes", "amends", "relates")
@@ -48,7 +51,13 @@ class OptionData:
     bad: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"title": self.title, "description": self.description, "good": self.good, "neutral": self.neutral, "bad": self.bad}
+        return {
+            "title": self.title,
+            "description": self.description,
+            "good": self.good,
+            "neutral": self.neutral,
+            "bad": self.bad,
+        }
 
 
 @dataclass
@@ -185,7 +194,9 @@ def render(d: ExportDecision) -> str:
             parts.append(f"\n### {_one_line(o.title)}\n")
             if o.description.strip():
                 parts.append(f"\n{o.description.strip()}\n")
-            points = [f"* {POINT_PREFIX[kind]}{_one_line(p)}" for kind in ("good", "neutral", "bad") for p in getattr(o, kind)]
+            points = [
+                f"* {POINT_PREFIX[kind]}{_one_line(p)}" for kind in ("good", "neutral", "bad") for p in getattr(o, kind)
+            ]
             if points:
                 parts.append("\n" + "\n".join(points) + "\n")
     section(f"## {MORE}", d.more_information)
@@ -197,7 +208,9 @@ def export_zip(decisions: Iterable[ExportDecision], *, folder: str = "decisions"
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         for d in decisions:
-            info = zipfile.ZipInfo(f"{folder}/{d.file_name}", date_time=(d.date.year, d.date.month, d.date.day, 0, 0, 0))
+            info = zipfile.ZipInfo(
+                f"{folder}/{d.file_name}", date_time=(d.date.year, d.date.month, d.date.day, 0, 0, 0)
+            )
             info.compress_type = zipfile.ZIP_DEFLATED
             info.external_attr = 0o644 << 16
             archive.writestr(info, render(d).encode("utf-8"))
@@ -209,6 +222,7 @@ def export_zip(decisions: Iterable[ExportDecision], *, folder: str = "decisions"
 HEADING = re.compile(r"^(#{1,3})[ \t]+(.+?)[ \t]*$")
 FENCE = re.compile(r"^\s*(```|~~~)")
 COMMENT = re.compile(r"<!--.*?-->", re.DOTALL)
+COMMENT_LINE = re.compile(r"^[ \t]*<!--[^\n]*?-->[ \t]*(?:\n|\Z)", re.MULTILINE)
 BULLET = re.compile(r"^\s*[*+-][ \t]+(.*\S)\s*$")
 LINK = re.compile(r"\[([^\]]*)\]\(([^)\s]*)[^)]*\)")
 FILE_NUMBER = re.compile(r"^(\d+)-(.+)\.md$", re.IGNORECASE)
@@ -216,7 +230,8 @@ DATE_PREFIX = re.compile(r"^((?:19|20)\d{2})(0[1-9]|1[0-2])([0-2]\d|3[01])$")
 ADR_NUMBER = re.compile(r"^(?:adr[-_ ]?)?0*(\d+)$", re.IGNORECASE)
 NYGARD_TITLE = re.compile(r"^(\d+)\.\s+(.+)$")
 CHOSEN = re.compile(
-    r'^Chosen option:?[ \t]*"(?P<option>[^\n]*?)"(?:,?[ \t]*because\b[ \t]*|[ \t]*(?=\n|\Z))(?P<why>.*)\Z', re.DOTALL | re.IGNORECASE
+    r'^Chosen option:?[ \t]*"(?P<option>[^\n]*?)"(?:,?[ \t]*because\b[ \t]*|[ \t]*(?=\n|\Z))(?P<why>.*)\Z',
+    re.DOTALL | re.IGNORECASE,
 )
 META_LINE = re.compile(r"^\s*(?:[*+-]\s+)?(?P<key>[A-Za-z][A-Za-z -]{1,30}?)\s*:\s*(?P<value>.*?)\s*$")
 
@@ -263,12 +278,16 @@ def _split_front_matter(text: str, source: str) -> tuple[dict[str, Any], str]:
         raise MadrError("the YAML front matter is not closed with ---")
     raw, body = text[4:end], text[end + 4 :].lstrip("\n")
     try:
-        data = yaml.safe_load(raw) if raw.strip() else {}
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" (line {mark.line + 2})" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or "not valid YAML"
-        raise MadrError(f"invalid YAML front matter{where}: {problem}") from None
+        # The hardened loader: no alias bombs, recursion or duplicate keys from an uploaded file.
+        documents = load_documents(raw, max_bytes=MAX_FILE_BYTES, max_aliases=20, max_nodes=5_000)
+    except ApplicationError as exc:
+        line = exc.extra.get("line")
+        reason = exc.message.split(": ", 1)[-1] if ": " in exc.message else exc.message
+        where = f" (line {line + 1})" if isinstance(line, int) else ""
+        raise MadrError(f"invalid YAML front matter{where}: {reason}") from None
+    if len(documents) > 1:
+        raise MadrError("invalid YAML front matter: more than one document")
+    data = documents[0] if documents else {}
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -378,6 +397,7 @@ def parse(source: str, text: str) -> ParsedADR:
     """Read one ADR file. Raises :class:`MadrError` with a reason when it is not an ADR we can keep."""
     text = text.replace("\r\n", "\n").replace("\r", "\n").lstrip("\ufeff")
     front, body = _split_front_matter(text, source)
+    body = COMMENT_LINE.sub("", body)  # the MADR templates' "<!-- This is an optional element -->" lines
     blocks = _blocks(body)
     title_index = next((i for i, (level, _, _) in enumerate(blocks) if level == 1), None)
     if title_index is None:
@@ -420,7 +440,18 @@ def parse(source: str, text: str) -> ParsedADR:
     for line in COMMENT.sub("", "\n".join(preamble_lines)).split("\n"):
         match = META_LINE.match(line)
         key = match.group("key").strip().lower() if match else ""
-        if match and key in ("status", "date", "deciders", "decision-makers", "decision makers", "tags", "consulted", "informed", "technical story", "prd"):
+        if match and key in (
+            "status",
+            "date",
+            "deciders",
+            "decision-makers",
+            "decision makers",
+            "tags",
+            "consulted",
+            "informed",
+            "technical story",
+            "prd",
+        ):
             meta.setdefault(key.replace(" ", "-") if key != "technical story" else key, match.group("value"))
         elif line.strip():
             leftover.append(line)
@@ -454,7 +485,7 @@ def parse(source: str, text: str) -> ParsedADR:
     adr.decision_makers = _names(meta.get("decision-makers", meta.get("deciders", meta.get("decision_makers"))))
     adr.consulted = _names(meta.get("consulted"))
     adr.informed = _names(meta.get("informed"))
-    adr.tags = [t for t in (slugify(x)[:50] for x in _names(meta.get("tags"))) if t]
+    adr.tags = [t for t in (slugify(x) for x in _names(meta.get("tags"))) if t]
     adr.prd_reference = _one_line(str(meta.get("prd") or ""))
     for kind in LINK_KINDS:
         for target in _names(meta.get(kind)):
@@ -487,7 +518,9 @@ def parse(source: str, text: str) -> ParsedADR:
                 getattr(option, kind).append(point)
             elif not kind:
                 description.append(line)
-        option.description = COMMENT.sub("", _strip(description)).strip() if adr.format != "madr4" else _strip(description)
+        option.description = (
+            COMMENT.sub("", _strip(description)).strip() if adr.format != "madr4" else _strip(description)
+        )
     adr.options = list(options.values())
 
     if nygard:
@@ -505,7 +538,9 @@ def parse(source: str, text: str) -> ParsedADR:
         good = [f"* Good, because {b}" for b in _bullets(outcome_parts.get("positive", []))]
         bad = [f"* Bad, because {b}" for b in _bullets(outcome_parts.get("negative", []))]
         adr.consequences = "\n".join([x for x in (consequences, "\n".join(good + bad)) if x])
-    adr.confirmation = _strip(outcome_parts.get("confirmation", []) + sections.get("confirmation", []) + sections.get("validation", []))
+    adr.confirmation = _strip(
+        outcome_parts.get("confirmation", []) + sections.get("confirmation", []) + sections.get("validation", [])
+    )
 
     more = [_strip(sections.get("more", []))]
     link_lines = sections.get("links", [])

@@ -64,14 +64,18 @@ class Decision(models.Model):
     session = models.ForeignKey(
         "sessions_app.DesignSession", null=True, blank=True, on_delete=models.SET_NULL, related_name="decisions"
     )
-    round = models.ForeignKey("sessions_app.Round", null=True, blank=True, on_delete=models.SET_NULL, related_name="decisions")
+    round = models.ForeignKey(
+        "sessions_app.Round", null=True, blank=True, on_delete=models.SET_NULL, related_name="decisions"
+    )
     key_question = models.OneToOneField(
         "sessions_app.KeyQuestion", null=True, blank=True, on_delete=models.SET_NULL, related_name="decision"
     )
     contributions = models.ManyToManyField(
         "sessions_app.Contribution", through="DecisionProvenance", related_name="decisions", blank=True
     )
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     search_vector = SearchVectorField(null=True, blank=True, editable=False)
@@ -87,6 +91,7 @@ class Decision(models.Model):
         indexes = [
             models.Index(fields=["project", "status"], name="decision_project_status"),
             models.Index(fields=["project", "date"], name="decision_project_date"),
+            models.Index(fields=["project", "updated_at"], name="decision_project_updated"),
         ]
 
     def __str__(self) -> str:
@@ -109,8 +114,9 @@ class Decision(models.Model):
 
     @property
     def specialist_names(self) -> list[str]:
-        """Who contributed, from the (usually prefetched) provenance rows."""
-        return sorted({p.author_name for p in self.provenance.all()})
+        """Who contributed: from ``provenance_rows`` when the list selector prefetched them."""
+        rows = getattr(self, "provenance_rows", None)
+        return sorted({p.author_name for p in (rows if rows is not None else self.provenance.all())})
 
 
 class DecisionOption(models.Model):
@@ -146,14 +152,18 @@ class DecisionLink(models.Model):
     from_decision = models.ForeignKey(Decision, on_delete=models.CASCADE, related_name="links_out")
     to_decision = models.ForeignKey(Decision, on_delete=models.CASCADE, related_name="links_in")
     kind = models.CharField(max_length=20, choices=Kind.choices)
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["from_decision", "kind", "to_decision"]
         constraints = [
             models.UniqueConstraint(fields=["from_decision", "to_decision", "kind"], name="unique_decision_link"),
-            models.CheckConstraint(condition=~models.Q(from_decision=models.F("to_decision")), name="decision_link_not_self"),
+            models.CheckConstraint(
+                condition=~models.Q(from_decision=models.F("to_decision")), name="decision_link_not_self"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -168,13 +178,19 @@ class StatusChange(models.Model):
     """Append-only status history. ``from_status`` is empty for the row written at creation."""
 
     decision = models.ForeignKey(Decision, on_delete=models.CASCADE, related_name="status_changes")
-    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     actor_label = models.CharField(max_length=150, help_text="Who, as shown: a user's name, Maestro or an import.")
     from_status = models.CharField(max_length=20, choices=Decision.Status.choices, blank=True)
     to_status = models.CharField(max_length=20, choices=Decision.Status.choices)
     at = models.DateTimeField(default=timezone.now)
     via = models.ForeignKey(
-        "sessions_app.ValidationResponse", null=True, blank=True, on_delete=models.SET_NULL, related_name="decision_changes"
+        "sessions_app.ValidationResponse",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="decision_changes",
     )
     note = models.CharField(max_length=500, blank=True)
 

@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.contrib.postgres.search import SearchQuery, SearchRank
+from django.core.cache import cache
 from django.db import connection
-from django.db.models import Exists, F, OuterRef, Prefetch, Q, QuerySet, TextField
+from django.db.models import Count, Exists, F, Func, Max, OuterRef, Prefetch, Q, QuerySet, TextField
 from django.db.models.functions import Cast
 from django.http import Http404
 
@@ -25,10 +26,30 @@ from sessions_app.models import DesignSession, ValidationPoint, ValidationRespon
 from teams_app.models import Project
 
 SEARCH_FIELDS = (
-    "title", "context", "justification", "chosen_option", "consequences", "confirmation", "more_information",
+    "title",
+    "context",
+    "justification",
+    "chosen_option",
+    "consequences",
+    "confirmation",
+    "more_information",
 )
 SEARCH_JSON_FIELDS = ("decision_drivers", "tags")
 MAX_SEARCH_WORDS = 8
+CHOICES_TTL = 600
+LIST_DEFERRED = (
+    "context",
+    "justification",
+    "consequences",
+    "confirmation",
+    "more_information",
+    "decision_drivers",
+    "decision_makers",
+    "consulted",
+    "informed",
+    "chosen_option",
+    "prd_reference",
+)
 
 
 @dataclass(frozen=True)
@@ -44,7 +65,9 @@ class DecisionFilters:
 
     @property
     def active(self) -> bool:
-        return bool(self.q or self.status or self.tag or self.session or self.specialist or self.date_from or self.date_to)
+        return bool(
+            self.q or self.status or self.tag or self.session or self.specialist or self.date_from or self.date_to
+        )
 
 
 def _is_postgres() -> bool:
@@ -105,11 +128,13 @@ def decisions_for_project(*, project: Project, filters: DecisionFilters | None =
         order = ["-rank", "-number"] if ranked else ["-number"]
     return (
         qs.select_related("session")
-        .defer(*(f"session__{name}" for name in ("requirement", "report", "team", "gate", "mission")))
+        # A list row shows number, title, status, date, tags, session and specialists: leave the long text behind.
+        .defer(*LIST_DEFERRED, *(f"session__{name}" for name in ("requirement", "report", "team", "gate", "mission")))
         .prefetch_related(
             Prefetch(
                 "provenance",
-                queryset=DecisionProvenance.objects.only("decision_id", "specialist_slug", "author_name", "provider", "model"),
+                queryset=DecisionProvenance.objects.only("decision_id", "specialist_slug", "author_name"),
+                to_attr="provenance_rows",
             ),
             Prefetch(
                 "links_in",
@@ -124,10 +149,23 @@ def decisions_for_project(*, project: Project, filters: DecisionFilters | None =
 
 
 def decision_filter_choices(*, project: Project) -> dict[str, Any]:
-    """Tags, sessions and specialists that occur in the project's decisions: three queries."""
-    if _is_postgres():
-        from django.db.models import Func
+    """Tags, sessions and specialists that occur in the project's decisions, for the filter form.
 
+    Computing them reads every decision of the project, so they are cached under a version key
+    (how many decisions, the latest ``updated_at``: one index-only query) that any write changes.
+    A cold call costs four queries, a warm one a single query."""
+    version = Decision.objects.filter(project=project).aggregate(n=Count("pk"), last=Max("updated_at"))
+    last = version["last"].isoformat() if version["last"] else "-"
+    key = f"decision-choices:{project.pk}:{version['n']}:{last}"
+    choices = cache.get(key)
+    if choices is None:
+        choices = _filter_choices(project)
+        cache.set(key, choices, CHOICES_TTL)
+    return {**choices, "statuses": Decision.Status.choices}
+
+
+def _filter_choices(project: Project) -> dict[str, Any]:
+    if _is_postgres():
         tags = sorted(
             Decision.objects.filter(project=project)
             .annotate(tag=Func(F("tags"), function="jsonb_array_elements_text"))
@@ -136,10 +174,14 @@ def decision_filter_choices(*, project: Project) -> dict[str, Any]:
             .order_by()
         )
     else:
-        seen: set[str] = set()
-        for values in Decision.objects.filter(project=project).exclude(tags=[]).values_list("tags", flat=True):
-            seen.update(str(v) for v in values or [])
-        tags = sorted(seen)
+        # SQLite's json_each: one query that returns each tag once, instead of every row's list.
+        table = Decision._meta.db_table
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT DISTINCT t.value FROM {table}, json_each({table}.tags) AS t WHERE {table}.project_id = %s",  # noqa: S608 - table name from the model
+                [project.pk],
+            )
+            tags = sorted(str(row[0]) for row in cursor.fetchall())
     sessions = list(
         DesignSession.objects.filter(Exists(Decision.objects.filter(session=OuterRef("pk"), project=project)))
         .order_by("-created_at")
@@ -159,7 +201,6 @@ def decision_filter_choices(*, project: Project) -> dict[str, Any]:
         "tags": tags,
         "sessions": sessions,
         "specialists": sorted(unique.items(), key=lambda item: item[1].lower()),
-        "statuses": Decision.Status.choices,
     }
 
 
@@ -221,7 +262,9 @@ def decision_detail(*, decision: Decision) -> DecisionDetail:
         links_out=list(decision.links_out.select_related("to_decision").order_by("kind", "to_decision__number")),
         links_in=list(decision.links_in.select_related("from_decision").order_by("kind", "from_decision__number")),
         provenance=list(
-            decision.provenance.select_related("contribution__round", "contribution__session").order_by("author_name", "id")
+            decision.provenance.select_related("contribution__round", "contribution__session").order_by(
+                "author_name", "id"
+            )
         ),
         approvals=approvals,
     )
@@ -251,7 +294,9 @@ def _export_row(decision: Decision) -> madr.ExportDecision:
         context=decision.context,
         decision_drivers=list(decision.decision_drivers),
         options=[
-            madr.OptionData(title=o.title, description=o.description, good=list(o.good), neutral=list(o.neutral), bad=list(o.bad))
+            madr.OptionData(
+                title=o.title, description=o.description, good=list(o.good), neutral=list(o.neutral), bad=list(o.bad)
+            )
             for o in decision.options.all()
         ],
         chosen_option=decision.chosen_option,
@@ -259,7 +304,9 @@ def _export_row(decision: Decision) -> madr.ExportDecision:
         consequences=decision.consequences,
         confirmation=decision.confirmation,
         more_information=decision.more_information,
-        links=[madr.ExportLink(kind=link.kind, target_number=link.to_decision.number) for link in decision.links_out.all()],
+        links=[
+            madr.ExportLink(kind=link.kind, target_number=link.to_decision.number) for link in decision.links_out.all()
+        ],
     )
 
 
@@ -269,8 +316,11 @@ def decisions_for_export(*, project: Project, numbers: list[int] | None = None) 
         qs = qs.filter(number__in=numbers)
     qs = qs.prefetch_related(
         Prefetch("options", queryset=DecisionOption.objects.order_by("order")),
-        Prefetch("links_out", queryset=DecisionLink.objects.select_related("to_decision").only(
-            "from_decision_id", "kind", "to_decision__number"
-        )),
+        Prefetch(
+            "links_out",
+            queryset=DecisionLink.objects.select_related("to_decision").only(
+                "from_decision_id", "kind", "to_decision__number"
+            ),
+        ),
     ).order_by("number")
     return [_export_row(d) for d in qs]

@@ -66,9 +66,23 @@ TRANSITIONS: dict[str, frozenset[str]] = {
 }
 
 CONTENT_FIELDS = (
-    "title", "date", "decision_makers", "consulted", "informed", "context", "decision_drivers", "chosen_option",
-    "justification", "consequences", "confirmation", "more_information", "tags", "prd_reference", "prd",
-    "session", "round",
+    "title",
+    "date",
+    "decision_makers",
+    "consulted",
+    "informed",
+    "context",
+    "decision_drivers",
+    "chosen_option",
+    "justification",
+    "consequences",
+    "confirmation",
+    "more_information",
+    "tags",
+    "prd_reference",
+    "prd",
+    "session",
+    "round",
 )
 LIST_FIELDS = ("decision_makers", "consulted", "informed", "decision_drivers", "tags")
 MAESTRO = "Maestro"
@@ -105,7 +119,7 @@ def clean_tags(values: Iterable[Any] | str | None) -> list[str]:
 
 
 def _slug(title: str) -> str:
-    return (slugify(title)[:60].strip("-") or "decision")
+    return slugify(title)[:60].strip("-") or "decision"
 
 
 def _clean_options(options: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -114,13 +128,15 @@ def _clean_options(options: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         title = " ".join(str(option.get("title", "")).split())
         if not title:
             raise ApplicationError(BAD_OPTIONS, {"field": "options"})
-        cleaned.append({
-            "title": title[:300],
-            "description": str(option.get("description") or "").strip(),
-            "good": clean_list(option.get("good")),
-            "neutral": clean_list(option.get("neutral")),
-            "bad": clean_list(option.get("bad")),
-        })
+        cleaned.append(
+            {
+                "title": title[:300],
+                "description": str(option.get("description") or "").strip(),
+                "good": clean_list(option.get("good")),
+                "neutral": clean_list(option.get("neutral")),
+                "bad": clean_list(option.get("bad")),
+            }
+        )
     return cleaned
 
 
@@ -192,8 +208,13 @@ def _record_status(
     note: str = "",
 ) -> StatusChange:
     return StatusChange.objects.create(
-        decision=decision, actor=actor, actor_label=(actor_label or user_label(actor) or MAESTRO)[:150],
-        from_status=from_status, to_status=to_status, via=via, note=note[:500],
+        decision=decision,
+        actor=actor,
+        actor_label=(actor_label or user_label(actor) or MAESTRO)[:150],
+        from_status=from_status,
+        to_status=to_status,
+        via=via,
+        note=note[:500],
     )
 
 
@@ -219,7 +240,9 @@ def _new_decision(
     decision.save()
     if options:
         _replace_options(decision, options)
-    _record_status(decision, from_status="", to_status=status, actor=user, actor_label=actor_label, note=note or "Created")
+    _record_status(
+        decision, from_status="", to_status=status, actor=user, actor_label=actor_label, note=note or "Created"
+    )
     return decision
 
 
@@ -289,12 +312,16 @@ def decision_set_status(
     superseded, writing a StatusChange. Accepting by hand names the actor a decision maker."""
     decision = _lock(decision)
     if to_status not in D.values:
-        raise ApplicationError(BAD_TRANSITION.format(from_label=decision.get_status_display().lower(), to_label=to_status))
+        raise ApplicationError(
+            BAD_TRANSITION.format(from_label=decision.get_status_display().lower(), to_label=to_status)
+        )
     if decision.status == to_status:
         raise ApplicationError(UNCHANGED_STATUS.format(label=decision.get_status_display().lower()))
     if to_status not in TRANSITIONS[decision.status]:
         raise ApplicationError(
-            BAD_TRANSITION.format(from_label=decision.get_status_display().lower(), to_label=D(to_status).label.lower()),
+            BAD_TRANSITION.format(
+                from_label=decision.get_status_display().lower(), to_label=D(to_status).label.lower()
+            ),
             {"allowed": sorted(TRANSITIONS[decision.status])},
         )
     from_status = decision.status
@@ -307,7 +334,9 @@ def decision_set_status(
             decision.decision_makers = [*decision.decision_makers, name]
             update.append("decision_makers")
     decision.save(update_fields=update)
-    _record_status(decision, from_status=from_status, to_status=to_status, actor=actor, actor_label=actor_label, via=via, note=note)
+    _record_status(
+        decision, from_status=from_status, to_status=to_status, actor=actor, actor_label=actor_label, via=via, note=note
+    )
     return decision
 
 
@@ -353,7 +382,11 @@ def decision_supersede(
     if status not in (D.DRAFT, D.PROPOSED, D.ACCEPTED):
         raise ApplicationError(BAD_INITIAL_STATUS, {"field": "status"})
     new = _new_decision(
-        project=project, user=user, status=status, options=options, fields=fields,
+        project=project,
+        user=user,
+        status=status,
+        options=options,
+        fields=fields,
         note=f"Created to supersede {old.adr_id}",
     )
     if status == D.ACCEPTED and user is not None and not new.decision_makers:
@@ -365,7 +398,10 @@ def decision_supersede(
         old.status = D.SUPERSEDED
         old.save(update_fields=["status", "updated_at"])
         _record_status(
-            old, from_status=from_status, to_status=D.SUPERSEDED, actor=user,
+            old,
+            from_status=from_status,
+            to_status=D.SUPERSEDED,
+            actor=user,
             note=note or f"Superseded by {new.adr_id}",
         )
     return new
@@ -415,9 +451,11 @@ def decision_from_key_question(*, question: KeyQuestion) -> Decision:
     """The proposed decision for a key question with consensus or a user's decision; one per
     question (idempotent: the existing one is returned). Decision makers stay empty until a
     validation point approves it (:func:`decisions_accept_from_validation`)."""
-    question = KeyQuestion.objects.select_for_update(of=("self",)).select_related(
-        "session__project", "session__prd", "session__template", "decided_by"
-    ).get(pk=question.pk)
+    question = (
+        KeyQuestion.objects.select_for_update(of=("self",))
+        .select_related("session__project", "session__prd", "session__template", "decided_by")
+        .get(pk=question.pk)
+    )
     existing = Decision.objects.filter(key_question=question).first()
     if existing is not None:
         return existing
@@ -460,8 +498,14 @@ def decision_from_key_question(*, question: KeyQuestion) -> Decision:
         "round": rnd,
     }
     decision = _new_decision(
-        project=project, user=None, status=D.PROPOSED, options=options, fields=fields, key_question=question,
-        actor_label=MAESTRO, note=f"From key question {question.ref} ({how})",
+        project=project,
+        user=None,
+        status=D.PROPOSED,
+        options=options,
+        fields=fields,
+        key_question=question,
+        actor_label=MAESTRO,
+        note=f"From key question {question.ref} ({how})",
     )
     seen: set[int] = set()
     rows = []
@@ -470,10 +514,17 @@ def decision_from_key_question(*, question: KeyQuestion) -> Decision:
             continue
         seen.add(p.contribution_id)
         c = p.contribution
-        rows.append(DecisionProvenance(
-            decision=decision, contribution=c, specialist_slug=p.specialist_slug or c.specialist_slug,
-            author_name=p.author_name or c.author_name, provider=c.provider, model=c.model, option=p.option,
-        ))
+        rows.append(
+            DecisionProvenance(
+                decision=decision,
+                contribution=c,
+                specialist_slug=p.specialist_slug or c.specialist_slug,
+                author_name=p.author_name or c.author_name,
+                provider=c.provider,
+                model=c.model,
+                option=p.option,
+            )
+        )
     DecisionProvenance.objects.bulk_create(rows)
     return decision
 
@@ -492,20 +543,26 @@ def decisions_accept_from_validation(
     if response.point_id != point.pk or response.verdict != ValidationResponse.Verdict.APPROVE:
         raise ApplicationError(NOT_AN_APPROVAL)
     settled = KeyQuestion.objects.filter(
-        session_id=point.session_id, state__in=[KeyQuestion.State.AGREED, KeyQuestion.State.DECIDED], decision__isnull=True
+        session_id=point.session_id,
+        state__in=[KeyQuestion.State.AGREED, KeyQuestion.State.DECIDED],
+        decision__isnull=True,
     ).exclude(chosen="")
     for question in settled:
         decision_from_key_question(question=question)
     names = clean_list(user_label(u) for u in approvers)
     note = f'Approved at the validation point "{point.title}"'[:500]
-    proposed = Decision.objects.select_for_update().filter(session_id=point.session_id, status=D.PROPOSED).order_by("number")
+    proposed = (
+        Decision.objects.select_for_update().filter(session_id=point.session_id, status=D.PROPOSED).order_by("number")
+    )
     today = timezone.localdate()
     for decision in proposed:
         decision.status = D.ACCEPTED
         decision.decision_makers = names
         decision.date = today
         decision.save(update_fields=["status", "decision_makers", "date", "updated_at"])
-        _record_status(decision, from_status=D.PROPOSED, to_status=D.ACCEPTED, actor=response.user, via=response, note=note)
+        _record_status(
+            decision, from_status=D.PROPOSED, to_status=D.ACCEPTED, actor=response.user, via=response, note=note
+        )
     return list(Decision.objects.filter(status_changes__via=response).distinct().order_by("number"))
 
 
@@ -591,7 +648,10 @@ def decisions_import(
         try:
             with transaction.atomic():
                 created[adr.number] = _new_decision(
-                    project=project, user=user, status=adr.status, options=[o.as_dict() for o in adr.options],
+                    project=project,
+                    user=user,
+                    status=adr.status,
+                    options=[o.as_dict() for o in adr.options],
                     fields={
                         "title": adr.title,
                         "date": adr.date or timezone.localdate(),
@@ -611,16 +671,15 @@ def decisions_import(
                         "confirmation": adr.confirmation,
                         "more_information": adr.more_information,
                     },
-                    number=adr.number, slug=adr.slug or _slug(adr.title),
+                    number=adr.number,
+                    slug=adr.slug or _slug(adr.title),
                     actor_label=f"import of {adr.source.rsplit('/', 1)[-1]}"[:150],
                     note=f"Imported from {adr.source.rsplit('/', 1)[-1]} ({adr.format})",
                 )
         except ApplicationError as exc:
             problems[adr.source] = exc.message
     if problems:
-        raise ApplicationError(
-            IMPORT_FAILED.format(count=len(problems)), {"problems": dict(sorted(problems.items()))}
-        )
+        raise ApplicationError(IMPORT_FAILED.format(count=len(problems)), {"problems": dict(sorted(problems.items()))})
 
     pks = {**existing, **{n: d.pk for n, d in created.items()}}
     seen: set[tuple[int, int, str]] = set()
@@ -633,7 +692,11 @@ def decisions_import(
         seen.add(key)
         rows.append(DecisionLink(from_decision_id=key[0], to_decision_id=key[1], kind=kind, created_by=user))
     existing_links = set(
-        DecisionLink.objects.filter(from_decision__project=project).values_list("from_decision_id", "to_decision_id", "kind")
+        DecisionLink.objects.filter(from_decision__project=project).values_list(
+            "from_decision_id", "to_decision_id", "kind"
+        )
     )
-    DecisionLink.objects.bulk_create([r for r in rows if (r.from_decision_id, r.to_decision_id, r.kind) not in existing_links])
+    DecisionLink.objects.bulk_create(
+        [r for r in rows if (r.from_decision_id, r.to_decision_id, r.kind) not in existing_links]
+    )
     return [created[n] for n in sorted(created)]

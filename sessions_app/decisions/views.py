@@ -35,8 +35,13 @@ D = Decision.Status
 
 
 def _base(access: ProjectAccess, **extra: Any) -> dict[str, Any]:
-    return {"project": access.project, "access": access, "tab": "decisions",
-            "can_edit": access.can(Action.EDIT_DECISIONS), **extra}
+    return {
+        "project": access.project,
+        "access": access,
+        "tab": "decisions",
+        "can_edit": access.can(Action.EDIT_DECISIONS),
+        **extra,
+    }
 
 
 @require_GET
@@ -46,12 +51,10 @@ def decision_list(request: HttpRequest, slug: str) -> HttpResponse:
     filters = form.filters()
     paginator = Paginator(selectors.decisions_for_project(project=access.project, filters=filters), form.page_size())
     page = paginator.get_page(request.GET.get("page"))
-    context = _base(
-        access, form=form, filters=filters, page=page, per_page=paginator.per_page, page_sizes=PAGE_SIZES,
-        choices=selectors.decision_filter_choices(project=access.project),
-    )
-    if request.htmx:
+    context = _base(access, form=form, filters=filters, page=page, per_page=paginator.per_page, page_sizes=PAGE_SIZES)
+    if request.htmx:  # only the results region: the filter form (and its choices) stays on the page
         return render(request, "sessions_app/decisions/partials/results.html", context)
+    context["choices"] = selectors.decision_filter_choices(project=access.project)
     return render(request, "sessions_app/decisions/list.html", context)
 
 
@@ -63,17 +66,30 @@ def decision_detail(request: HttpRequest, slug: str, number: int) -> HttpRespons
         request,
         "sessions_app/decisions/detail.html",
         _base(
-            access, decision=decision, detail=selectors.decision_detail(decision=decision),
-            status_form=StatusForm(decision=decision), link_form=LinkForm(),
+            access,
+            decision=decision,
+            detail=selectors.decision_detail(decision=decision),
+            status_form=StatusForm(decision=decision),
+            link_form=LinkForm(),
         ),
     )
 
 
-def _render_form(request: HttpRequest, access: ProjectAccess, *, form: DecisionForm, formset: Any, mode: str,
-                 decision: Decision | None = None, status: int = 200) -> HttpResponse:
+def _render_form(
+    request: HttpRequest,
+    access: ProjectAccess,
+    *,
+    form: DecisionForm,
+    formset: Any,
+    mode: str,
+    decision: Decision | None = None,
+    status: int = 200,
+) -> HttpResponse:
     return render(
-        request, "sessions_app/decisions/form.html",
-        _base(access, form=form, formset=formset, mode=mode, decision=decision), status=status,
+        request,
+        "sessions_app/decisions/form.html",
+        _base(access, form=form, formset=formset, mode=mode, decision=decision),
+        status=status,
     )
 
 
@@ -87,14 +103,18 @@ def decision_create(request: HttpRequest, slug: str) -> HttpResponse:
     access = project_access_for(user=request.user, slug=slug, action=Action.EDIT_DECISIONS)
     project = access.project
     if request.method == "GET":
-        return _render_form(request, access, form=DecisionForm(project=project), formset=OptionFormSet(prefix="options"),
-                            mode="create")
+        return _render_form(
+            request, access, form=DecisionForm(project=project), formset=OptionFormSet(prefix="options"), mode="create"
+        )
     form, formset = DecisionForm(request.POST, project=project), OptionFormSet(request.POST, prefix="options")
     if _valid(form, formset):
         try:
             decision = services.decision_create(
-                project=project, user=request.user, status=form.cleaned_data["status"],
-                options=options_from_formset(formset), **form.service_fields(),
+                project=project,
+                user=request.user,
+                status=form.cleaned_data["status"],
+                options=options_from_formset(formset),
+                **form.service_fields(),
             )
         except ApplicationError as exc:
             form.add_error(exc.extra.get("field") if exc.extra.get("field") in form.fields else None, exc.message)
@@ -109,8 +129,12 @@ def decision_edit(request: HttpRequest, slug: str, number: int) -> HttpResponse:
     access = project_access_for(user=request.user, slug=slug, action=Action.EDIT_DECISIONS)
     decision = selectors.decision_get(project=access.project, number=number)
     if not decision.is_editable:
-        messages.error(request, services.ACCEPTED_IS_FINAL if decision.status == D.ACCEPTED else
-                       services.CLOSED_IS_FINAL.format(status=decision.get_status_display().lower()))
+        messages.error(
+            request,
+            services.ACCEPTED_IS_FINAL
+            if decision.status == D.ACCEPTED
+            else services.CLOSED_IS_FINAL.format(status=decision.get_status_display().lower()),
+        )
         return redirect("decision_detail", slug=slug, number=number)
     if request.method == "GET":
         form = DecisionForm(project=access.project, statuses=None, initial=DecisionForm.initial_for(decision))
@@ -148,8 +172,11 @@ def decision_supersede(request: HttpRequest, slug: str, number: int) -> HttpResp
     if _valid(form, formset):
         try:
             new = services.decision_supersede(
-                old=old, user=request.user, status=form.cleaned_data["status"],
-                options=options_from_formset(formset), **form.service_fields(),
+                old=old,
+                user=request.user,
+                status=form.cleaned_data["status"],
+                options=options_from_formset(formset),
+                **form.service_fields(),
             )
         except ApplicationError as exc:
             form.add_error(exc.extra.get("field") if exc.extra.get("field") in form.fields else None, exc.message)
@@ -169,7 +196,9 @@ def decision_status(request: HttpRequest, slug: str, number: int) -> HttpRespons
     else:
         try:
             services.decision_set_status(
-                decision=decision, to_status=form.cleaned_data["to_status"], actor=request.user,
+                decision=decision,
+                to_status=form.cleaned_data["to_status"],
+                actor=request.user,
                 note=form.cleaned_data["note"],
             )
         except ApplicationError as exc:
@@ -189,7 +218,9 @@ def decision_link_add(request: HttpRequest, slug: str, number: int) -> HttpRespo
         return redirect("decision_detail", slug=slug, number=number)
     target = selectors.decision_get(project=access.project, number=form.cleaned_data["target"])
     try:
-        services.decision_link(from_decision=decision, to_decision=target, kind=form.cleaned_data["kind"], user=request.user)
+        services.decision_link(
+            from_decision=decision, to_decision=target, kind=form.cleaned_data["kind"], user=request.user
+        )
     except ApplicationError as exc:
         messages.error(request, exc.message)
     else:

@@ -9,7 +9,7 @@ import json
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
 
 from teams_app.models import AREAS
 
@@ -33,8 +33,23 @@ FIELD_MESSAGES = {
     ("area", "literal_error"): "Use one of: " + ", ".join(AREAS) + ".",
 }
 
+BAD_TEXT = "Use text without NUL characters or invalid Unicode."
+
+
+def _storable(value: str) -> str:
+    """Text the databases can store: no NUL (PostgreSQL rejects it) and no lone surrogates."""
+    if "\x00" in value:
+        raise ValueError(BAD_TEXT)
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError(BAD_TEXT) from None
+    return value
+
+
+Storable = AfterValidator(_storable)
 TaskId = Annotated[str, StringConstraints(pattern=TASK_ID_PATTERN)]
-Hint = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50)]
+Hint = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50), Storable]
 
 
 class Strict(BaseModel):
@@ -51,11 +66,11 @@ class TaskIn(Strict):
 
     task_id: TaskId = Field(description="Unique per project; the same task_id again is the same task.")
     area: Area
-    summary: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)] = Field(
+    summary: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500), Storable] = Field(
         description="One short task sentence."
     )
     hints: list[Hint] = Field(default_factory=list, max_length=20, description="Keywords that help routing.")
-    prd: Annotated[str, StringConstraints(max_length=512, pattern=PRD_PATTERN)] | None = Field(
+    prd: Annotated[str, StringConstraints(max_length=512, pattern=PRD_PATTERN), Storable] | None = Field(
         default=None,
         description="PRD id (PRD-123) or link. Missing or blank pauses the task and asks for one.",
     )
@@ -72,21 +87,21 @@ class TaskIn(Strict):
         return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-FreeText = Annotated[str, StringConstraints(max_length=20_000)]
-TextOrList = FreeText | list[Annotated[str, StringConstraints(max_length=500)]]
+FreeText = Annotated[str, StringConstraints(max_length=20_000), Storable]
+TextOrList = FreeText | list[Annotated[str, StringConstraints(max_length=500), Storable]]
 
 
 class AssistIn(Strict):
     """Parameters every ``*_assist`` tool takes (seed: `context` required; `title`, `files`, `tags`,
     `project` optional metadata)."""
 
-    context: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50_000)] = Field(
+    context: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50_000), Storable] = Field(
         description="The full context: requirements, environment, what is known so far."
     )
-    title: Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)] | None = None
+    title: Annotated[str, StringConstraints(strip_whitespace=True, max_length=200), Storable] | None = None
     files: TextOrList | None = Field(default=None, description="Relevant files (comma-separated or a list).")
     tags: TextOrList | None = Field(default=None, description="Tags (comma-separated or a list).")
-    project: Annotated[str, StringConstraints(max_length=200)] | None = Field(
+    project: Annotated[str, StringConstraints(max_length=200), Storable] | None = Field(
         default=None, description="The caller's project name; the hub answers within the project it is bound to."
     )
 
@@ -106,7 +121,7 @@ class DebugAssistIn(AssistIn):
 
     error: FreeText | None = Field(default=None, description="The primary error message.")
     symptom: FreeText | None = Field(default=None, description="A brief description of the problem.")
-    logs: Annotated[str, StringConstraints(max_length=100_000)] | None = Field(default=None, description="Relevant log output.")
+    logs: Annotated[str, StringConstraints(max_length=100_000), Storable] | None = Field(default=None, description="Relevant log output.")
 
 
 class ArchitectAssistIn(AssistIn):
@@ -120,7 +135,7 @@ class DatabaseAssistIn(AssistIn):
 class UiAssistIn(AssistIn):
     model_config = ConfigDict(extra="forbid", title="UiAssist")
 
-    component: Annotated[str, StringConstraints(max_length=300)] | None = Field(
+    component: Annotated[str, StringConstraints(max_length=300), Storable] | None = Field(
         default=None, description="The component's name or description."
     )
 
@@ -240,6 +255,8 @@ def field_errors(exc: ValidationError) -> dict[str, str]:
         if key in fields:
             continue
         message = FIELD_MESSAGES.get((loc[0] if loc else "", err["type"]), err["msg"])
+        if err["type"] == "value_error":
+            message = str(err.get("ctx", {}).get("error", message))
         if err["type"] == "extra_forbidden":
             message = "Unknown field."
         fields[key] = message

@@ -9,7 +9,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection
-from django.db.models import QuerySet
+from django.db.models import Count, Max, QuerySet, Sum
 from django.urls import reverse
 
 from sessions_app.hub.models import ApiToken, HubTask
@@ -28,19 +28,36 @@ RUNNERS_UP = 3
 # -- routing --------------------------------------------------------------------------------------
 
 
-def route_candidates() -> list[Candidate]:
-    """Every specialist, as the router sees it."""
+_candidates: dict[str, Any] = {"key": None, "checked": 0.0, "value": ()}
+
+
+def route_candidates() -> tuple[Candidate, ...]:
+    """Every specialist, as the router sees it.
+
+    Kept in memory: for ``HUB_ROUTER_CACHE_SECONDS`` without looking, then while one aggregate
+    query (count, newest ``updated_at``, sum of ids) shows no specialist added, edited or removed."""
+    ttl = float(getattr(settings, "HUB_ROUTER_CACHE_SECONDS", 2.0))
+    cached = dict(_candidates)
+    now = time.monotonic()
+    if cached["key"] is not None and now - cached["checked"] < ttl:
+        return cached["value"]
+    key = tuple(Specialist.objects.aggregate(n=Count("id"), changed=Max("updated_at"), ids=Sum("id")).values())
+    if cached["key"] == key:
+        _candidates.update(checked=now)
+        return cached["value"]
     rows = Specialist.objects.order_by("slug").values_list("slug", "name", "areas", "hints", "description")
-    return [
+    value = tuple(
         Candidate(slug=slug, name=name, areas=tuple(areas or ()), hints=tuple(h.lower() for h in hints or ()),
                   description=description or "")
         for slug, name, areas, hints, description in rows
-    ]
+    )
+    _candidates.update(key=key, checked=now, value=value)
+    return value
 
 
 def task_route(*, task: TaskIn) -> list[Score]:
     """All specialists ranked for the task: best first, ties broken by file name (deterministic)."""
-    return rank(route_candidates(), area=task.area, hints=task.hints, summary=task.summary)
+    return rank(list(route_candidates()), area=task.area, hints=task.hints, summary=task.summary)
 
 
 def route_payload(*, task: TaskIn, ranked: list[Score]) -> dict[str, Any]:

@@ -35,7 +35,8 @@ class Command(BaseCommand):
             for name, problem in exc.extra.get("problems", {}).items():
                 self.stderr.write(f"{name}: {problem}")
             raise CommandError(exc.message) from None
-        self.stdout.write(self.style.SUCCESS(
-            f"Imported {len(imported)} decision(s) into {project.slug}: "
-            + ", ".join(d.adr_id for d in imported)
-        ))
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Imported {len(imported)} decision(s) into {project.slug}: " + ", ".join(d.adr_id for d in imported)
+            )
+        )

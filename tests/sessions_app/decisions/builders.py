@@ -23,6 +23,7 @@ REST = "Synchronous REST calls"
 EVENTS = "Asynchronous events over rabbitmq"
 MIXED = "REST for commands, events for state changes"
 
+
 def postgres_only(why: str) -> pytest.MarkDecorator:
     return pytest.mark.skipif(connection.vendor != "postgresql", reason=f"needs PostgreSQL (set DATABASE_URL): {why}")
 
@@ -41,12 +42,18 @@ class Design:
 def make_design(project: Project, *, state: str = KeyQuestion.State.AGREED, suffix: str = "") -> Design:
     prd, _ = PRD.objects.get_or_create(project=project, reference="PRD-42", defaults={"title": "Loyalty points"})
     template, _ = TeamTemplate.objects.get_or_create(
-        slug="new-service-integration", defaults={"name": "New Service Integration Team", "mission": "Integrate a service"}
+        slug="new-service-integration",
+        defaults={"name": "New Service Integration Team", "mission": "Integrate a service"},
     )
     session = DesignSession.objects.create(
-        project=project, template=template, team_name=template.name, title=f"Add loyalty points{suffix}",
+        project=project,
+        template=template,
+        team_name=template.name,
+        title=f"Add loyalty points{suffix}",
         requirement="Add a rewards programme to checkout so that shoppers collect stars.",
-        prd=prd, status=DesignSession.Status.RUNNING, phase="design",
+        prd=prd,
+        status=DesignSession.Status.RUNNING,
+        phase="design",
     )
     round1 = Round.objects.create(session=session, number=3, phase="design", kind="design")
     round2 = Round.objects.create(session=session, number=4, phase="design", kind="discussion")
@@ -60,12 +67,22 @@ def make_design(project: Project, *, state: str = KeyQuestion.State.AGREED, suff
     for rnd in (round1, round2):
         for slug, name, provider, model in people:
             contributions[f"{slug}@{rnd.number}"] = Contribution.objects.create(
-                session=session, round=rnd, author=Contribution.Author.SPECIALIST, specialist_slug=slug,
-                author_name=name, provider=provider, model=model, text=f"{name} on round {rnd.number}",
+                session=session,
+                round=rnd,
+                author=Contribution.Author.SPECIALIST,
+                specialist_slug=slug,
+                author_name=name,
+                provider=provider,
+                model=model,
+                text=f"{name} on round {rnd.number}",
             )
     question = KeyQuestion.objects.create(
-        session=session, ref="Q1", text="How should the change talk to the services it depends on?",
-        options=[REST, EVENTS, MIXED], state=state, chosen=EVENTS if state != KeyQuestion.State.CONFLICT else "",
+        session=session,
+        ref="Q1",
+        text="How should the change talk to the services it depends on?",
+        options=[REST, EVENTS, MIXED],
+        state=state,
+        chosen=EVENTS if state != KeyQuestion.State.CONFLICT else "",
         agreement=0.75,
     )
     # Round 3: the data flow analyst first prefers REST, then changes their mind in round 4.
@@ -85,18 +102,29 @@ def make_design(project: Project, *, state: str = KeyQuestion.State.AGREED, suff
         for slug, name, _, _ in people:
             option, rationale = table[slug]
             Position.objects.create(
-                question=question, round=rnd, contribution=contributions[f"{slug}@{rnd.number}"],
-                specialist_slug=slug, author_name=name, option=option, rationale=rationale,
+                question=question,
+                round=rnd,
+                contribution=contributions[f"{slug}@{rnd.number}"],
+                specialist_slug=slug,
+                author_name=name,
+                option=option,
+                rationale=rationale,
             )
     return Design(project, prd, session, round1, round2, question, contributions)
 
 
 def approve(point: ValidationPoint, user) -> ValidationResponse:
-    return ValidationResponse.objects.create(point=point, user=user, verdict=ValidationResponse.Verdict.APPROVE, comment="Looks right")
+    return ValidationResponse.objects.create(
+        point=point, user=user, verdict=ValidationResponse.Verdict.APPROVE, comment="Looks right"
+    )
 
 
 def open_point(session: DesignSession) -> ValidationPoint:
     return ValidationPoint.objects.create(
-        session=session, gate="design_gate", kind=ValidationPoint.Kind.APPROVAL,
-        title="Design Before Development: confirm the design", body="…", questions=[],
+        session=session,
+        gate="design_gate",
+        kind=ValidationPoint.Kind.APPROVAL,
+        title="Design Before Development: confirm the design",
+        body="…",
+        questions=[],
     )

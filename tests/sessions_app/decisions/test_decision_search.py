@@ -22,13 +22,21 @@ def log(project, make_user):
     design = make_design(project)
     from_question = services.decision_from_key_question(question=design.question)
     ledger = services.decision_create(
-        project=project, user=user, status=D.PROPOSED, title="Keep the points ledger in PostgreSQL",
+        project=project,
+        user=user,
+        status=D.PROPOSED,
+        title="Keep the points ledger in PostgreSQL",
         context="Loyalty balances must never drift when a payment is retried; idempotency matters.",
-        justification="Transactions are cheap here.", tags=["storage", "loyalty"], date=datetime.date(2024, 3, 5),
+        justification="Transactions are cheap here.",
+        tags=["storage", "loyalty"],
+        date=datetime.date(2024, 3, 5),
     )
     cache = services.decision_create(
-        project=project, user=user, title="Cache the product catalogue",
-        context="Catalogue pages are read a thousand times for every write.", tags=["caching"],
+        project=project,
+        user=user,
+        title="Cache the product catalogue",
+        context="Catalogue pages are read a thousand times for every write.",
+        tags=["caching"],
         date=datetime.date(2024, 5, 20),
     )
     return {"question": from_question, "ledger": ledger, "cache": cache, "design": design}
@@ -108,7 +116,10 @@ def test_filter_choices(project, log):
     assert choices["tags"] == ["caching", "loyalty", "new-service-integration", "storage"]
     assert choices["sessions"] == [(log["design"].session.pk, log["design"].session.title)]
     assert [slug for slug, _ in choices["specialists"]] == [
-        "data-flow-analyst", "integration-architect", "performance-engineer", "security-guardian",
+        "data-flow-analyst",
+        "integration-architect",
+        "performance-engineer",
+        "security-guardian",
     ]
 
 

@@ -17,7 +17,9 @@ D = Decision.Status
 
 
 def _accepted(project, user, title="Use PostgreSQL for the ledger"):
-    d = services.decision_create(project=project, user=user, status=D.PROPOSED, title=title, context="Points need ACID.")
+    d = services.decision_create(
+        project=project, user=user, status=D.PROPOSED, title=title, context="Points need ACID."
+    )
     return services.decision_set_status(decision=d, to_status=D.ACCEPTED, actor=user)
 
 
@@ -38,15 +40,23 @@ def test_numbers_are_per_project_and_shown_as_adr_ids(project, make_user):
 def test_create_writes_the_first_status_change_and_cleans_lists(project, make_user):
     user = make_user("ann", first_name="Ann", last_name="Lee")
     d = services.decision_create(
-        project=project, user=user, status=D.PROPOSED, title="  Use   events ", tags=["Checkout", "checkout", " Data Flow "],
-        decision_drivers=["Consistency", "", "Consistency"], consulted="Bob",
+        project=project,
+        user=user,
+        status=D.PROPOSED,
+        title="  Use   events ",
+        tags=["Checkout", "checkout", " Data Flow "],
+        decision_drivers=["Consistency", "", "Consistency"],
+        consulted="Bob",
         options=[{"title": "Events", "good": ["decoupled", ""]}, {"title": "REST", "bad": ["chatty"]}],
     )
     assert d.title == "Use events"
     assert d.tags == ["checkout", "data-flow"]
     assert d.decision_drivers == ["Consistency"]
     assert d.consulted == ["Bob"]
-    assert [(o.order, o.title, o.good, o.bad) for o in d.options.all()] == [(1, "Events", ["decoupled"], []), (2, "REST", [], ["chatty"])]
+    assert [(o.order, o.title, o.good, o.bad) for o in d.options.all()] == [
+        (1, "Events", ["decoupled"], []),
+        (2, "REST", [], ["chatty"]),
+    ]
     (change,) = d.status_changes.all()
     assert (change.from_status, change.to_status, change.actor, change.actor_label) == ("", D.PROPOSED, user, "Ann Lee")
 
@@ -139,7 +149,12 @@ def test_supersede_links_the_successor_and_records_the_change(project, make_user
     assert new.number == 2 and new.status == D.PROPOSED
     assert DecisionLink.objects.filter(from_decision=new, to_decision=old, kind="supersedes").exists()
     last = old.status_changes.order_by("-at", "-id").first()
-    assert (last.from_status, last.to_status, last.actor, last.note) == (D.ACCEPTED, D.SUPERSEDED, user, "Superseded by ADR-0002")
+    assert (last.from_status, last.to_status, last.actor, last.note) == (
+        D.ACCEPTED,
+        D.SUPERSEDED,
+        user,
+        "Superseded by ADR-0002",
+    )
 
 
 def test_a_decision_may_have_several_successors(project, make_user):
@@ -147,7 +162,9 @@ def test_a_decision_may_have_several_successors(project, make_user):
     old = _accepted(project, user, title="One database for everything")
     a = services.decision_supersede(old=old, user=user, title="Orders keep their own database", status=D.ACCEPTED)
     b = services.decision_supersede(old=old, user=user, title="Points keep their own database")
-    successors = DecisionLink.objects.filter(to_decision=old, kind="supersedes").values_list("from_decision__number", flat=True)
+    successors = DecisionLink.objects.filter(to_decision=old, kind="supersedes").values_list(
+        "from_decision__number", flat=True
+    )
     assert sorted(successors) == [a.number, b.number]
     # Only the first supersede changed the status; the history has no duplicate step.
     assert old.status_changes.filter(to_status=D.SUPERSEDED).count() == 1
@@ -240,7 +257,12 @@ def test_provenance_survives_the_contributions(design):
 def test_a_user_decision_says_who_decided(project, make_user):
     design = make_design(project, state=KeyQuestion.State.CONFLICT)
     q = design.question
-    q.state, q.chosen, q.decided_by, q.agreement = KeyQuestion.State.DECIDED, MIXED, make_user("pat", first_name="Pat"), 0.5
+    q.state, q.chosen, q.decided_by, q.agreement = (
+        KeyQuestion.State.DECIDED,
+        MIXED,
+        make_user("pat", first_name="Pat"),
+        0.5,
+    )
     q.save()
     d = services.decision_from_key_question(question=q)
     assert d.chosen_option == MIXED

@@ -31,6 +31,7 @@ TASK = {
 def _hub_defaults(settings):
     settings.HUB_RATE_LIMIT_PER_MINUTE = 100_000
     settings.HUB_MCP_WAIT_SECONDS = 30.0
+    settings.HUB_ROUTER_CACHE_SECONDS = 0.0  # every test sees its own specialists
     rate_limit_reset()
     health_cache_clear()
     yield

@@ -114,6 +114,12 @@ def test_wrong_method_is_405_json(api):
     ({"prd": "ftp://x/PRD-1"}, "prd"),
     ({"prd": 7}, "prd"),
     ({"unexpected": 1}, "unexpected"),
+    ({"summary": "nul \x00 byte"}, "summary"),
+    ({"summary": "lone \ud800 surrogate"}, "summary"),
+    ({"hints": ["\x00"]}, "hints.0"),
+    ({"prd": "https://docs.example.com/\x00"}, "prd"),
+    ({"prd": "https://docs.example.com/\udfff"}, "prd"),
+    ({"task_id": "a\ud800"}, "task_id"),
 ])
 @pytest.mark.parametrize("path", ["/hub/route_only", "/hub/run_task"])
 def test_each_constraint_of_the_task_object_is_a_field_error(api, path, changes, field):
@@ -420,3 +426,31 @@ def test_the_hub_token_command_creates_lists_and_revokes(hub_project, capsys):
         call_command("hub_token", "revoke", token.prefix)
     with pytest.raises(CommandError, match="No project"):
         call_command("hub_token", "create", "--project", "nope")
+
+
+def test_routing_sees_a_new_specialist_once_the_router_cache_expires(api, settings):
+    from teams_app.models import Specialist
+
+    settings.HUB_ROUTER_CACHE_SECONDS = 60.0
+    assert api.post("/hub/route_only", task()).json()["specialist"] == "database-engineer.md"
+    Specialist.objects.create(slug="aaa-schema-guru", name="Schema Guru", areas=["db"], hints=["schema", "migration", "sql"],
+                              system_prompt="x")
+    assert api.post("/hub/route_only", task()).json()["specialist"] == "database-engineer.md"  # cached for 60 s
+    settings.HUB_ROUTER_CACHE_SECONDS = 0.0
+    body = api.post("/hub/route_only", task(summary="sql")).json()
+    assert body["specialist"] == "aaa-schema-guru.md"
+
+
+def test_site_admins_create_tokens_in_the_admin_and_see_them_once(client, hub_project, make_user):
+    admin = make_user("root", is_staff=True, is_superuser=True)
+    client.force_login(admin)
+    response = client.post("/admin/sessions_app/apitoken/add/", {"project": hub_project.pk, "name": "from admin"}, follow=True)
+    assert response.status_code == 200
+    token = ApiToken.objects.get(name="from admin")
+    shown = [str(m) for m in response.context["messages"]]
+    raw = next(m for m in shown if token.prefix in m).split(": ", 1)[1].split(" ")[0]
+    assert raw.startswith(token.prefix) and Api(client, raw).get("/hub/ping").status_code == 200
+    client.post("/admin/sessions_app/apitoken/", {"action": "revoke", "_selected_action": [token.pk]})
+    token.refresh_from_db()
+    assert token.revoked_at is not None
+    assert client.get("/admin/sessions_app/hubtask/").status_code == 200

@@ -1,0 +1,464 @@
+"""Round makespan: one analysis round of K = 8 specialists on the ``openai`` adapter, on a real
+Celery worker, against a local server that answers each call after 1.0 s.
+
+    python -m bench sessions                 # or: python -m bench.sessions
+    python -m bench sessions -- --runs 5 --delay 1.0
+
+What is measured, per run: a fresh design session is started (``services.session_start``) on a
+seeded project whose team template has 8 built-in specialists and whose provider is ``openai``.
+The clock starts when the transaction that creates the analysis round commits (an on-commit
+callback registered before any of the engine's own) and stops when a 10 ms poll of the database
+sees the round's status ``done`` (all contributions finished and the synthesis written).
+
+* makespan      = commit → round ``done``
+* slowest call  = max(finish − start) over the round's 8 calls, as recorded by the server
+* ratio         = makespan / slowest call; the goal (SPEC issue 4) is ≤ 1.10 (median of ``--runs``)
+
+Beside it, the same round with a worker of concurrency 1 (the same Celery + runner path, one call
+after another), whose ratio is about K. Only the analysis round is measured: the session is
+cancelled as soon as it is done (calls of later rounds are answered at once so they drain fast).
+
+Everything runs against throwaway infrastructure: a test database created under a bench-specific
+name (PostgreSQL when DATABASE_URL is set, else a SQLite file in var/) and destroyed afterwards,
+an embedded Redis when REDIS_URL is not set (``config.settings.test`` starts it), and a Celery
+queue of its own. A developer's data is never touched.
+
+The helpers :func:`setup_django`, :func:`throwaway_database` and :func:`database_url` are shared
+with ``bench/broadcast.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+GOAL_RATIO = 1.10
+ANALYSIS_MARKER = "Analyze the existing cluster"  # the analysis round's mission, in every brief
+TEAM_SLUGS = [
+    "system-architect",
+    "integration-architect",
+    "pattern-archaeologist",
+    "database-engineer",
+    "event-architect",
+    "security-guardian",
+    "performance-engineer",
+    "testing-strategist",
+]
+ROOT = Path(__file__).resolve().parents[1]
+CELERY_APP = "config"  # the worker's -A; a profiling harness may point it at a wrapper
+REQUIREMENT = "Add a subscriptions service that creates recurring orders through orders"
+
+
+# --- shared helpers ------------------------------------------------------------------------------
+
+
+def setup_django() -> None:
+    """The test profile: an embedded Redis when REDIS_URL is unset, PostgreSQL or SQLite by
+    DATABASE_URL. The Celery queue gets a bench-specific name unless settings are already loaded
+    (then the loaded queue is used; see :func:`celery_queue`)."""
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.test")
+    os.environ.setdefault("MAESTRO_TEST_QUEUE", f"maestro-bench-{os.getpid()}")
+    import django
+
+    django.setup()
+
+
+def celery_queue() -> str:
+    from django.conf import settings
+
+    return settings.CELERY_TASK_DEFAULT_QUEUE
+
+
+@contextmanager
+def throwaway_database(label: str) -> Iterator[str]:
+    """Create a test database under a bench-specific name, yield its URL, destroy it afterwards.
+
+    Same pattern as ``bench/inventory.py``: the configured database's test clone, never the
+    configured database itself, and never the name a concurrent pytest run is using."""
+    from django.conf import settings
+    from django.db import connection
+    from django.test.utils import setup_test_environment, teardown_test_environment
+
+    setup_test_environment()
+    settings_dict = connection.settings_dict
+    old_name = settings_dict["NAME"]
+    test_settings = settings_dict.setdefault("TEST", {})
+    old_test_name = test_settings.get("NAME")
+    sqlite_path: Path | None = None
+    if connection.vendor == "sqlite":
+        sqlite_path = Path(settings.DATA_DIR) / f"bench-{label}.sqlite3"
+        test_settings["NAME"] = str(sqlite_path)
+    else:
+        test_settings["NAME"] = f"{old_test_name or 'test_' + str(old_name)}_bench_{label}"
+    connection.creation.create_test_db(verbosity=0, autoclobber=True, keepdb=False)
+    try:
+        yield database_url()
+    finally:
+        connection.creation.destroy_test_db(old_name, verbosity=0, keepdb=False)
+        if old_test_name is None:
+            test_settings.pop("NAME", None)
+        else:
+            test_settings["NAME"] = old_test_name
+        teardown_test_environment()
+        if sqlite_path is not None:
+            for suffix in ("", "-wal", "-shm", "-journal"):
+                Path(f"{sqlite_path}{suffix}").unlink(missing_ok=True)
+
+
+def database_url() -> str:
+    """The URL of the database this process is connected to, for child processes."""
+    from urllib.parse import quote
+
+    from django.db import connection
+
+    db = connection.settings_dict
+    if connection.vendor == "postgresql":
+        user = quote(db.get("USER") or "postgres")
+        password = f":{quote(db['PASSWORD'])}" if db.get("PASSWORD") else ""
+        return f"postgres://{user}{password}@{db.get('HOST') or '127.0.0.1'}:{db.get('PORT') or 5432}/{db['NAME']}"
+    return f"sqlite:///{db['NAME']}"
+
+
+def child_env(db_url: str, **extra: str) -> dict[str, str]:
+    from django.conf import settings
+
+    return {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "config.settings.test",
+        "DATABASE_URL": db_url,
+        "REDIS_URL": os.environ.get("REDIS_URL") or settings.REDIS_URL,
+        "MAESTRO_TEST_QUEUE": celery_queue(),
+        **extra,
+    }
+
+
+def log_path(name: str) -> Path:
+    path = ROOT / "var" / f"bench-{name}-{os.getpid()}.log"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def stop_process(process: subprocess.Popen, timeout: float = 15.0) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=5)
+
+
+# --- the worker ----------------------------------------------------------------------------------
+
+
+class Worker:
+    """A real Celery worker process (threads pool) on this bench's queue and database."""
+
+    def __init__(self, name: str, concurrency: int, env: dict[str, str]) -> None:
+        self.name = f"{name}-{os.getpid()}@maestro-bench"
+        self.log_file = log_path(f"worker-{name}")
+        self._log = open(self.log_file, "w")  # noqa: SIM115 - closed in stop()
+        self.process = subprocess.Popen(
+            [
+                sys.executable, "-m", "celery", "-A", CELERY_APP, "worker", "--pool", "threads",
+                "--concurrency", str(concurrency), "-Q", celery_queue(), "-n", self.name,
+                "--without-heartbeat", "--without-mingle", "--without-gossip", "--loglevel", "WARNING",
+            ],
+            cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT,
+        )
+
+    def wait_ready(self, timeout: float = 60.0) -> Worker:
+        from config.celery import app
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the worker exited:\n{self.log_file.read_text()[-2000:]}")
+            if app.control.ping(destination=[self.name], timeout=0.5):
+                return self
+        raise RuntimeError(f"the worker did not answer a ping within {timeout:.0f} s:\n{self.log_file.read_text()[-2000:]}")
+
+    def stop(self, *, keep_log: bool = False) -> None:
+        stop_process(self.process)
+        self._log.close()
+        if not keep_log:
+            self.log_file.unlink(missing_ok=True)
+
+
+@contextmanager
+def running_worker(name: str, concurrency: int, env: dict[str, str]) -> Iterator[Worker]:
+    """A started, ready worker; stopped afterwards. Its log is kept (and named) only on failure."""
+    worker = Worker(name, concurrency, env)
+    try:
+        yield worker.wait_ready()
+    except BaseException:
+        worker.stop(keep_log=True)
+        print(f"worker log: {worker.log_file}", file=sys.stderr)
+        raise
+    worker.stop()
+
+
+# --- seeding and measuring -----------------------------------------------------------------------
+
+
+def seed(k: int):
+    """The demo project (inventory, PRD, built-in specialists) with provider ``openai`` and a
+    team template of ``k`` built-in specialists (no USER slot)."""
+    from django.core.management import call_command
+
+    from teams_app.models import Project, Specialist, TeamSlot, TeamTemplate
+
+    call_command("seed_demo", verbosity=0, stdout=io.StringIO())  # specialists, team templates, demo project
+    project = Project.objects.get(slug="demo")
+    project.provider = "openai"
+    project.save(update_fields=["provider"])
+    specialists = list(Specialist.objects.filter(slug__in=TEAM_SLUGS))
+    specialists.sort(key=lambda s: TEAM_SLUGS.index(s.slug))
+    if len(specialists) < k:  # a different built-in set: fill up with any others
+        extra = Specialist.objects.exclude(pk__in=[s.pk for s in specialists]).order_by("slug")
+        specialists += list(extra[: k - len(specialists)])
+    specialists = specialists[:k]
+    if len(specialists) < k:
+        raise RuntimeError(f"only {len(specialists)} specialists are available; the bench needs {k}")
+    template = TeamTemplate.objects.create(
+        slug=f"bench-{k}", name=f"Bench team of {k}", mission="Measure one analysis round"
+    )
+    for order, s in enumerate(specialists, start=1):
+        TeamSlot.objects.create(
+            template=template, order=order, specialist=s, role=(s.description.splitlines() or [s.name])[0][:200]
+        )
+    return project, template, project.prds.get()
+
+
+def measure_round(project, template, prd, server, *, timeout: float = 120.0) -> dict[str, Any]:
+    """Start a session, time its analysis round, cancel the session and wait until it is quiet."""
+    from django.db import transaction
+
+    from sessions_app import services
+    from sessions_app.models import Round
+
+    first_call = len(server.calls)
+    marks: dict[str, float] = {}
+    with transaction.atomic():
+        # Registered before the engine's callbacks, so it runs first: the moment of commit.
+        transaction.on_commit(lambda: marks.setdefault("commit", time.monotonic()))
+        session = services.session_start(project=project, template=template, requirement=REQUIREMENT, user=None, prd=prd)
+    returned = time.monotonic()
+    t0 = marks["commit"]
+    rnd = Round.objects.get(session=session, kind=Round.Kind.ANALYSIS)
+    seen: dict[str, float] = {}
+    deadline = t0 + timeout
+    while True:
+        status = Round.objects.filter(pk=rnd.pk).values_list("status", flat=True).get()
+        now = time.monotonic()
+        seen.setdefault(status, now)
+        if status == Round.Status.DONE:
+            break
+        if now > deadline:
+            raise RuntimeError(f"the analysis round is still {status!r} after {timeout:.0f} s")
+        time.sleep(0.01)
+    makespan = seen[Round.Status.DONE] - t0
+    calls = [c for c in server.calls[first_call:] if ANALYSIS_MARKER in c.user]
+    k = rnd.contributions.filter(author="specialist").count()
+    if len(calls) != k or any(not c.finished for c in calls):
+        raise RuntimeError(f"expected {k} finished analysis calls, the server saw {len(calls)}")
+    slowest = max(c.finished - c.started for c in calls)
+    last_finish = max(c.finished for c in calls)
+    settled = seen.get(Round.Status.SYNTHESIZING, seen[Round.Status.DONE])
+    ordered = sorted(calls, key=lambda c: c.started)
+    gaps = [b.started - a.finished for a, b in zip(ordered, ordered[1:], strict=False) if b.started >= a.finished]
+    failed = rnd.contributions.filter(author="specialist").exclude(status="done").count()
+    _stop_session(session)
+    return {
+        "session_id": session.pk,
+        "calls": len(calls),
+        "failed_contributions": failed,
+        "makespan_s": makespan,
+        "slowest_call_s": slowest,
+        "ratio": makespan / slowest,
+        "ratio_to_settled": (settled - t0) / slowest,  # the same without the synthesis step
+        # Where the time beyond the slowest call goes (all from the commit):
+        "first_call_start_s": min(c.started for c in calls) - t0,  # dispatch: on-commit work, broker, claim
+        "last_call_start_s": max(c.started for c in calls) - t0,
+        "last_call_finish_s": last_finish - t0,
+        "all_settled_s": settled - t0,  # round left 'running' (finish + round_maybe_complete)
+        "synthesis_s": seen[Round.Status.DONE] - settled,
+        "session_start_after_commit_s": returned - t0,  # on-commit callbacks in session_start
+        # One call after another only (sequential runs): mean time between a call's end and the next start.
+        "mean_gap_between_calls_s": statistics.mean(gaps) if len(gaps) == len(calls) - 1 and gaps else None,
+    }
+
+
+def warm_up(project, prd, *, timeout: float = 90.0) -> float:
+    """One single-specialist task session through a freshly started worker, not measured: a
+    worker's first task pays one-off costs (importing the provider SDK, opening connections).
+    Returns how long it took from commit to the session's completion."""
+    from sessions_app import services
+    from sessions_app.models import DesignSession
+    from teams_app.models import Specialist
+
+    specialist = Specialist.objects.get(slug=TEAM_SLUGS[0])
+    started = time.monotonic()
+    session = services.task_session_start(project=project, specialist=specialist, summary="Warm-up call", prd=prd)
+    while time.monotonic() - started < timeout:
+        status = DesignSession.objects.filter(pk=session.pk).values_list("status", flat=True).get()
+        if status in (DesignSession.Status.COMPLETED, DesignSession.Status.AWAITING_USER):
+            return time.monotonic() - started
+        time.sleep(0.05)
+    raise RuntimeError(f"the warm-up session is still {status!r} after {timeout:.0f} s")
+
+
+def _stop_session(session) -> None:
+    """Cancel the session after its analysis round and wait until the worker is idle for it."""
+    from sessions_app import services
+    from sessions_app.models import Contribution, DesignSession
+    from teams_app.errors import ApplicationError
+
+    try:
+        services.session_cancel(session=session)
+    except ApplicationError:
+        pass  # already finished
+    deadline = time.monotonic() + 30
+    last_seq, quiet_since = None, time.monotonic()
+    while time.monotonic() < deadline:
+        busy = Contribution.objects.filter(session=session, status__in=["pending", "running"]).exists()
+        seq = DesignSession.objects.filter(pk=session.pk).values_list("last_seq", flat=True).get()
+        if seq != last_seq:
+            last_seq, quiet_since = seq, time.monotonic()
+        if not busy and time.monotonic() - quiet_since > 0.3:
+            return
+        time.sleep(0.05)
+
+
+# --- the benchmark -------------------------------------------------------------------------------
+
+
+def run(args: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(prog="python -m bench sessions --")
+    parser.add_argument("--runs", type=int, default=3, help="parallel runs (the median is reported)")
+    parser.add_argument("--sequential-runs", type=int, default=1)
+    parser.add_argument("--k", type=int, default=8, help="specialists in the team")
+    parser.add_argument("--delay", type=float, default=1.0, help="seconds the server waits before answering")
+    parser.add_argument("--concurrency", type=int, default=8, help="worker threads for the parallel runs")
+    args = list(args or [])
+    options = parser.parse_args(args[1:] if args[:1] == ["--"] else args)
+    runs, k = max(1, options.runs), options.k
+
+    from bench.llm_server import LLMServer
+
+    delay = options.delay
+    server = LLMServer(delay=lambda index, body: delay if ANALYSIS_MARKER in json.dumps(body) else 0.0).start()
+    setup_django()
+    from django.db import connection
+
+    result: dict[str, Any] = {
+        "bench": "sessions",
+        "k": k,
+        "delay_s": delay,
+        "database": connection.vendor,
+        "redis": redis_label(),
+        "queue": celery_queue(),
+        "worker_concurrency": max(k, options.concurrency),
+        "goal_ratio": GOAL_RATIO,
+        "load_average_1m_before": round(os.getloadavg()[0], 2),
+    }
+    try:
+        with throwaway_database("sessions") as db_url:
+            project, template, prd = seed(k)
+            env = child_env(db_url, OPENAI_BASE_URL=server.base_url, MAESTRO_PROVIDER="openai")
+            parallel: list[dict[str, Any]] = []
+            sequential: list[dict[str, Any]] = []
+            with running_worker("parallel", max(k, options.concurrency), env):
+                result["warm_up_s"] = {"parallel": round(warm_up(project, prd), 3)}
+                for _ in range(runs):
+                    parallel.append(measure_round(project, template, prd, server))
+            with running_worker("sequential", 1, env):
+                result["warm_up_s"]["sequential"] = round(warm_up(project, prd), 3)
+                for _ in range(max(0, options.sequential_runs)):
+                    sequential.append(measure_round(project, template, prd, server, timeout=60 + 3 * k * delay))
+    finally:
+        server.stop()
+
+    result["parallel_runs"] = [_rounded(r) for r in parallel]
+    result["sequential_runs"] = [_rounded(r) for r in sequential]
+    result["parallel_ratio_median"] = round(statistics.median(r["ratio"] for r in parallel), 3)
+    result["parallel_ratio_to_settled_median"] = round(statistics.median(r["ratio_to_settled"] for r in parallel), 3)
+    result["parallel_makespan_median_s"] = round(statistics.median(r["makespan_s"] for r in parallel), 3)
+    if sequential:
+        result["sequential_ratio"] = round(statistics.median(r["ratio"] for r in sequential), 3)
+        result["sequential_makespan_s"] = round(statistics.median(r["makespan_s"] for r in sequential), 3)
+    result["within_goal"] = result["parallel_ratio_median"] <= GOAL_RATIO
+    result["load_average_1m_after"] = round(os.getloadavg()[0], 2)
+    return result
+
+
+def redis_label() -> str:
+    """'embedded' when the test profile started its own Redis, else the REDIS_URL in use."""
+    test_settings = sys.modules.get("config.settings.test")
+    if test_settings is not None and getattr(test_settings, "_EMBEDDED", None) is not None:
+        return "embedded"
+    return os.environ.get("REDIS_URL", "")
+
+
+def _rounded(row: dict[str, Any]) -> dict[str, Any]:
+    return {key: round(value, 4) if isinstance(value, float) else value for key, value in row.items()}
+
+
+def report(result: dict[str, Any]) -> None:
+    print(
+        f"Round makespan: K = {result['k']} specialists, openai adapter, local server answering each call after "
+        f"{result['delay_s']:.1f} s; database {result['database']}, Redis {result['redis']}"
+    )
+    head = f"  {'run':<14} {'makespan':>9} {'slowest':>9} {'ratio':>7}   {'1st start':>9} {'last start':>10} {'last fin.':>9} {'settled':>8} {'synth.':>7}"
+    print(head)
+    rows = [(f"parallel {i + 1}", r) for i, r in enumerate(result["parallel_runs"])]
+    rows += [(f"sequential {i + 1}", r) for i, r in enumerate(result["sequential_runs"])]
+    for label, r in rows:
+        print(
+            f"  {label:<14} {r['makespan_s']:>8.3f}s {r['slowest_call_s']:>8.3f}s {r['ratio']:>7.3f}   "
+            f"{r['first_call_start_s'] * 1000:>7.0f}ms {r['last_call_start_s'] * 1000:>8.0f}ms "
+            f"{r['last_call_finish_s']:>8.3f}s {r['all_settled_s']:>7.3f}s {r['synthesis_s'] * 1000:>5.0f}ms"
+        )
+    print("  (times after the commit that created the round; settled = round left 'running'; synth. = settled → done)")
+    for r in result["sequential_runs"]:
+        if r.get("mean_gap_between_calls_s") is not None:
+            print(f"  sequential: {r['mean_gap_between_calls_s'] * 1000:.0f} ms on average between one call's end and the next one's start")
+    warm = result.get("warm_up_s", {})
+    print(
+        "  not measured: one warm-up call per fresh worker ("
+        + ", ".join(f"{name} {seconds:.2f} s" for name, seconds in warm.items())
+        + f"); load average {result['load_average_1m_before']:.1f} before, {result['load_average_1m_after']:.1f} after"
+    )
+    verdict = "within" if result["within_goal"] else "OVER"
+    print(
+        f"  parallel   ratio makespan/slowest call: {result['parallel_ratio_median']:.3f} "
+        f"(median of {len(result['parallel_runs'])}, worker concurrency {result['worker_concurrency']}) "
+        f"→ {verdict} the goal ≤ {result['goal_ratio']:.2f}"
+    )
+    print(
+        f"  parallel   ratio without the synthesis (commit → all contributions settled): "
+        f"{result['parallel_ratio_to_settled_median']:.3f}"
+    )
+    if "sequential_ratio" in result:
+        print(f"  sequential ratio makespan/slowest call: {result['sequential_ratio']:.3f} (worker concurrency 1)")
+    print(json.dumps(result, sort_keys=True))
+
+
+def main(args: list[str] | None = None) -> int:
+    result = run(args)
+    report(result)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
