@@ -9,12 +9,15 @@ database is the source of truth; the channel layer is a fast path that may drop 
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
+import queue
+import threading
 from typing import Annotated, Literal
 
-from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
@@ -157,12 +160,58 @@ def event_emit(*, session_id: int, event: _Event) -> int:
 
 
 def _deliver(row) -> None:
-    from sessions_app.live import render_event
+    _publisher.submit(row)
 
-    try:
-        html = render_event(row)
-        async_to_sync(get_channel_layer().group_send)(
-            session_group(row.session_id), {"type": "session.event", "seq": row.seq, "html": html}
-        )
-    except Exception:  # the log has it; clients catch up on reconnect
-        logger.warning("live delivery of event %s #%s failed", row.session_id, row.seq, exc_info=True)
+
+class _Publisher:
+    """Renders and publishes committed events from one background thread per process.
+
+    One long-lived event loop keeps the channel layer's Redis connection open (a fresh
+    ``async_to_sync`` per event would open a new loop and connection each time), and the
+    committing thread, often a Celery task about to fan out a round, returns at once instead
+    of rendering fragments first. Events are published in the order they were committed.
+    """
+
+    def __init__(self) -> None:
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._pid = 0
+
+    def submit(self, row) -> None:
+        with self._lock:
+            # A forked child (e.g. a worker process) starts its own thread.
+            if self._thread is None or not self._thread.is_alive() or self._pid != os.getpid():
+                self._queue = queue.SimpleQueue()
+                self._pid = os.getpid()
+                self._thread = threading.Thread(target=self._run, name="maestro-event-publisher", daemon=True)
+                self._thread.start()
+            self._queue.put(row)
+
+    def _run(self) -> None:
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        while True:
+            batch = [self._queue.get()]
+            while True:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            for row in batch:
+                self._publish(loop, row)
+            # Hold no database connection while idle (test databases are dropped under us).
+            connection.close()
+
+    def _publish(self, loop: asyncio.AbstractEventLoop, row) -> None:
+        from sessions_app.live import render_event
+
+        try:
+            html = render_event(row)  # this thread's own connection; no event loop is running here
+            message = {"type": "session.event", "seq": row.seq, "html": html}
+            loop.run_until_complete(get_channel_layer().group_send(session_group(row.session_id), message))
+        except Exception:  # the log has it; clients catch up on reconnect
+            logger.warning("live delivery of event %s #%s failed", row.session_id, row.seq, exc_info=True)
+
+
+_publisher = _Publisher()

@@ -55,7 +55,7 @@ class Membership(models.Model):
 
 
 PRD_REFERENCE = RegexValidator(
-    r"^(PRD-[A-Za-z0-9][A-Za-z0-9._-]{0,40}|https?://\S{3,500})$",
+    r"^(PRD-[A-Za-z0-9][A-Za-z0-9._-]{0,40}|https?://[^\s\x00-\x1f\x7f]{3,500})$",
     "Use a PRD id such as PRD-123 or an http(s) link.",
 )
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, lru_cache
 
 from sessions_app.models import Contribution, DesignSession, Round, Synthesis
 from teams_app.inventory.rules import analyze
@@ -17,6 +17,16 @@ PRD_EXCERPT_CHARS = 1500
 SYNTHESIS_EXCERPT_CHARS = 2500
 
 
+@lru_cache(maxsize=32)
+def _analysed(revision_id: int, created_at: str) -> tuple[ParsedInventory, tuple[Finding, ...]]:
+    """A revision never changes once stored, so its inventory and findings are read and analysed
+    once per process instead of on every specialist call (``created_at`` guards reused ids)."""
+    from teams_app.models import InventoryRevision
+
+    inventory = revision_to_inventory(InventoryRevision.objects.get(pk=revision_id))
+    return inventory, tuple(analyze(inventory) if inventory.services else ())
+
+
 @dataclass
 class SessionContext:
     session: DesignSession
@@ -25,8 +35,11 @@ class SessionContext:
 
     @classmethod
     def load(cls, session: DesignSession) -> SessionContext:
-        inventory = revision_to_inventory(session.inventory_revision)
-        return cls(session=session, inventory=inventory, findings=analyze(inventory) if inventory.services else [])
+        revision = session.inventory_revision
+        if revision is None:
+            return cls(session=session, inventory=revision_to_inventory(None), findings=[])
+        inventory, findings = _analysed(revision.pk, revision.created_at.isoformat())
+        return cls(session=session, inventory=inventory, findings=list(findings))
 
     # -- the cluster -------------------------------------------------------------------
     @cached_property

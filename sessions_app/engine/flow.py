@@ -539,10 +539,10 @@ def session_complete(session: DesignSession, ctx: SessionContext) -> None:
     from sessions_app.reports import final_report
 
     _set_phase(session, Phase.COMPLETED)
+    _set_status(session, S.COMPLETED)  # first, so the report and its continuation block say so
     session.completed_at = timezone.now()
     session.report = final_report(session, ctx)
     session.save(update_fields=["completed_at", "report", "updated_at"])
-    _set_status(session, S.COMPLETED)
 
 
 def add_usage(session_id: int, *, tokens_in: int, tokens_out: int, cost: Decimal) -> None:

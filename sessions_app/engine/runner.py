@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
+from functools import lru_cache
 
 from django.conf import settings
 from django.db import transaction
@@ -47,6 +48,13 @@ def provider_config() -> ProviderConfig:
         openai_model=settings.OPENAI_MODEL,
         timeout=settings.PROVIDER_TIMEOUT,
     )
+
+
+@lru_cache(maxsize=16)
+def _provider(name: str, config: ProviderConfig):
+    """Adapters keep their HTTP client (connection pool, TLS session): one per configuration per
+    process, instead of a new client for every call."""
+    return build_provider(name, config)
 
 
 def provider_name_for(session: DesignSession, specialist: Specialist | None) -> str:
@@ -149,7 +157,7 @@ def execute(contribution_id: int) -> ProviderResult:
     request, provider_name = build_request(contribution)
     writer = DeltaWriter(claim_, settings.MAESTRO_DELTA_FRAME_MS)
     started = time.monotonic()
-    provider = build_provider(provider_name, provider_config())
+    provider = _provider(provider_name, provider_config())
     result = provider.run(request, writer)
     writer.flush()
     latency_ms = int((time.monotonic() - started) * 1000)

@@ -325,3 +325,12 @@ def test_consensus_becomes_proposed_decisions_accepted_by_the_design_gate(run_en
         assert d.decision_makers == ["petra"]
         change = d.status_changes.order_by("at").last()
         assert change.to_status == "accepted" and change.via == response and change.actor == po
+
+
+def test_the_final_report_says_the_session_is_completed(run_engine, demo, nsi, po):
+    session = fresh(start(run_engine, demo, nsi))
+    run_engine(validation_respond, point=session.validation_points.get(gate=DESIGN_GATE), user=po, verdict="approve")
+    run_engine(validation_respond, point=session.validation_points.get(gate=VALIDATION_GATE), user=po, verdict="approve")
+    report = fresh(session).report
+    assert "**Status**: Completed" in report
+    assert "Awaiting: nothing: the design is complete" in report

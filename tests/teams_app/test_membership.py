@@ -159,3 +159,11 @@ def test_project_page_escapes_project_text(client, project, member_factory):
     client.force_login(member_factory("viewer"))
     body = client.get(reverse("project_detail", kwargs={"slug": project.slug})).content.decode()
     assert "<script>alert(1)</script>" not in body
+
+
+def test_prd_reference_refuses_control_characters(client, project, member_factory):
+    client.force_login(member_factory(Membership.Role.PRODUCT_OWNER))
+    url = reverse("prd_create", kwargs={"slug": project.slug})
+    response = client.post(url, {"reference": "https://docs.example.com/a\x00b", "title": "X", "status": "active"})
+    assert response.status_code == 400
+    assert not PRD.objects.exists()
