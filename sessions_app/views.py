@@ -132,10 +132,12 @@ def session_user_panel(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "sessions_app/partials/user_panel.html", _user_panel_context(request, session, access))
 
 
-def _act(request: HttpRequest, pk: int, action: Action, fn: Callable[[DesignSession], str | None]) -> HttpResponse:
+def _act(
+    request: HttpRequest, pk: int, action: Action | None, fn: Callable[[DesignSession], str | None]
+) -> HttpResponse:
     """Run one steering action and come back to the session page (or its panel, for htmx)."""
     session, access = selectors.session_access(user=request.user, pk=pk)
-    if not access.can(action):
+    if action is not None and not access.can(action):
         logger.warning("refused %s on session %s for %s", action.value, pk, request.user)
         access.require(action)
     try:
@@ -241,26 +243,18 @@ def validation_respond(request: HttpRequest, pk: int, point_id: int) -> HttpResp
     from sessions_app.validation import BAD_VERDICT
     from sessions_app.validation import validation_respond as respond
 
-    session, access = selectors.session_access(user=request.user, pk=pk)
-    point = get_object_or_404(ValidationPoint, pk=point_id, session=session)
-    form = ValidationResponseForm(request.POST, point=point)
-    try:
+    def run(session):
+        point = get_object_or_404(ValidationPoint, pk=point_id, session=session)
+        form = ValidationResponseForm(request.POST, point=point)
         if not form.is_valid():
             raise ApplicationError(BAD_VERDICT)
         respond(point=point, user=request.user, verdict=form.cleaned_data["verdict"],
                 comment=form.cleaned_data["comment"], answers=form.answers())
-        if not request.htmx:
-            messages.success(request, "Thank you: your answer is recorded.")
-    except ApplicationError as exc:
-        if request.htmx:
-            context = _user_panel_context(request, session, access)
-            context["panel_error"] = exc.message
-            return render(request, "sessions_app/partials/user_panel.html", context, status=422)
-        messages.error(request, exc.message)
-    if request.htmx:
-        session.refresh_from_db()
-        return render(request, "sessions_app/partials/user_panel.html", _user_panel_context(request, session, access))
-    return redirect(session)
+        return "Thank you: your answer is recorded."
+
+    # Who may answer is the point's own policy (product owners or its named approvers), checked
+    # by the service: it raises PermissionDenied (403) and logs the attempt.
+    return _act(request, pk, None, run)
 
 
 @require_GET

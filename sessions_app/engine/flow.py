@@ -451,28 +451,38 @@ def _validation_body(session: DesignSession, ctx: SessionContext) -> str:
     return messages.validation_message(feature=session.title, diagram=diagram, decisions=key_decisions(session))
 
 
-def open_design_gate(session: DesignSession, ctx: SessionContext) -> ValidationPoint:
-    _cancel_open_points(session, DESIGN_GATE)
+APPROVAL_GATES = {
+    DESIGN_GATE: (
+        "Design Before Development: confirm the design",
+        "The design waits for your validation before implementation planning.",
+    ),
+    VALIDATION_GATE: (
+        "Integration Validation: does the planned integration work for you?",
+        "The implementation plan waits for your validation.",
+    ),
+}
+
+
+def _open_approval_gate(session: DesignSession, ctx: SessionContext, gate: str) -> ValidationPoint:
+    """Replace any open point of this gate with a fresh one (the User Validation Points
+    template on the latest synthesis) and wait for the people who may answer it."""
+    title, reason = APPROVAL_GATES[gate]
+    _cancel_open_points(session, gate)
     point = open_point(
-        session, gate=DESIGN_GATE, kind=ValidationPoint.Kind.APPROVAL,
-        title="Design Before Development: confirm the design",
+        session, gate=gate, kind=ValidationPoint.Kind.APPROVAL, title=title,
         body=_validation_body(session, ctx), questions=list(messages.VALIDATION_QUESTIONS),
         round=session.rounds.order_by("-number").first(),
     )
-    _set_status(session, S.AWAITING_USER, "The design waits for your validation before implementation planning.")
+    _set_status(session, S.AWAITING_USER, reason)
     return point
+
+
+def open_design_gate(session: DesignSession, ctx: SessionContext) -> ValidationPoint:
+    return _open_approval_gate(session, ctx, DESIGN_GATE)
 
 
 def open_validation_gate(session: DesignSession, ctx: SessionContext) -> ValidationPoint:
-    _cancel_open_points(session, VALIDATION_GATE)
-    point = open_point(
-        session, gate=VALIDATION_GATE, kind=ValidationPoint.Kind.APPROVAL,
-        title="Integration Validation: does the planned integration work for you?",
-        body=_validation_body(session, ctx), questions=list(messages.VALIDATION_QUESTIONS),
-        round=session.rounds.order_by("-number").first(),
-    )
-    _set_status(session, S.AWAITING_USER, "The implementation plan waits for your validation.")
-    return point
+    return _open_approval_gate(session, ctx, VALIDATION_GATE)
 
 
 UNMET_GATE = "The design cannot be approved yet: {items}. Request changes so the team can close these gaps."
