@@ -16,7 +16,7 @@ PROVIDER_TIMEOUT = env_float("PROVIDER_TIMEOUT", 120.0)
 PROVIDER_MAX_RETRIES = env_int("PROVIDER_MAX_RETRIES", 4)
 
 # Links in emails
-MAESTRO_BASE_URL = env_str("MAESTRO_BASE_URL", "http://127.0.0.1:8000")
+MAESTRO_BASE_URL = env_str("MAESTRO_BASE_URL", "http://127.0.0.1:8000")  # links in emails and MCP answers
 
 # Sessions
 MAESTRO_DISCUSSION_ROUNDS = env_int("MAESTRO_DISCUSSION_ROUNDS", 2)
@@ -28,7 +28,6 @@ INVENTORY_MAX_BYTES = env_int("INVENTORY_MAX_BYTES", 1_000_000)
 
 # Hub
 HUB_RATE_LIMIT_PER_MINUTE = env_int("HUB_RATE_LIMIT_PER_MINUTE", 120)
-HUB_PUBLIC_URL = env_str("HUB_PUBLIC_URL", "http://127.0.0.1:8000")  # links in MCP answers over stdio
 HUB_WORKER_PING_TIMEOUT = env_float("HUB_WORKER_PING_TIMEOUT", 0.5)
 HUB_WORKER_CACHE_SECONDS = env_float("HUB_WORKER_CACHE_SECONDS", 5.0)
 HUB_ROUTER_CACHE_SECONDS = env_float("HUB_ROUTER_CACHE_SECONDS", 2.0)  # a specialist edit reaches routing within this

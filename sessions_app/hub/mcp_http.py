@@ -78,11 +78,14 @@ class McpHttpApp:
         return server.session_manager
 
     async def _started(self) -> StreamableHTTPSessionManager:
-        if self._ready is None:
+        if self._ready is None or (self._runner is not None and self._runner.done()):
+            # first request, or the manager stopped (it cannot be restarted: build a new one)
             self._manager = self._build()
             self._ready = asyncio.Event()
             self._runner = asyncio.get_running_loop().create_task(self._run(self._manager, self._ready))
         await self._ready.wait()
+        if self._runner is not None and self._runner.done():
+            raise RuntimeError("The MCP session manager could not start; see the log.")
         assert self._manager is not None
         return self._manager
 
@@ -94,7 +97,8 @@ class McpHttpApp:
                 await asyncio.Event().wait()  # until the process (and its loop) ends
         except Exception:
             logger.exception("the MCP session manager stopped")
-            raise
+        finally:
+            ready.set()  # never leave a request waiting for a manager that is gone
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         if scope["type"] != "http":

@@ -146,7 +146,7 @@ def _resolve_caller(hub: dict[str, Any] | None, bound_slug: str | None) -> Calle
     if bound_slug:
         project = Project.objects.filter(slug=bound_slug).first()
         if project is not None:
-            return Caller(project=project, token=None, base_url=settings.HUB_PUBLIC_URL)
+            return Caller(project=project, token=None, base_url=settings.MAESTRO_BASE_URL)
     raise ApplicationError(NOT_BOUND, {"code": "unavailable"})
 
 
