@@ -37,19 +37,8 @@ SEARCH_FIELDS = (
 SEARCH_JSON_FIELDS = ("decision_drivers", "tags")
 MAX_SEARCH_WORDS = 8
 CHOICES_TTL = 600
-LIST_DEFERRED = (
-    "context",
-    "justification",
-    "consequences",
-    "confirmation",
-    "more_information",
-    "decision_drivers",
-    "decision_makers",
-    "consulted",
-    "informed",
-    "chosen_option",
-    "prd_reference",
-)
+# What a list row shows; everything else (the long MADR text) stays in the database.
+LIST_FIELDS = ("project", "number", "slug", "title", "status", "date", "tags", "session", "session__title")
 
 
 @dataclass(frozen=True)
@@ -128,19 +117,18 @@ def decisions_for_project(*, project: Project, filters: DecisionFilters | None =
         order = ["-rank", "-number"] if ranked else ["-number"]
     return (
         qs.select_related("session")
-        # A list row shows number, title, status, date, tags, session and specialists: leave the long text behind.
-        .defer(*LIST_DEFERRED, *(f"session__{name}" for name in ("requirement", "report", "team", "gate", "mission")))
+        .only(*LIST_FIELDS)
         .prefetch_related(
             Prefetch(
                 "provenance",
-                queryset=DecisionProvenance.objects.only("decision_id", "specialist_slug", "author_name"),
+                queryset=DecisionProvenance.objects.only("decision", "specialist_slug", "author_name"),
                 to_attr="provenance_rows",
             ),
             Prefetch(
                 "links_in",
                 queryset=DecisionLink.objects.filter(kind=DecisionLink.Kind.SUPERSEDES)
                 .select_related("from_decision")
-                .only("from_decision_id", "to_decision_id", "kind", "from_decision__number", "from_decision__title"),
+                .only("from_decision", "to_decision", "kind", "from_decision__number", "from_decision__title"),
                 to_attr="superseded_by",
             ),
         )

@@ -12,6 +12,7 @@ from django.contrib import messages
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from sessions_app.decisions import madr, selectors, services
@@ -51,7 +52,16 @@ def decision_list(request: HttpRequest, slug: str) -> HttpResponse:
     filters = form.filters()
     paginator = Paginator(selectors.decisions_for_project(project=access.project, filters=filters), form.page_size())
     page = paginator.get_page(request.GET.get("page"))
-    context = _base(access, form=form, filters=filters, page=page, per_page=paginator.per_page, page_sizes=PAGE_SIZES)
+    context = _base(
+        access,
+        form=form,
+        filters=filters,
+        page=page,
+        per_page=paginator.per_page,
+        page_sizes=PAGE_SIZES,
+        # Rows link to f"{decisions_url}{number}/" (see urls.py): one reverse() per page, not per row.
+        decisions_url=reverse("decision_list", kwargs={"slug": slug}),
+    )
     if request.htmx:  # only the results region: the filter form (and its choices) stays on the page
         return render(request, "sessions_app/decisions/partials/results.html", context)
     context["choices"] = selectors.decision_filter_choices(project=access.project)

@@ -21,9 +21,11 @@ line = st.text(alphabet=WORD_CHARS + PUNCT, min_size=1, max_size=40).map(_one_li
 names = st.lists(line, max_size=4, unique=True)
 # Markdown paragraphs; a line never starts like a heading, a fence or a point of an option.
 paragraph_line = st.text(alphabet=WORD_CHARS + PUNCT + "#`", min_size=0, max_size=50).filter(
-    lambda s: not s.lstrip().startswith(("#", "```", "~~~"))
-    and "because" not in s.lower()
-    and not s.lower().startswith("chosen option")
+    lambda s: (
+        not s.lstrip().startswith(("#", "```", "~~~"))
+        and "because" not in s.lower()
+        and not s.lower().startswith("chosen option")
+    )
 )
 markdown = st.lists(paragraph_line, max_size=5).map(lambda lines: "\n".join(lines).strip())
 slug = st.from_regex(r"[a-z0-9]+(-[a-z0-9]+){0,3}", fullmatch=True)

@@ -306,6 +306,7 @@ def test_list_filters_search_timeline_and_htmx_partial(client, log, member_facto
     client.force_login(member_factory(R.VIEWER))
     page = client.get(url("decision_list"), {"q": "dominate"}).content.decode()
     assert "Cache the catalogue" in page and "Use PostgreSQL" not in page
+    assert f'href="{url("decision_detail", number=1)}"' in page
     page = client.get(url("decision_list"), {"status": "accepted"}).content.decode()
     assert "Use PostgreSQL" in page and "Cache the catalogue" not in page
     partial = client.get(url("decision_list"), {"view": "timeline"}, headers={"HX-Request": "true"}).content.decode()

@@ -454,3 +454,18 @@ def test_site_admins_create_tokens_in_the_admin_and_see_them_once(client, hub_pr
     token.refresh_from_db()
     assert token.revoked_at is not None
     assert client.get("/admin/sessions_app/hubtask/").status_code == 200
+
+
+def test_every_answer_matches_its_documented_schema(api, hub_eager, django_capture_on_commit_callbacks):
+    from sessions_app.hub.schemas import ErrorOut, HealthOut, PausedOut, PingOut, RouteOut, RunTaskOut, TaskStatusOut
+
+    RouteOut.model_validate(api.post("/hub/route_only", task()).json())
+    with django_capture_on_commit_callbacks(execute=True):
+        RunTaskOut.model_validate(api.post("/hub/run_task", task()).json())
+    RunTaskOut.model_validate(api.post("/hub/run_task", task()).json())
+    TaskStatusOut.model_validate(api.get("/hub/tasks/T-1").json())
+    HealthOut.model_validate(api.get("/hub/health").json())
+    PingOut.model_validate(api.get("/hub/ping").json())
+    PausedOut.model_validate(api.post("/hub/run_task", task(prd="")).json())
+    ErrorOut.model_validate(api.post("/hub/run_task", task(area="x")).json())
+    ErrorOut.model_validate(api.get("/hub/tasks/none").json())
