@@ -26,7 +26,7 @@ class DesignSession(models.Model):
     class Status(models.TextChoices):
         DRAFT = "draft", "Draft"
         RUNNING = "running", "Running"
-        AWAITING_USER = "awaiting_user", "Awaiting you"
+        AWAITING_USER = "awaiting_user", "Awaiting input"
         PAUSED_PRD = "paused_prd", "Paused: PRD needed"
         PAUSED = "paused", "Paused"
         COMPLETED = "completed", "Completed"

@@ -56,9 +56,24 @@ class AntiPattern:
     detail: str
 
 
-_ENDPOINT_OR_EVENT = re.compile(
-    r"(?:\b(?:GET|POST|PUT|PATCH|DELETE)\s+/[\w/{}.-]+)|(?:\b[a-z][a-z0-9_-]*\.[a-z][a-z0-9_]*(?:\.[a-z0-9_]+)?\b)"
+_ENDPOINT = re.compile(r"\b(?:GET|POST|PUT|PATCH|DELETE)\s+/[\w/{}.-]+")
+_EVENT = re.compile(r"(?<![\w./:@-])([a-z][a-z0-9_-]*(?:\.[a-z][a-z0-9_]*){1,2})(?![\w/:@-]|\.\w)")
+# Dotted words that are not events: host names, file names, abbreviations.
+_NOT_EVENT_ENDINGS = frozenset(
+    "io com org net dev cloud local internal svc app ai co uk de yml yaml json md py txt sh conf ini toml env js ts".split()
 )
+_NOT_EVENTS = frozenset({"e.g", "i.e", "etc"})
+
+
+def cited_integrations(text: str) -> set[str]:
+    """Endpoints (``POST /orders``) and event names (``payment.completed``) a text relies on."""
+    cited = {m.group(0).rstrip(".") for m in _ENDPOINT.finditer(text)}
+    for m in _EVENT.finditer(text):
+        token = m.group(1)
+        if token in _NOT_EVENTS or token.rsplit(".", 1)[-1] in _NOT_EVENT_ENDINGS:
+            continue
+        cited.add(token)
+    return cited
 
 
 def anti_patterns(session: DesignSession, ctx: SessionContext) -> list[AntiPattern]:
@@ -97,27 +112,14 @@ def anti_patterns(session: DesignSession, ctx: SessionContext) -> list[AntiPatte
 
 
 def _assumed_integrations(session: DesignSession, ctx: SessionContext) -> list[str]:
-    """Event names like ``payment.completed`` or endpoints like ``POST /orders`` that specialists
-    cite as existing while the inventory declares no such service or label."""
-    known = {s.name.lower() for s in ctx.inventory.services}
+    """Endpoints and events that specialists cite while the inventory declares them nowhere
+    (not in a service's labels, environment or image)."""
     declared = " ".join(
-        " ".join(f"{k}={v}" for k, v in s.labels.items()) + " " + " ".join(f"{k}={v}" for k, v in s.environment.items())
+        " ".join([s.image, *(f"{k}={v}" for k, v in s.labels.items()), *(f"{k}={v}" for k, v in s.environment.items())])
         for s in ctx.inventory.services
     ).lower()
-    found: set[str] = set()
     texts = Contribution.objects.filter(
         session=session, author=Contribution.Author.SPECIALIST, status=Contribution.Status.DONE
     ).values_list("text", flat=True)
-    for text in texts:
-        for match in _ENDPOINT_OR_EVENT.finditer(text):
-            token = match.group(0)
-            head = token.split(".")[0].lower() if "." in token and " " not in token else ""
-            if head and (head in known or head in {"e", "i", "etc", "www"} or token.count(".") > 2):
-                continue
-            if head and any(ch.isdigit() for ch in token.split(".")[-1]):
-                continue
-            if token.lower() in declared:
-                continue
-            if " " in token or head:
-                found.add(token)
-    return sorted(found)
+    cited = set().union(*(cited_integrations(t) for t in texts)) if texts else set()
+    return sorted(token for token in cited if token.lower() not in declared)

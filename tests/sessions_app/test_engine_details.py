@@ -115,3 +115,17 @@ def test_start_session_command_rejects_unknown_team(demo):
     with pytest.raises(CommandError, match="no team template 'ghosts'"):
         call_command("start_session", "--project", "demo", "--team", "ghosts", "--requirement", REQ)
     assert not DesignSession.objects.exists()
+
+
+def test_host_names_file_names_and_abbreviations_are_not_events():
+    from sessions_app.engine.gate import cited_integrations
+
+    text = ("Pull ghcr.io/acme/orders:1.4 as in docker-compose.yml, e.g. with www.example.com; "
+            "payments emits payment.completed and serves GET /payments/{id}.")
+    assert cited_integrations(text) == {"payment.completed", "GET /payments/{id}"}
+
+
+def test_the_rule_based_team_makes_no_assumption_warning_on_the_demo(run_engine, demo):
+    session = start(run_engine, demo)
+    ctx = SessionContext.load(session)
+    assert "assumption_based_integration" not in {a.key for a in anti_patterns(session, ctx)}
