@@ -36,6 +36,16 @@ def continuation(session: DesignSession, ctx: SessionContext | None = None) -> s
     )
 
 
+def _adr_lines(session: DesignSession) -> list[str]:
+    from django.conf import settings
+
+    from sessions_app.decisions.models import Decision
+
+    base = settings.MAESTRO_BASE_URL.rstrip("/")
+    adrs = Decision.objects.filter(session=session).select_related("project").order_by("number")
+    return [f"- [{d.adr_id}]({base}{d.get_absolute_url()}) {d.title} ({d.get_status_display().lower()})" for d in adrs]
+
+
 def final_report(session: DesignSession, ctx: SessionContext) -> str:
     specialists = sorted({m["name"] for m in session.team if not m.get("is_user")})
     decisions = key_decisions(session)
@@ -59,6 +69,7 @@ def final_report(session: DesignSession, ctx: SessionContext) -> str:
         "",
         "## Key decisions",
         *([f"- {d}" for d in decisions] or ["- none recorded"]),
+        *_adr_lines(session),
         "",
         "## Validation and changes",
         *([f"- {c}" for c in changes] or ["- no validation points answered"]),
