@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import secrets
 
 from django.conf import settings
@@ -29,4 +30,5 @@ class Command(BaseCommand):
         if demo is not None:
             Membership.objects.get_or_create(user=user, project=demo, defaults={"role": Membership.Role.OWNER})
         password = secret_file.read_text().strip() if secret_file.exists() else "(set before this file existed)"
-        self.stdout.write(self.style.SUCCESS(f"Sign in at http://127.0.0.1:8000/ as {username} / {password}"))
+        port = os.environ.get("PORT", "8000")
+        self.stdout.write(self.style.SUCCESS(f"Sign in at http://127.0.0.1:{port}/ as {username} / {password}"))

@@ -11,6 +11,8 @@ import time
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
+from config.embedded_redis import die_with_parent
+
 
 class Command(BaseCommand):
     help = "Run daphne, a Celery worker and (without REDIS_URL) an embedded Redis; Ctrl-C stops them all."
@@ -37,10 +39,12 @@ class Command(BaseCommand):
                     "--loglevel", "INFO",
                 ],
                 env=env,
+                preexec_fn=die_with_parent,
             ),
             subprocess.Popen(
                 [python, "-m", "daphne", "-b", host, "-p", str(port), "config.asgi:application"],
                 env=env,
+                preexec_fn=die_with_parent,
             ),
         ]
         self.stdout.write(self.style.SUCCESS(f"Maestro is serving on http://{host}:{port}/ (Ctrl-C stops it)"))
@@ -52,8 +56,10 @@ class Command(BaseCommand):
 
         signal.signal(signal.SIGINT, stop)
         signal.signal(signal.SIGTERM, stop)
+        parent = os.getppid()
         try:
-            while not stopping and all(child.poll() is None for child in children):
+            # Stop with Ctrl-C or SIGTERM, when a child exits, or when whoever started us is gone.
+            while not stopping and all(child.poll() is None for child in children) and os.getppid() == parent:
                 time.sleep(0.5)
         finally:
             for child in children:
