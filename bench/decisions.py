@@ -312,23 +312,12 @@ def run(args: list[str] | None = None) -> dict[str, Any]:
     _setup_django()
     from django.db import connection
     from django.test import Client
-    from django.test.utils import setup_test_environment, teardown_test_environment
     from django.urls import reverse
 
+    from bench.db import throwaway_database
     from sessions_app.decisions.models import Decision
 
-    setup_test_environment()
-    settings_dict = connection.settings_dict
-    old_name = settings_dict["NAME"]
-    test_settings = settings_dict.setdefault("TEST", {})
-    if connection.vendor == "sqlite":
-        from django.conf import settings
-
-        test_settings["NAME"] = str(settings.DATA_DIR / "bench-decisions.sqlite3")
-    else:  # our own name: never the database a concurrent pytest run is using
-        test_settings["NAME"] = f"{test_settings.get('NAME') or 'test_' + str(old_name)}_decisions_bench"
-    connection.creation.create_test_db(verbosity=0, autoclobber=True, keepdb=False)
-    try:
+    with throwaway_database("decisions"):
         started = time.perf_counter()
         project, viewer = populate(options.decisions)
         populate_s = time.perf_counter() - started
@@ -363,9 +352,6 @@ def run(args: list[str] | None = None) -> dict[str, Any]:
             "within_goal": p95 < GOAL_P95_MS,
             "cold_within_goal": cold_p95 < GOAL_P95_MS,
         }
-    finally:
-        connection.creation.destroy_test_db(old_name, verbosity=0, keepdb=False)
-        teardown_test_environment()
 
 
 def report(result: dict[str, Any]) -> None:

@@ -30,6 +30,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench.db import database_url
+
 GOAL_RATIO = 0.8
 ROOT = Path(__file__).resolve().parent.parent
 TASK = {
@@ -54,35 +56,6 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _database_url() -> str:
-    from django.db import connection
-
-    db = connection.settings_dict
-    if connection.vendor == "postgresql":
-        auth = db.get("USER") or "postgres"
-        if db.get("PASSWORD"):
-            auth += f":{db['PASSWORD']}"
-        return f"postgres://{auth}@{db.get('HOST') or '127.0.0.1'}:{db.get('PORT') or 5432}/{db['NAME']}"
-    return f"sqlite:///{Path(db['NAME']).resolve()}?timeout=20&transaction_mode=IMMEDIATE"
-
-
-def _create_database() -> str:
-    """A throwaway database under a bench-specific name; returns the name to restore afterwards."""
-    from django.conf import settings
-    from django.db import connection
-    from django.test.utils import setup_test_environment
-
-    setup_test_environment()
-    old_name = connection.settings_dict["NAME"]
-    test_settings = connection.settings_dict.setdefault("TEST", {})
-    if connection.vendor == "sqlite":
-        test_settings["NAME"] = str(settings.DATA_DIR / "bench-hub.sqlite3")
-    else:
-        test_settings["NAME"] = f"{test_settings.get('NAME') or 'test_' + str(old_name)}_benchhub"
-    connection.creation.create_test_db(verbosity=0, autoclobber=True, keepdb=False)
-    return old_name
-
-
 def _seed() -> str:
     """Built-in specialists, a project with a PRD, and a token; returns the raw token."""
     from sessions_app.hub.services import api_token_create
@@ -99,7 +72,7 @@ def _seed() -> str:
 def _start_daphne(port: int, log: Path) -> subprocess.Popen:
     env = {
         **os.environ,
-        "DATABASE_URL": _database_url(),
+        "DATABASE_URL": database_url(),
         "HUB_RATE_LIMIT_PER_MINUTE": str(10**9),  # on, never reached: both endpoints pay for it
         "PYTHONUNBUFFERED": "1",
     }
@@ -209,28 +182,31 @@ def run(args: list[str] | None = None) -> dict[str, Any]:
     from django.conf import settings
     from django.db import connection
 
-    old_name = _create_database()
+    from bench.db import throwaway_database
+
     port = _free_port()
     log = settings.DATA_DIR / f"bench-hub-daphne-{port}.log"
-    daphne = None
-    try:
+    with throwaway_database("hub"):
         token = _seed()
         vendor = connection.vendor
         connection.close()  # daphne owns the database from here
         daphne = _start_daphne(port, log)
-        _wait_ready(daphne, port, token)
-        requests = {"ping": _request("GET", "/hub/ping", token), "route_only": _request("POST", "/hub/route_only", token, TASK)}
-        for request in requests.values():
-            _load(port, request, options.clients, options.warmup)
-        results = _measure(port, requests, options.clients, options.seconds, max(1, options.rounds))
-    finally:
-        if daphne is not None and daphne.poll() is None:
-            daphne.terminate()
-            try:
-                daphne.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                daphne.kill()
-        connection.creation.destroy_test_db(old_name, verbosity=0, keepdb=False)
+        try:
+            _wait_ready(daphne, port, token)
+            requests = {
+                "ping": _request("GET", "/hub/ping", token),
+                "route_only": _request("POST", "/hub/route_only", token, TASK),
+            }
+            for request in requests.values():
+                _load(port, request, options.clients, options.warmup)
+            results = _measure(port, requests, options.clients, options.seconds, max(1, options.rounds))
+        finally:
+            if daphne.poll() is None:
+                daphne.terminate()
+                try:
+                    daphne.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    daphne.kill()
     ratio = results["route_only"]["throughput_rps"] / max(results["ping"]["throughput_rps"], 1e-9)
     return {
         "bench": "hub",

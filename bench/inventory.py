@@ -300,24 +300,14 @@ def measure_pure(text: str, runs: int) -> dict[str, Any]:
 def measure_database(text: str, runs: int) -> dict[str, Any]:
     """Import into a throwaway test database; each run gets its own project."""
     from django.db import connection
-    from django.test.utils import setup_test_environment, teardown_test_environment
 
+    from bench.db import throwaway_database
     from sessions_app.models import DiagramVersion
     from teams_app.inventory.selectors import findings_for_project
     from teams_app.inventory.services import inventory_import
     from teams_app.models import Project
 
-    setup_test_environment()
-    settings_dict = connection.settings_dict
-    old_name = settings_dict["NAME"]
-    # Our own test database name: never the one a concurrent pytest run is using.
-    test_settings = settings_dict.setdefault("TEST", {})
-    if connection.vendor == "sqlite":
-        test_settings["NAME"] = str(_bench_sqlite_path())
-    else:
-        test_settings["NAME"] = f"{test_settings.get('NAME') or 'test_' + str(old_name)}_bench"
-    connection.creation.create_test_db(verbosity=0, autoclobber=True, keepdb=False)
-    try:
+    with throwaway_database("inventory"):
         projects = [Project.objects.create(name=f"Bench {i}", slug=f"bench-{i}") for i in range(runs)]
         queue = iter(projects)
         import_s, import_all, revision = _timed(
@@ -338,15 +328,6 @@ def measure_database(text: str, runs: int) -> dict[str, Any]:
                 "db_findings": {"median_s": findings_s, "runs_s": findings_all},
             },
         }
-    finally:
-        connection.creation.destroy_test_db(old_name, verbosity=0, keepdb=False)
-        teardown_test_environment()
-
-
-def _bench_sqlite_path():
-    from django.conf import settings
-
-    return settings.DATA_DIR / "bench.sqlite3"
 
 
 LABELS = {

@@ -61,6 +61,8 @@ REQUIREMENT = "Add a subscriptions service that creates recurring orders through
 
 # --- shared helpers ------------------------------------------------------------------------------
 
+from bench.db import database_url, throwaway_database  # noqa: E402,F401 - bench.broadcast imports both from here
+
 
 def setup_django() -> None:
     """The test profile: an embedded Redis when REDIS_URL is unset, PostgreSQL or SQLite by
@@ -77,56 +79,6 @@ def celery_queue() -> str:
     from django.conf import settings
 
     return settings.CELERY_TASK_DEFAULT_QUEUE
-
-
-@contextmanager
-def throwaway_database(label: str) -> Iterator[str]:
-    """Create a test database under a bench-specific name, yield its URL, destroy it afterwards.
-
-    Same pattern as ``bench/inventory.py``: the configured database's test clone, never the
-    configured database itself, and never the name a concurrent pytest run is using."""
-    from django.conf import settings
-    from django.db import connection
-    from django.test.utils import setup_test_environment, teardown_test_environment
-
-    setup_test_environment()
-    settings_dict = connection.settings_dict
-    old_name = settings_dict["NAME"]
-    test_settings = settings_dict.setdefault("TEST", {})
-    old_test_name = test_settings.get("NAME")
-    sqlite_path: Path | None = None
-    if connection.vendor == "sqlite":
-        sqlite_path = Path(settings.DATA_DIR) / f"bench-{label}.sqlite3"
-        test_settings["NAME"] = str(sqlite_path)
-    else:
-        test_settings["NAME"] = f"{old_test_name or 'test_' + str(old_name)}_bench_{label}"
-    connection.creation.create_test_db(verbosity=0, autoclobber=True, keepdb=False)
-    try:
-        yield database_url()
-    finally:
-        connection.creation.destroy_test_db(old_name, verbosity=0, keepdb=False)
-        if old_test_name is None:
-            test_settings.pop("NAME", None)
-        else:
-            test_settings["NAME"] = old_test_name
-        teardown_test_environment()
-        if sqlite_path is not None:
-            for suffix in ("", "-wal", "-shm", "-journal"):
-                Path(f"{sqlite_path}{suffix}").unlink(missing_ok=True)
-
-
-def database_url() -> str:
-    """The URL of the database this process is connected to, for child processes."""
-    from urllib.parse import quote
-
-    from django.db import connection
-
-    db = connection.settings_dict
-    if connection.vendor == "postgresql":
-        user = quote(db.get("USER") or "postgres")
-        password = f":{quote(db['PASSWORD'])}" if db.get("PASSWORD") else ""
-        return f"postgres://{user}{password}@{db.get('HOST') or '127.0.0.1'}:{db.get('PORT') or 5432}/{db['NAME']}"
-    return f"sqlite:///{db['NAME']}"
 
 
 def child_env(db_url: str, **extra: str) -> dict[str, str]:
