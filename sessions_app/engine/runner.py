@@ -61,17 +61,24 @@ def provider_name_for(session: DesignSession, specialist: Specialist | None) -> 
     return (specialist.provider if specialist and specialist.provider else "") or session.provider or session.project.provider or settings.MAESTRO_PROVIDER
 
 
+def _lock_session_then(contribution_id: int) -> tuple[DesignSession, Contribution]:
+    """Lock order everywhere: the session row first, then the contribution (steering services
+    such as cancel and re-run take them in this order too, so the two never deadlock)."""
+    session_id = Contribution.objects.values_list("session_id", flat=True).get(pk=contribution_id)
+    session = flow._lock(session_id)
+    return session, Contribution.objects.select_for_update().get(pk=contribution_id)
+
+
 @transaction.atomic
 def claim(contribution_id: int) -> Claim | None:
     """Take the contribution for this delivery, or None when there is nothing to do."""
-    c = Contribution.objects.select_for_update().get(pk=contribution_id)
+    session, c = _lock_session_then(contribution_id)
     now = timezone.now()
     if c.status in (C.DONE, C.FAILED, C.CANCELLED):
         return None
     lease = timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT)
     if c.status == C.RUNNING and c.started_at and now - c.started_at < lease:
         return None  # another delivery is working on it
-    session = DesignSession.objects.only("status").get(pk=c.session_id)
     if session.status == DesignSession.Status.CANCELLED:
         c.status = C.CANCELLED
         c.save(update_fields=["status"])
@@ -136,6 +143,7 @@ class DeltaWriter:
         self.buffer.clear()
         self.text += chunk
         with transaction.atomic():
+            flow._lock(self.claim.session_id)  # session before contribution, as everywhere
             updated = Contribution.objects.filter(pk=self.claim.contribution_id, status=C.RUNNING).update(text=self.text)
             if updated:
                 events.event_emit(
@@ -171,10 +179,9 @@ class _Skip(Exception):
 
 @transaction.atomic
 def finish(contribution_id: int, result: ProviderResult, latency_ms: int) -> None:
-    c = Contribution.objects.select_for_update().get(pk=contribution_id)
+    session, c = _lock_session_then(contribution_id)
     if c.status != C.RUNNING:
         return
-    session = flow._lock(c.session_id)
     c.status = C.DONE
     c.text = result.text
     c.payload = {
@@ -197,10 +204,9 @@ def finish(contribution_id: int, result: ProviderResult, latency_ms: int) -> Non
 
 @transaction.atomic
 def fail(contribution_id: int, message: str, *, provider: str = "") -> None:
-    c = Contribution.objects.select_for_update().get(pk=contribution_id)
+    _, c = _lock_session_then(contribution_id)
     if c.status in (C.DONE, C.FAILED, C.CANCELLED):
         return
-    flow._lock(c.session_id)
     c.status = C.FAILED
     c.error = message
     c.provider = provider or c.provider
