@@ -167,3 +167,17 @@ def test_prd_reference_refuses_control_characters(client, project, member_factor
     response = client.post(url, {"reference": "https://docs.example.com/a\x00b", "title": "X", "status": "active"})
     assert response.status_code == 400
     assert not PRD.objects.exists()
+
+
+def test_password_change_and_sign_out(client, make_user):
+    user = make_user("carol")
+    client.force_login(user)
+    response = client.post(reverse("password_change"), {
+        "old_password": "pw-Secret-1", "new_password1": "a-much-Longer-secret-42", "new_password2": "a-much-Longer-secret-42",
+    })
+    assert response.status_code == 302 and response["Location"] == reverse("password_change_done")
+    user.refresh_from_db()
+    assert user.check_password("a-much-Longer-secret-42")
+    assert client.post(reverse("logout")).status_code == 302
+    assert client.get(reverse("dashboard")).status_code == 302  # signed out: back to the login page
+    assert client.login(username="carol", password="a-much-Longer-secret-42")
