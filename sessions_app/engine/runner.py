@@ -143,13 +143,19 @@ class DeltaWriter:
         self.buffer.clear()
         self.text += chunk
         with transaction.atomic():
-            flow._lock(self.claim.session_id)  # session before contribution, as everywhere
+            # The event first: its sequence UPDATE locks the session row before the contribution
+            # row, the one lock order everywhere. A delta of a contribution cancelled meanwhile
+            # is rolled back with the savepoint below.
+            sid = transaction.savepoint()
+            events.event_emit(
+                session_id=self.claim.session_id,
+                event=events.ContributionDelta(contribution_id=self.claim.contribution_id, text=chunk),
+            )
             updated = Contribution.objects.filter(pk=self.claim.contribution_id, status=C.RUNNING).update(text=self.text)
             if updated:
-                events.event_emit(
-                    session_id=self.claim.session_id,
-                    event=events.ContributionDelta(contribution_id=self.claim.contribution_id, text=chunk),
-                )
+                transaction.savepoint_commit(sid)
+            else:
+                transaction.savepoint_rollback(sid)
         self.last_flush = time.monotonic()
 
 
