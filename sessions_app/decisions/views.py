@@ -108,6 +108,18 @@ def _valid(form: DecisionForm, formset: Any) -> bool:
     return forms_ok and chosen_is_an_option(form, options_from_formset(formset))
 
 
+def _save(form: DecisionForm, formset: Any, call) -> Any:
+    """Validate the form and its options, call the service; a refusal lands on the form.
+    Returns the service's result, or None when the form is to be shown again."""
+    if not _valid(form, formset):
+        return None
+    try:
+        return call(options_from_formset(formset))
+    except ApplicationError as exc:
+        form.add_error(exc.extra.get("field") if exc.extra.get("field") in form.fields else None, exc.message)
+        return None
+
+
 @require_http_methods(["GET", "POST"])
 def decision_create(request: HttpRequest, slug: str) -> HttpResponse:
     access = project_access_for(user=request.user, slug=slug, action=Action.EDIT_DECISIONS)
@@ -117,20 +129,13 @@ def decision_create(request: HttpRequest, slug: str) -> HttpResponse:
             request, access, form=DecisionForm(project=project), formset=OptionFormSet(prefix="options"), mode="create"
         )
     form, formset = DecisionForm(request.POST, project=project), OptionFormSet(request.POST, prefix="options")
-    if _valid(form, formset):
-        try:
-            decision = services.decision_create(
-                project=project,
-                user=request.user,
-                status=form.cleaned_data["status"],
-                options=options_from_formset(formset),
-                **form.service_fields(),
-            )
-        except ApplicationError as exc:
-            form.add_error(exc.extra.get("field") if exc.extra.get("field") in form.fields else None, exc.message)
-        else:
-            messages.success(request, f"Recorded {decision.adr_id}.")
-            return redirect("decision_detail", slug=slug, number=decision.number)
+    decision = _save(form, formset, lambda options: services.decision_create(
+        project=project, user=request.user, status=form.cleaned_data["status"], options=options,
+        **form.service_fields(),
+    ))
+    if decision is not None:
+        messages.success(request, f"Recorded {decision.adr_id}.")
+        return redirect("decision_detail", slug=slug, number=decision.number)
     return _render_form(request, access, form=form, formset=formset, mode="create", status=400)
 
 
@@ -152,16 +157,12 @@ def decision_edit(request: HttpRequest, slug: str, number: int) -> HttpResponse:
         return _render_form(request, access, form=form, formset=formset, mode="edit", decision=decision)
     form = DecisionForm(request.POST, project=access.project, statuses=None)
     formset = OptionFormSet(request.POST, prefix="options")
-    if _valid(form, formset):
-        try:
-            services.decision_update(
-                decision=decision, user=request.user, options=options_from_formset(formset), **form.service_fields()
-            )
-        except ApplicationError as exc:
-            form.add_error(exc.extra.get("field") if exc.extra.get("field") in form.fields else None, exc.message)
-        else:
-            messages.success(request, f"Saved {decision.adr_id}.")
-            return redirect("decision_detail", slug=slug, number=number)
+    saved = _save(form, formset, lambda options: services.decision_update(
+        decision=decision, user=request.user, options=options, **form.service_fields()
+    ))
+    if saved is not None:
+        messages.success(request, f"Saved {decision.adr_id}.")
+        return redirect("decision_detail", slug=slug, number=number)
     return _render_form(request, access, form=form, formset=formset, mode="edit", decision=decision, status=400)
 
 
@@ -179,20 +180,12 @@ def decision_supersede(request: HttpRequest, slug: str, number: int) -> HttpResp
         return _render_form(request, access, form=form, formset=formset, mode="supersede", decision=old)
     form = DecisionForm(request.POST, project=access.project, statuses=statuses)
     formset = OptionFormSet(request.POST, prefix="options")
-    if _valid(form, formset):
-        try:
-            new = services.decision_supersede(
-                old=old,
-                user=request.user,
-                status=form.cleaned_data["status"],
-                options=options_from_formset(formset),
-                **form.service_fields(),
-            )
-        except ApplicationError as exc:
-            form.add_error(exc.extra.get("field") if exc.extra.get("field") in form.fields else None, exc.message)
-        else:
-            messages.success(request, f"{new.adr_id} supersedes {old.adr_id}.")
-            return redirect("decision_detail", slug=slug, number=new.number)
+    new = _save(form, formset, lambda options: services.decision_supersede(
+        old=old, user=request.user, status=form.cleaned_data["status"], options=options, **form.service_fields()
+    ))
+    if new is not None:
+        messages.success(request, f"{new.adr_id} supersedes {old.adr_id}.")
+        return redirect("decision_detail", slug=slug, number=new.number)
     return _render_form(request, access, form=form, formset=formset, mode="supersede", decision=old, status=400)
 
 
