@@ -110,6 +110,22 @@ class ValidationClosed(_Event):
     state: str
 
 
+class BriefReady(_Event):
+    type: Literal["brief.ready"] = "brief.ready"
+
+
+class ProposalUpdated(_Event):
+    type: Literal["proposal.updated"] = "proposal.updated"
+    proposal_id: int
+    version: int
+
+
+class PlanUpdated(_Event):
+    type: Literal["plan.updated"] = "plan.updated"
+    items: int
+    checks: int = 0
+
+
 class MessagePosted(_Event):
     type: Literal["message.posted"] = "message.posted"
     contribution_id: int
@@ -131,7 +147,10 @@ SessionEventPayload = Annotated[
     | ValidationOpened
     | ValidationAnswered
     | ValidationClosed
-    | MessagePosted,
+    | MessagePosted
+    | BriefReady
+    | ProposalUpdated
+    | PlanUpdated,
     Field(discriminator="type"),
 ]
 EVENT_ADAPTER: TypeAdapter[SessionEventPayload] = TypeAdapter(SessionEventPayload)

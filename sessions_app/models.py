@@ -79,6 +79,11 @@ class DesignSession(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
     completed_at = models.DateTimeField(null=True, blank=True)
     report = models.TextField(blank=True)
+    # The design (SPEC §3a): the brief read at Team Assembly, the merged implementation plan
+    # (Phase 4) and the integration checklist (Phase 5). Proposals are versioned rows.
+    brief = models.JSONField(default=dict, blank=True)
+    plan = models.JSONField(default=list, blank=True)
+    checklist = models.JSONField(default=list, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -394,4 +399,5 @@ class SessionEvent(models.Model):
 
 # Models that live beside the code that owns them; imported here so Django registers them.
 from sessions_app.decisions.models import *  # noqa: E402,F401,F403
+from sessions_app.design.models import *  # noqa: E402,F401,F403
 from sessions_app.hub.models import *  # noqa: E402,F401,F403
