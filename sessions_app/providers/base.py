@@ -25,6 +25,9 @@ class KeyQuestionBrief:
     ref: str  # short id such as "Q1"
     text: str
     options: list[str]
+    # What in the brief, the inventory or the findings favours an option, per analysis role:
+    # {"security": {"option": 0, "why": "PCI DSS in the constraints", "evidence": ["brief:PCI"]}}.
+    grounds: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 @dataclass
@@ -40,6 +43,17 @@ class ProviderRequest:
     model: str = ""
     max_tokens: int = 2048
     timeout: float = 120.0
+    # The design so far (SPEC §3a), for every provider: the round's kind, the structured brief
+    # (schema.Brief as a dict), the current proposal (schema.ProposalContent) and its version,
+    # the user feedback this round answers, the rule ids already reported in earlier rounds
+    # (cite them, do not repeat them) and the team ({"slug", "name", "focus"}) for plan ownership.
+    round_kind: str = ""
+    design_brief: dict[str, Any] = field(default_factory=dict)
+    proposal: dict[str, Any] = field(default_factory=dict)
+    proposal_version: int = 0
+    feedback: list[str] = field(default_factory=list)
+    reported_rules: list[str] = field(default_factory=list)
+    team: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
@@ -47,6 +61,7 @@ class Position:
     question: str  # KeyQuestionBrief.ref
     option: str
     rationale: str = ""
+    evidence: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -60,6 +75,9 @@ class ProviderResult:
     tokens_out: int = 0
     cost: float = 0.0  # USD
     summary: str = ""  # one paragraph, when the provider gives one
+    proposal_changes: dict[str, Any] = field(default_factory=dict)  # schema.ProposalChanges
+    plan_items: list[dict[str, Any]] = field(default_factory=list)  # schema.PlanItem
+    checks: list[str] = field(default_factory=list)  # integration checks
 
 
 class ProviderError(Exception):
