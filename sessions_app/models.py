@@ -128,6 +128,7 @@ class Round(models.Model):
     kind = models.CharField(max_length=20, choices=Kind.choices)
     brief = models.TextField(blank=True)
     addressed_to = models.JSONField(default=list, blank=True)
+    feedback = models.TextField(blank=True, help_text="The USER's words a follow-up round answers.")
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
     created_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -220,6 +221,10 @@ class KeyQuestion(models.Model):
     chosen = models.CharField(max_length=200, blank=True)
     agreement = models.FloatField(default=0)
     discussion_rounds = models.PositiveSmallIntegerField(default=0)
+    key = models.CharField(max_length=80, blank=True, help_text="Where it comes from: a catalogue pattern or an edge conflict.")
+    # Per analysis role, the option the brief, inventory or findings favour and why (see
+    # providers.base.KeyQuestionBrief.grounds); an edge conflict also names its edge variants.
+    grounds = models.JSONField(default=dict, blank=True)
     decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
 

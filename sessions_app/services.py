@@ -13,6 +13,8 @@ from sessions_app.models import (
     Contribution,
     DesignSession,
     KeyQuestion,
+    Phase,
+    Round,
     ValidationPoint,
 )
 from teams_app.errors import ApplicationError
@@ -28,7 +30,7 @@ NOT_LATEST_ROUND = "Only specialists of the latest round can be re-run."
 MESSAGE_EMPTY = "Write a message first."
 MESSAGE_TOO_LONG = "Messages are limited to 5,000 characters."
 BAD_OPTION = "Choose one of the question's options."
-QUESTION_NOT_IN_CONFLICT = "Only a question the team could not agree on waits for your decision."
+QUESTION_NOT_IN_CONFLICT = "This question is already settled: only open or disputed questions wait for your decision."
 NOT_PAUSED = "Only a paused session can be resumed."
 CANNOT_PAUSE = "Only a running session or one waiting for you can be paused."
 NOTHING_TO_CONTINUE = "The session is not waiting to continue."
@@ -249,7 +251,14 @@ def message_post(*, session: DesignSession, text: str, user: AbstractBaseUser) -
         raise ApplicationError(MESSAGE_TOO_LONG, {"field": "text"})
     if not session.rounds.exists():
         raise ApplicationError("The session has not started yet: attach a PRD first.")
-    return flow._user_message(session, text, user)
+    contribution = flow._user_message(session, text, user)
+    waiting_at_gate = session.status == S.AWAITING_USER and session.validation_points.filter(
+        state=ValidationPoint.State.OPEN, kind=ValidationPoint.Kind.APPROVAL
+    ).exists()
+    if waiting_at_gate and not session.rounds.filter(status__in=[Round.Status.RUNNING, Round.Status.SYNTHESIZING]).exists():
+        # The design is waiting on people: the message is feedback, routed like a change request.
+        flow.follow_up(session, SessionContext.load(session), text)
+    return contribution
 
 
 @transaction.atomic
@@ -286,7 +295,7 @@ def key_question_decide(*, question: KeyQuestion, option: str, user: AbstractBas
     session = flow._lock(question.session_id)
     _require_active(session)
     question = KeyQuestion.objects.select_for_update().get(pk=question.pk)
-    if question.state != KeyQuestion.State.CONFLICT:
+    if question.state not in (KeyQuestion.State.CONFLICT, KeyQuestion.State.OPEN):
         raise ApplicationError(QUESTION_NOT_IN_CONFLICT)
     if option not in question.options:
         raise ApplicationError(BAD_OPTION, {"field": "option"})
@@ -296,7 +305,9 @@ def key_question_decide(*, question: KeyQuestion, option: str, user: AbstractBas
     from sessions_app.decisions.services import decision_from_key_question
 
     decision_from_key_question(question=question)
-    if not session.key_questions.filter(state__in=[KeyQuestion.State.CONFLICT, KeyQuestion.State.OPEN]).exists():
+    ctx = SessionContext.load(session)
+    flow.apply_decided_edges(session, ctx, user=user)
+    if not session.key_questions.filter(state=KeyQuestion.State.CONFLICT).exists() and session.phase == Phase.DESIGN:
         if session.status == S.AWAITING_USER:
-            flow.open_design_gate(session, SessionContext.load(session))
+            flow.open_design_gate(session, ctx)
     return question

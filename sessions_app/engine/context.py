@@ -8,6 +8,12 @@ from collections import Counter
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 
+from sessions_app.design.brief import brief_text
+from sessions_app.design.cluster import Cluster
+from sessions_app.design.drafts import drafts_for
+from sessions_app.design.models import DesignProposal
+from sessions_app.design.proposal import proposal_lines
+from sessions_app.design.schema import Brief, ProposalContent
 from sessions_app.models import Contribution, DesignSession, Round, Synthesis
 from teams_app.inventory.rules import analyze
 from teams_app.inventory.store import revision_to_inventory
@@ -41,6 +47,27 @@ class SessionContext:
         inventory, findings = _analysed(revision.pk, revision.created_at.isoformat())
         return cls(session=session, inventory=inventory, findings=list(findings))
 
+    # -- the design ----------------------------------------------------------------------
+    @cached_property
+    def cluster(self) -> Cluster:
+        return Cluster(self.inventory, list(self.findings))
+
+    @property
+    def brief(self) -> Brief | None:
+        return Brief.model_validate(self.session.brief) if self.session.brief else None
+
+    @cached_property
+    def proposal(self) -> DesignProposal | None:
+        return DesignProposal.objects.filter(session=self.session).order_by("-version").first()
+
+    def refresh_proposal(self) -> None:
+        self.__dict__.pop("proposal", None)
+        self.__dict__.pop("involved_services", None)
+
+    def drafts(self):
+        brief = self.brief
+        return drafts_for(brief, self.cluster) if brief else []
+
     # -- the cluster -------------------------------------------------------------------
     @cached_property
     def dominant_communication(self) -> str:
@@ -68,7 +95,16 @@ class SessionContext:
 
     @cached_property
     def involved_services(self) -> list[str]:
-        """Services the requirement, PRD or user messages name, else the entry points."""
+        """Services the brief and the proposal touch; else those the requirement, PRD or user
+        messages name; else the entry points."""
+        brief = self.brief
+        if brief is not None:
+            names = {t.name for t in brief.touched_services} | {s.name for s in brief.new_services}
+            if self.proposal is not None:
+                content = ProposalContent.model_validate(self.proposal.content)
+                names |= {s.name for s in content.services if s.kind == "service"}
+            if names:
+                return sorted(names)
         text = " ".join(
             [self.session.requirement, self.session.prd.title if self.session.prd else "", *self.user_messages]
         ).lower()
@@ -80,6 +116,11 @@ class SessionContext:
         return sorted(svc.name for svc in self.inventory.services if svc.kind == "gateway")
 
     def integration_plan(self) -> list[str]:
+        """The proposal's edges once there is one; before that, the inventory's edges of the
+        services involved."""
+        if self.proposal is not None:
+            content = ProposalContent.model_validate(self.proposal.content)
+            return [f"{e.source} ──{e.protocol}{' async' if e.mode == 'async' else ''}──▶ {e.target}" + (f"  ({e.change})" if e.change != "add" else "  (new)") for e in content.edges if e.change != "remove"]
         involved = set(self.involved_services)
         edges = [
             dep for dep in self.inventory.dependencies if not involved or dep.source in involved or dep.target in involved
@@ -135,6 +176,12 @@ class SessionContext:
         sections.append(self.inventory_summary())
         if self.dominant_communication:
             sections.append(f"Dominant communication: {self.dominant_communication}")
+        brief = self.brief
+        if brief is not None:
+            sections.append("BRIEF:\n" + brief_text(brief))
+        if self.proposal is not None:
+            lines = proposal_lines(ProposalContent.model_validate(self.proposal.content))
+            sections.append(f"PROPOSAL v{self.proposal.version}:\n" + "\n".join(f"- {line}" for line in lines))
         findings = self.findings_for(focus)
         if findings:
             lines = "\n".join(f"- [{f.severity}] {f.rule} ({', '.join(f.services)}): {f.why}" for f in findings[:40])

@@ -14,10 +14,17 @@ from django.db import transaction
 from django.utils import timezone
 
 from sessions_app import events
+from sessions_app.design import services as design
+from sessions_app.design.brief import brief_build, brief_text
+from sessions_app.design.designer import checks_for
+from sessions_app.design.drafts import feedback_drafts, route_by_design, task_owner
+from sessions_app.design.plan import plan_merge
+from sessions_app.design.proposal import EdgeConflict, diff_is_empty, merge, proposal_diff, proposal_lines
+from sessions_app.design.questions import edge_conflict_question, grounds_json, session_questions
+from sessions_app.design.schema import EdgeChange, PlanItem, ProposalChanges
 from sessions_app.engine import messages
 from sessions_app.engine.context import SessionContext
 from sessions_app.engine.gate import DESIGN_GATE, DISCOVERY_INPUT, VALIDATION_GATE, gate_state
-from sessions_app.engine.questions import key_questions
 from sessions_app.models import (
     Contribution,
     DesignSession,
@@ -49,11 +56,16 @@ ROUND_MISSIONS = {
         "Plan your part of the implementation of the agreed design; coordinate before building",
         "The steps, contracts and configuration your role owns, in order, with their dependencies",
     ),
+    Round.Kind.VALIDATION: (
+        "Check the planned integration against the proposal before anything is built",
+        "One integration test per integration point, event and constraint your role owns",
+    ),
     Round.Kind.FOLLOW_UP: (
         "Address the user's feedback on the design",
         "A concrete change to the design that answers the feedback, and what it affects",
     ),
 }
+MAX_FOLLOW_UP_SPECIALISTS = 3
 
 
 # -- helpers ---------------------------------------------------------------------------------
@@ -116,6 +128,11 @@ def begin(session: DesignSession) -> None:
     Precondition: the session row is locked and has a PRD."""
     ctx = SessionContext.load(session)
     _set_status(session, S.RUNNING)
+    brief = brief_build(
+        requirement=session.requirement, prd_reference=session.prd.reference, prd_title=session.prd.title,
+        prd_body=session.prd.body or "", project_constraints=session.project.constraints, cluster=ctx.cluster,
+    )
+    design.brief_record(session=session, brief=brief)
     assembly = Round.objects.create(
         session=session, number=_next_round_number(session), phase=Phase.ASSEMBLY, kind=Round.Kind.ASSEMBLY,
         status=Round.Status.DONE, finished_at=timezone.now(),
@@ -129,6 +146,7 @@ def begin(session: DesignSession) -> None:
         constraints=session.project.constraints,
         members=members,
         prd_reference=session.prd.reference,
+        brief=brief_text(brief),
     )
     assembly.brief = text
     assembly.save(update_fields=["brief"])
@@ -148,8 +166,9 @@ def begin(session: DesignSession) -> None:
                 f"USER, what business capability do we need?\n\nRequirement as stated: {session.requirement.strip()}\n\n"
                 "Tell the team what must be true for this to solve your need: capabilities, expected load, latency, "
                 "and anything the requirement leaves out. Your answer joins the next briefs."
+                + ("\n\nThe brief leaves these open:\n" + "\n".join(f"- {q}" for q in brief.questions) if brief.questions else "")
             ),
-            questions=["Which business capabilities must this provide?", "Performance or scaling expectations?"],
+            questions=[*brief.questions, "Which business capabilities must this provide?", "Performance or scaling expectations?"][:8],
             round=assembly,
         )
     open_round(session, kind=Round.Kind.ANALYSIS, ctx=ctx)
@@ -165,6 +184,7 @@ def open_round(
     ctx: SessionContext | None = None,
     addressed_to: list[str] | None = None,
     note: str = "",
+    feedback: str = "",
 ) -> Round | None:
     """Create a round with one pending contribution per addressed specialist and fan out on commit.
 
@@ -183,7 +203,7 @@ def open_round(
     rnd = Round.objects.create(
         session=session, number=_next_round_number(session), phase=session.phase, kind=kind,
         addressed_to=[m["specialist"] for m in members], status=Round.Status.RUNNING,
-        brief=f"{mission}.\nReport: {report}.",
+        brief=f"{mission}.\nReport: {report}.", feedback=feedback.strip(),
     )
     events.event_emit(session_id=session.pk, event=events.RoundStarted(round_id=rnd.pk))
     involved = ctx.involved_services
@@ -259,12 +279,20 @@ def round_synthesize(*, round_id: int) -> Synthesis | None:
     ctx = SessionContext.load(session)
     latest = _latest_attempts(rnd)
     failed = [c for c in latest if c.status == Contribution.Status.FAILED]
+    done = [c for c in latest if c.status == Contribution.Status.DONE]
+    if rnd.kind in (Round.Kind.DESIGN, Round.Kind.DISCUSSION, Round.Kind.FOLLOW_UP):
+        _merge_proposal(session, rnd, ctx, done)
+    elif rnd.kind == Round.Kind.PLANNING:
+        _merge_plan(session, rnd, ctx, done)
+    elif rnd.kind == Round.Kind.VALIDATION:
+        _merge_checklist(session, ctx, done)
     synthesis = _write_synthesis(session, rnd, ctx, latest)
     rnd.status = Round.Status.DONE
     rnd.finished_at = timezone.now()
     rnd.save(update_fields=["status", "finished_at"])
     if rnd.kind in (Round.Kind.DESIGN, Round.Kind.DISCUSSION):
         _tally_positions(session, rnd)
+        apply_decided_edges(session, ctx, rnd=rnd)
     refresh_gate(session, ctx)
     if session.status in (S.CANCELLED, S.COMPLETED):
         return synthesis
@@ -282,6 +310,147 @@ def round_synthesize(*, round_id: int) -> Synthesis | None:
         return synthesis
     advance(session, ctx=ctx, after=rnd)
     return synthesis
+
+
+# -- the design: proposal, plan, checklist ------------------------------------------------------
+
+
+def _changes_of(c: Contribution) -> ProposalChanges:
+    return ProposalChanges.model_validate((c.payload or {}).get("proposal_changes") or {})
+
+
+def _decided_edges(session: DesignSession) -> dict[tuple[str, str], EdgeChange]:
+    decided: dict[tuple[str, str], EdgeChange] = {}
+    for q in session.key_questions.filter(key__startswith="edge:", state__in=[KeyQuestion.State.AGREED, KeyQuestion.State.DECIDED]):
+        variant = (q.grounds.get("variants") or {}).get(q.chosen)
+        if variant:
+            edge = EdgeChange.model_validate(variant)
+            decided[(edge.source, edge.target)] = edge
+    return decided
+
+
+def _merge_proposal(session: DesignSession, rnd: Round, ctx: SessionContext, done: list[Contribution]) -> None:
+    """The Maestro's synthesis of the round's proposal changes into a new version; edges
+    proposed in different ways become key questions instead of a silent pick."""
+    base = design.proposal_latest(session)
+    pairs = [(c.author_name, _changes_of(c)) for c in done]
+    result = merge(design.proposal_content(base) if base else None, pairs, decided_edges=_decided_edges(session))
+    for conflict in result.conflicts:
+        _edge_question(session, rnd, conflict, done)
+    if not result.changed:
+        return
+    if rnd.kind == Round.Kind.FOLLOW_UP:
+        reason = f"Round {rnd.number} follow-up answering the USER: {rnd.feedback[:160]}"
+    else:
+        reason = f"Round {rnd.number} ({rnd.get_kind_display()}): merged the changes of {', '.join(result.contributors)}"
+    if result.conflicts:
+        reason += "; " + ", ".join(f"{c.source} → {c.target}" for c in result.conflicts) + " in dispute"
+    design.proposal_record(
+        session=session, content=result.content, inventory=ctx.inventory, reason=reason, round=rnd,
+        contributors=result.contributors,
+    )
+    ctx.refresh_proposal()
+    if rnd.kind == Round.Kind.FOLLOW_UP and session.plan and ctx.brief is not None:
+        _replan_for_feedback(session, ctx, rnd.feedback)
+
+
+def _replan_for_feedback(session: DesignSession, ctx: SessionContext, feedback: str) -> None:
+    """After planning, feedback that adds to the design adds its tasks to the plan, owned as
+    the team's planning round would own them."""
+    drafts = feedback_drafts(ctx.brief, ctx.cluster, feedback)
+    team = [{"slug": m["specialist"], "name": m["name"], "focus": list(m.get("focus") or [])} for m in _specialist_members(session)]
+    existing = [PlanItem.model_validate({**p, "key": p.get("key") or f"plan:{p['order']}"}) for p in session.plan]
+    added = [
+        PlanItem(specialist=t_owner["slug"], service=t.service, task=t.task, acceptance=t.acceptance, key=t.key,
+                 depends_on_keys=list(t.after))
+        for t, t_owner in _owned(drafts, team)
+    ]
+    if added:
+        design.plan_record(session=session, plan=plan_merge(existing + added, drafts))
+
+
+def _owned(drafts, team):
+    counts: dict[str, int] = {}
+    for d in drafts:
+        for t in d.tasks:
+            if t.role == "user":
+                continue
+            index = counts.get(t.role, 0)
+            counts[t.role] = index + 1
+            owner = task_owner(team, t.role, index)
+            if owner is not None:
+                yield t, owner
+
+
+def _edge_question(session: DesignSession, rnd: Round, conflict: EdgeConflict, done: list[Contribution]) -> None:
+    key, text, options, grounds = edge_conflict_question(conflict, _specialist_members(session))
+    if session.key_questions.filter(key=key).exists():
+        return
+    number = session.key_questions.count() + 1
+    q = KeyQuestion.objects.create(
+        session=session, ref=f"Q{number}", text=text[:300], options=options, key=key, grounds=grounds,
+        state=KeyQuestion.State.CONFLICT,
+    )
+    by_name = {c.author_name: c for c in done}
+    for option, (edge, names) in zip(options, conflict.variants, strict=True):
+        for name in names:
+            c = by_name.get(name)
+            if c is not None:
+                Position.objects.update_or_create(
+                    question=q, round=rnd, specialist_slug=c.specialist_slug,
+                    defaults={"contribution": c, "author_name": c.author_name, "option": option,
+                              "rationale": f"proposed {edge.protocol} {edge.mode}" + (f" to {edge.purpose}" if edge.purpose else "")},
+                )
+    q.agreement = max(len(n) for _, n in conflict.variants) / max(1, sum(len(n) for _, n in conflict.variants))
+    q.save(update_fields=["agreement"])
+    events.event_emit(session_id=session.pk, event=events.KeyQuestionChanged(question_id=q.pk, state=q.state))
+
+
+def apply_decided_edges(session: DesignSession, ctx: SessionContext, *, rnd: Round | None = None, user=None) -> None:
+    """Agreed or decided edge questions change the proposal: a new version with the chosen edge."""
+    decided = _decided_edges(session)
+    latest = design.proposal_latest(session)
+    if not decided or latest is None:
+        return
+    content = design.proposal_content(latest)
+    edges = {(e.source, e.target): e for e in content.edges}
+    changed = [key for key, edge in decided.items() if edges.get(key) != edge]
+    if not changed:
+        return
+    edges.update({key: decided[key] for key in changed})
+    new = content.model_copy(update={"edges": sorted(edges.values(), key=lambda e: (e.source, e.target))})
+    who = f"decided by {user.get_username()}" if user is not None else "team consensus"
+    design.proposal_record(
+        session=session, content=new, inventory=ctx.inventory, round=rnd,
+        reason=f"{', '.join(f'{a} → {b}' for a, b in changed)}: {who}",
+        author_kind="user" if user is not None else "maestro",
+        author_name=user.get_username() if user is not None else "Maestro",
+    )
+    ctx.refresh_proposal()
+
+
+def _feedback_texts(session: DesignSession) -> list[str]:
+    return [f for f in session.rounds.filter(kind=Round.Kind.FOLLOW_UP).order_by("number").values_list("feedback", flat=True) if f]
+
+
+def _merge_plan(session: DesignSession, rnd: Round, ctx: SessionContext, done: list[Contribution]) -> None:
+    items = [PlanItem.model_validate(i) for c in done for i in (c.payload or {}).get("plan_items") or []]
+    brief = ctx.brief
+    drafts = ctx.drafts() + ([d for f in _feedback_texts(session) for d in feedback_drafts(brief, ctx.cluster, f)] if brief else [])
+    design.plan_record(session=session, plan=plan_merge(items, drafts))
+
+
+def _merge_checklist(session: DesignSession, ctx: SessionContext, done: list[Contribution]) -> None:
+    checks: list[tuple[str, str]] = []
+    for c in done:
+        checks += [(check, c.author_name) for check in (c.payload or {}).get("checks") or []]
+    brief = ctx.brief
+    if brief is not None and ctx.proposal is not None:
+        proposal = design.proposal_content(ctx.proposal)
+        checks += [(check, "Maestro") for check in checks_for([], proposal, brief, ctx.cluster)]
+        for d in ctx.drafts():
+            checks += [(check, d.label) for check in d.checks]
+    design.checklist_record(session=session, checks=checks)
 
 
 def _write_synthesis(session: DesignSession, rnd: Round, ctx: SessionContext, latest: list[Contribution]) -> Synthesis:
@@ -303,9 +472,13 @@ def _write_synthesis(session: DesignSession, rnd: Round, ctx: SessionContext, la
         if conflicted:
             requested.append("USER (key questions in conflict)")
     plan = ctx.integration_plan()
-    ascii_state = render_ascii(
-        ctx.inventory, focus=session.title, highlight_services=set(), timestamp=timezone.now().strftime("%Y-%m-%d %H:%M UTC")
-    ) if ctx.inventory.services else "(no inventory imported)"
+    stamp = timezone.now().strftime("%Y-%m-%d %H:%M UTC")
+    if ctx.proposal is not None and ctx.proposal.diagram_version is not None:
+        ascii_state = f"[CLUSTER-SESSION: {stamp}]\n{ctx.proposal.diagram_version.ascii.rstrip()}\n\nIntegration Focus: {session.title}"
+    elif ctx.inventory.services:
+        ascii_state = render_ascii(ctx.inventory, focus=session.title, highlight_services=set(), timestamp=stamp)
+    else:
+        ascii_state = "(no inventory imported)"
     text = messages.synthesis_message(
         number=rnd.number, ascii_state=ascii_state, findings=findings, pattern_checks=checks,
         integration_plan=plan, requested_from=requested,
@@ -350,27 +523,36 @@ def advance(session: DesignSession, *, ctx: SessionContext, after: Round | None 
         _create_key_questions(session, ctx)
         open_round(session, kind=Round.Kind.DESIGN, ctx=ctx, note=_questions_note(session))
         return
+    if session.phase == Phase.DESIGN and after is not None and after.kind == Round.Kind.FOLLOW_UP:
+        _escalate_or_gate(session, ctx, discuss=False)
+        return
     if session.phase == Phase.DESIGN:
-        conflicts = list(session.key_questions.filter(state=KeyQuestion.State.CONFLICT))
-        discussable = [q for q in conflicts if q.discussion_rounds < session.discussion_limit]
-        if discussable:
-            for q in discussable:
-                q.discussion_rounds += 1
-                q.save(update_fields=["discussion_rounds"])
-            open_round(session, kind=Round.Kind.DISCUSSION, ctx=ctx, note=_questions_note(session, only=discussable))
-            return
-        if conflicts:
-            refs = ", ".join(q.ref for q in conflicts)
-            _set_status(session, S.AWAITING_USER, f"The team could not agree on {refs}. Decide them to continue.")
-            return
-        open_design_gate(session, ctx)
+        _escalate_or_gate(session, ctx, discuss=True)
         return
     if session.phase == Phase.PLANNING:
         _set_phase(session, Phase.VALIDATION)
-        open_validation_gate(session, ctx)
+        open_round(session, kind=Round.Kind.VALIDATION, ctx=ctx, note=f"Proposal v{ctx.proposal.version if ctx.proposal else 0} and the plan of {len(session.plan)} tasks")
         return
-    if session.phase == Phase.VALIDATION and after is not None and after.kind == Round.Kind.FOLLOW_UP:
+    if session.phase == Phase.VALIDATION and after is not None and after.kind in (Round.Kind.FOLLOW_UP, Round.Kind.VALIDATION):
         open_validation_gate(session, ctx)
+
+
+def _escalate_or_gate(session: DesignSession, ctx: SessionContext, *, discuss: bool) -> None:
+    """Disputed questions get bounded discussion rounds, then go to the user; otherwise the
+    design waits at its gate (open questions are listed there for the user to decide)."""
+    conflicts = list(session.key_questions.filter(state=KeyQuestion.State.CONFLICT))
+    discussable = [q for q in conflicts if discuss and q.discussion_rounds < session.discussion_limit]
+    if discussable:
+        for q in discussable:
+            q.discussion_rounds += 1
+            q.save(update_fields=["discussion_rounds"])
+        open_round(session, kind=Round.Kind.DISCUSSION, ctx=ctx, note=_questions_note(session, only=discussable))
+        return
+    if conflicts:
+        refs = ", ".join(q.ref for q in conflicts)
+        _set_status(session, S.AWAITING_USER, f"The team could not agree on {refs}. Decide them to continue.")
+        return
+    open_design_gate(session, ctx)
 
 
 # -- key questions -----------------------------------------------------------------------------
@@ -380,8 +562,11 @@ def _create_key_questions(session: DesignSession, ctx: SessionContext) -> None:
     if session.key_questions.exists():
         return
     slug = session.template.slug if session.template else ""
-    for spec in key_questions(ctx, template_slug=slug):
-        q = KeyQuestion.objects.create(session=session, ref=spec.ref, text=spec.text, options=list(spec.options))
+    for number, spec in enumerate(session_questions(ctx.drafts(), ctx.cluster, template_slug=slug), start=1):
+        q = KeyQuestion.objects.create(
+            session=session, ref=f"Q{number}", text=spec.text[:300], options=list(spec.options), key=spec.key,
+            grounds=grounds_json(spec),
+        )
         events.event_emit(session_id=session.pk, event=events.KeyQuestionChanged(question_id=q.pk, state=q.state))
 
 
@@ -397,14 +582,24 @@ def _tally_positions(session: DesignSession, rnd: Round) -> None:
         votes = Counter(Position.objects.filter(question=q, round=rnd).values_list("option", flat=True))
         total = sum(votes.values())
         if not total:
-            continue
+            continue  # nobody had evidence: the question stays open for the user
         ranked = votes.most_common()
         top_option, top_count = ranked[0]
         tie = len(ranked) > 1 and ranked[1][1] == top_count
         agreement = top_count / total
-        state = KeyQuestion.State.AGREED if agreement >= threshold and not tie else KeyQuestion.State.CONFLICT
+        if tie or agreement < threshold:
+            state = KeyQuestion.State.CONFLICT
+        elif total < 2:
+            state = KeyQuestion.State.OPEN  # one voice is a recommendation, not a consensus
+        else:
+            state = KeyQuestion.State.AGREED
         chosen = top_option if state == KeyQuestion.State.AGREED else ""
+        if rnd.kind == Round.Kind.DISCUSSION and state == KeyQuestion.State.CONFLICT and _unmoved(q, rnd, votes):
+            # Nobody changed their position: another round would only repeat it. The user decides.
+            q.discussion_rounds = max(q.discussion_rounds, session.discussion_limit)
+            q.save(update_fields=["discussion_rounds"])
         if (q.state, q.chosen, round(q.agreement, 4)) != (state, chosen, round(agreement, 4)):
+            chosen = chosen if state == KeyQuestion.State.AGREED else ""
             q.state, q.chosen, q.agreement = state, chosen, agreement
             q.save(update_fields=["state", "chosen", "agreement"])
             events.event_emit(session_id=session.pk, event=events.KeyQuestionChanged(question_id=q.pk, state=state))
@@ -412,6 +607,14 @@ def _tally_positions(session: DesignSession, rnd: Round) -> None:
                 from sessions_app.decisions.services import decision_from_key_question
 
                 decision_from_key_question(question=q)  # consensus becomes a proposed ADR
+
+
+def _unmoved(q: KeyQuestion, rnd: Round, votes: Counter) -> bool:
+    previous = Position.objects.filter(question=q, round__number__lt=rnd.number).order_by("-round__number")
+    last_round = previous.values_list("round_id", flat=True).first()
+    if last_round is None:
+        return False
+    return Counter(previous.filter(round_id=last_round).values_list("option", flat=True)) == votes
 
 
 def key_decisions(session: DesignSession) -> list[str]:
@@ -445,10 +648,57 @@ def _cancel_open_points(session: DesignSession, gate: str) -> None:
         events.event_emit(session_id=session.pk, event=events.ValidationClosed(point_id=point.pk, state=point.state))
 
 
-def _validation_body(session: DesignSession, ctx: SessionContext) -> str:
-    synthesis = Synthesis.objects.filter(session=session).order_by("-round__number").first()
-    diagram = "\n".join(ctx.integration_plan()) or (synthesis.ascii if synthesis else "(no diagram)")
-    return messages.validation_message(feature=session.title, diagram=diagram, decisions=key_decisions(session))
+def _seen_version(session: DesignSession) -> int:
+    """The proposal version shown at the latest closed approval point (what a person last saw)."""
+    point = (
+        session.validation_points.filter(kind=ValidationPoint.Kind.APPROVAL)
+        .exclude(state__in=[ValidationPoint.State.OPEN, ValidationPoint.State.CANCELLED])
+        .order_by("-opened_at").first()
+    )
+    if point is None:
+        return 0
+    return (
+        session.proposals.filter(created_at__lte=point.opened_at).order_by("-version").values_list("version", flat=True).first() or 0
+    )
+
+
+def _validation_body(session: DesignSession, ctx: SessionContext, gate: str = DESIGN_GATE) -> str:
+    proposal = ctx.proposal
+    if proposal is not None and proposal.diagram_version is not None:
+        diagram = proposal.diagram_version.ascii
+    else:
+        synthesis = Synthesis.objects.filter(session=session).order_by("-round__number").first()
+        diagram = "\n".join(ctx.integration_plan()) or (synthesis.ascii if synthesis else "(no diagram)")
+    sections: list[tuple[str, list[str]]] = []
+    content = design.proposal_content(proposal)
+    seen = _seen_version(session)
+    if proposal is not None and seen and seen < proposal.version:
+        old = design.proposal_content(session.proposals.filter(version=seen).first())
+        diff = proposal_diff(old, content)
+        if not diff_is_empty(diff):
+            sections.append((
+                f"What changed since v{seen}, the version you last saw (now v{proposal.version})",
+                [f"+ {x}" for x in diff["added"]] + [f"~ {x}" for x in diff["changed"]] + [f"- {x}" for x in diff["removed"]],
+            ))
+    if gate == DESIGN_GATE:
+        if proposal is not None:
+            sections.append((f"Proposal v{proposal.version} ({proposal.reason})", proposal_lines(content)))
+        undecided = session.key_questions.filter(state__in=[KeyQuestion.State.OPEN, KeyQuestion.State.CONFLICT])
+        sections.append(("Open questions for you (decide them on the key questions panel)",
+                         [f"{q.ref}: {q.text} Options: {' | '.join(q.options)}" for q in undecided]))
+        brief = ctx.brief
+        if brief is not None:
+            sections.append(("Conflicts in the brief", [c.text for c in brief.conflicts]))
+    else:
+        sections.append((f"Implementation plan ({len(session.plan)} tasks)", [
+            f"{p['order']}. [{p['specialist'] or 'team'}] {p['service']}: {p['task']}"
+            + (f" (after {', '.join(map(str, p['depends_on']))})" if p.get("depends_on") else "")
+            for p in session.plan
+        ]))
+        sections.append(("Integration checklist", [f"[ ] {c['check']}" for c in session.checklist]))
+        if proposal is not None:
+            sections.append((f"Proposal v{proposal.version}", [f"{len(content.services)} services, {len(content.edges)} edges, {len(content.events)} events changed; risks: " + ("; ".join(content.risks) or "none")]))
+    return messages.validation_message(feature=session.title, diagram=diagram, decisions=key_decisions(session), sections=sections)
 
 
 APPROVAL_GATES = {
@@ -470,7 +720,7 @@ def _open_approval_gate(session: DesignSession, ctx: SessionContext, gate: str) 
     _cancel_open_points(session, gate)
     point = open_point(
         session, gate=gate, kind=ValidationPoint.Kind.APPROVAL, title=title,
-        body=_validation_body(session, ctx), questions=list(messages.VALIDATION_QUESTIONS),
+        body=_validation_body(session, ctx, gate), questions=list(messages.VALIDATION_QUESTIONS),
         round=session.rounds.order_by("-number").first(),
     )
     _set_status(session, S.AWAITING_USER, reason)
@@ -516,10 +766,26 @@ def gate_passed(
         _set_phase(session, Phase.DESIGN)
         open_round(session, kind=Round.Kind.DESIGN, ctx=ctx, note="The user rejected the design: " + feedback.strip())
         return
+    follow_up(session, ctx, feedback)
+
+
+def follow_up(session: DesignSession, ctx: SessionContext, feedback: str) -> Round | None:
+    """A follow-up round for the USER's feedback, addressed to the specialists it concerns
+    (the router, on the feedback and the parts of the proposal it names), at most three."""
     from teams_app.router import route_feedback
 
-    addressed = route_feedback(text=feedback, candidates=_specialist_members(session))
-    open_round(session, kind=Round.Kind.FOLLOW_UP, ctx=ctx, addressed_to=addressed, note="USER: " + feedback.strip())
+    members = _specialist_members(session)
+    brief = ctx.brief
+    addressed = route_by_design(feedback_drafts(brief, ctx.cluster, feedback), members) if brief else []
+    if not addressed:
+        content = design.proposal_content(ctx.proposal)
+        words = [w for w in feedback.lower().split() if len(w) > 4]
+        named = [line for line in proposal_lines(content) if any(w in line.lower() for w in words)]
+        addressed = route_feedback(text=" ".join([feedback, *named[:6]]), candidates=members)
+    return open_round(
+        session, kind=Round.Kind.FOLLOW_UP, ctx=ctx, addressed_to=addressed[:MAX_FOLLOW_UP_SPECIALISTS],
+        note="USER: " + feedback.strip(), feedback=feedback,
+    )
 
 
 def unmet_gate_items(session: DesignSession, ctx: SessionContext) -> list[str]:

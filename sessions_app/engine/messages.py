@@ -26,12 +26,15 @@ def assembly_message(
     constraints: str,
     members: Sequence[tuple[str, str]],
     prd_reference: str,
+    brief: str = "",
 ) -> str:
     member_lines = _bullets(f"{name}: {role}" for name, role in members)
+    brief_block = f"BRIEF:\n{_bullets(brief.splitlines())}\n\n" if brief.strip() else ""
     return (
         f'MAESTRO: "{team_name} assembling for: {requirement.strip()}\n\n'
         f"CONTEXT:\n- Current cluster: {cluster_line}\n- New requirement: {requirement.strip()}\n"
         f"- PRD: {prd_reference}\n- Constraints: {constraints.strip() or 'none recorded'}\n\n"
+        f"{brief_block}"
         f"TEAM MEMBERS:\n{member_lines}\n\n"
         f'First round: Everyone analyze cluster and report patterns. {DO_NOT_BUILD}"'
     )
@@ -91,13 +94,20 @@ VALIDATION_QUESTIONS = (
 )
 
 
-def validation_message(*, feature: str, diagram: str, decisions: Sequence[str]) -> str:
+def validation_message(
+    *, feature: str, diagram: str, decisions: Sequence[str], sections: Sequence[tuple[str, Sequence[str]]] = (),
+) -> str:
+    """The seed's User Validation Points template; ``sections`` ((heading, lines)) add what this
+    point is about: the proposal's changes, what changed since the version last seen, open
+    questions, the plan or the integration checklist."""
     decision_lines = "\n".join(f"{i}. {d}" for i, d in enumerate(decisions, start=1)) or "1. (no decisions recorded yet)"
     questions = "\n".join(f"- {q}" for q in VALIDATION_QUESTIONS)
+    extra = "".join(f"{heading}:\n{_bullets(lines)}\n\n" for heading, lines in sections if lines)
     return (
-        f'"USER VALIDATION NEEDED:\n\nThe team has designed {feature} integration:\n\n'
+        f'"USER VALIDATION NEEDED:\n\nThe team has designed the integration of {feature.strip().rstrip(".")}:\n\n'
         f"Architecture:\n```\n{diagram.rstrip()}\n```\n\n"
         f"Key Design Decisions:\n{decision_lines}\n\n"
+        f"{extra}"
         f"Please validate:\n{questions}\n\n"
         f'Your input shapes final design."'
     )

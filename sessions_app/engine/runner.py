@@ -97,13 +97,28 @@ def build_request(contribution: Contribution) -> tuple[ProviderRequest, str]:
     focus = list(member.get("focus") or (specialist.focus if specialist else []))
     ctx = SessionContext.load(session)
     questions = []
-    if contribution.round.kind in ("design", "discussion"):
+    rnd = contribution.round
+    if rnd.kind in ("design", "discussion"):
         open_states = (KeyQuestion.State.OPEN, KeyQuestion.State.CONFLICT)
         qs = session.key_questions.all()
-        if contribution.round.kind == "discussion":
+        if rnd.kind == "discussion":
             qs = qs.filter(state__in=open_states)
-        questions = [KeyQuestionBrief(ref=q.ref, text=q.text, options=list(q.options)) for q in qs]
+        questions = [
+            KeyQuestionBrief(ref=q.ref, text=q.text, options=list(q.options),
+                             grounds={k: v for k, v in (q.grounds or {}).items() if k != "variants"})
+            for q in qs
+        ]
     name = provider_name_for(session, specialist)
+    proposal = ctx.proposal
+    reported = sorted({
+        f.get("rule") for payload in Contribution.objects.filter(
+            session=session, round__number__lt=rnd.number, status=C.DONE, author=Contribution.Author.SPECIALIST,
+        ).values_list("payload", flat=True)
+        for f in (payload or {}).get("findings") or [] if f.get("rule")
+    })
+    feedback = [rnd.feedback] if rnd.feedback else []
+    if rnd.kind == "planning":
+        feedback = [f for f in session.rounds.filter(kind="follow_up").values_list("feedback", flat=True) if f]
     request = ProviderRequest(
         specialist_slug=contribution.specialist_slug,
         specialist_name=contribution.author_name,
@@ -115,6 +130,15 @@ def build_request(contribution: Contribution) -> tuple[ProviderRequest, str]:
         key_questions=questions,
         model=(specialist.model if specialist and specialist.model else ""),
         timeout=settings.PROVIDER_TIMEOUT,
+        round_kind=rnd.kind,
+        design_brief=dict(session.brief or {}),
+        proposal=dict(proposal.content) if proposal else {},
+        proposal_version=proposal.version if proposal else 0,
+        feedback=feedback,
+        reported_rules=reported,
+        team=[{"slug": m["specialist"], "name": m["name"], "focus": list(m.get("focus") or [])} for m in session.team if not m.get("is_user")],
+        inventory=ctx.inventory,
+        cluster_findings=list(ctx.findings),
     )
     return request, name
 
@@ -193,7 +217,13 @@ def finish(contribution_id: int, result: ProviderResult, latency_ms: int) -> Non
     c.payload = {
         "summary": _summary(result.text),
         "findings": result.findings,
-        "positions": [{"question": p.question, "option": p.option, "rationale": p.rationale} for p in result.positions],
+        "positions": [
+            {"question": p.question, "option": p.option, "rationale": p.rationale, "evidence": list(p.evidence)}
+            for p in result.positions
+        ],
+        "proposal_changes": result.proposal_changes or {},
+        "plan_items": list(result.plan_items or []),
+        "checks": list(result.checks or []),
     }
     c.provider, c.model = result.provider, result.model
     c.tokens_in, c.tokens_out = result.tokens_in, result.tokens_out

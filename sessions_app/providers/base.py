@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from teams_app.inventory.types import Finding
+from teams_app.inventory.types import Finding, ParsedInventory
 
 DeltaCallback = Callable[[str], None]
 
@@ -54,6 +54,10 @@ class ProviderRequest:
     feedback: list[str] = field(default_factory=list)
     reported_rules: list[str] = field(default_factory=list)
     team: list[dict[str, Any]] = field(default_factory=list)
+    # The inventory and all its findings, for the rule-based designer (LLM adapters send the
+    # text of ``context`` instead).
+    inventory: ParsedInventory | None = None
+    cluster_findings: list[Finding] = field(default_factory=list)
 
 
 @dataclass

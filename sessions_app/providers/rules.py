@@ -1,4 +1,6 @@
-"""The built-in, offline provider: a specialist's contribution composed from rules findings.
+"""The built-in, offline provider. In a session round it is the rule-based designer
+(:mod:`sessions_app.design.designer`); for a request without a brief (a hub assist call) it
+composes a specialist's contribution from the rules findings.
 
 Deterministic by construction: the same request always yields the same text, findings and
 positions (findings are sorted, tables are ordered, no clock or randomness), so sessions run
@@ -10,6 +12,9 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
+from sessions_app.design.cluster import Cluster
+from sessions_app.design.designer import DesignRequest, design
+from sessions_app.design.schema import Brief, ProposalContent
 from sessions_app.providers.base import (
     DeltaCallback,
     KeyQuestionBrief,
@@ -18,9 +23,10 @@ from sessions_app.providers.base import (
     ProviderRequest,
     ProviderResult,
 )
-from teams_app.inventory.types import ROLE_LABELS, ROLES, Finding
+from teams_app.inventory.types import ROLE_LABELS, ROLES, Finding, ParsedInventory
 
 MODEL = "rules-v1"
+DESIGNER_MODEL = "rules-designer-v1"
 
 _SEVERITY_RANK = {"critical": 0, "warning": 1, "info": 2}
 
@@ -232,9 +238,11 @@ _MISSION_LINE = re.compile(r"^\W*your mission\W*:\s*(?P<mission>.+)$", re.IGNORE
 
 class RulesProvider(Provider):
     name = "rules"
-    label = "rule-based analysis"
+    label = "rule-based designer"
 
     def run(self, request: ProviderRequest, on_delta: DeltaCallback) -> ProviderResult:
+        if request.round_kind and request.design_brief:
+            return _run_designer(request, on_delta)
         findings = sorted(request.findings, key=_finding_order)
         roles = _roles(request, findings)
         dominant = _dominant_patterns(request.context)
@@ -262,6 +270,32 @@ class RulesProvider(Provider):
             positions=[position for position, _ in positions],
             summary=_summary(findings, roles),
         )
+
+
+def _run_designer(request: ProviderRequest, on_delta: DeltaCallback) -> ProviderResult:
+    """A session round: the rule-based designer's contribution (design/designer.py)."""
+    inventory = request.inventory or ParsedInventory(format="manual")
+    reply = design(DesignRequest(
+        specialist_slug=request.specialist_slug, specialist_name=request.specialist_name,
+        roles=[r for r in ROLES if r in set(request.focus)] or list(ROLES), round_kind=request.round_kind,
+        brief=Brief.model_validate(request.design_brief), cluster=Cluster(inventory, list(request.cluster_findings)),
+        findings=list(request.findings), proposal=ProposalContent.model_validate(request.proposal or {}),
+        proposal_version=request.proposal_version,
+        questions=[{"ref": q.ref, "text": q.text, "options": list(q.options), "grounds": q.grounds} for q in request.key_questions],
+        feedback=list(request.feedback), reported_rules=list(request.reported_rules), team=list(request.team),
+    ))
+    pieces = []
+    for index, section in enumerate(reply.sections):
+        piece = section if index == len(reply.sections) - 1 else section + "\n\n"
+        on_delta(piece)  # paragraph-sized pieces keep the live view and the saved text identical
+        pieces.append(piece)
+    return ProviderResult(
+        text="".join(pieces), provider="rules", model=DESIGNER_MODEL,
+        findings=[_as_result_finding(f) for f in reply.findings],
+        positions=[Position(p.question, p.option, p.rationale, list(p.evidence)) for p in reply.positions],
+        summary=reply.summary, proposal_changes=reply.changes.model_dump(),
+        plan_items=[i.model_dump() for i in reply.plan_items], checks=list(reply.checks),
+    )
 
 
 def _finding_order(finding: Finding) -> tuple[int, str, tuple[str, ...], str]:
