@@ -19,7 +19,7 @@ from teams_app.inventory.types import (
 )
 
 from . import dataflow, devops, integration, pattern, performance, security
-from .base import Context, Rule
+from .base import RUNTIME_FORMATS, Context, Rule
 
 __all__ = [
     "RULES",
@@ -60,6 +60,8 @@ def analyze(inv: ParsedInventory) -> list[Finding]:
     ctx = Context(inv)
     findings: set[Finding] = set()
     for rule in RULES:
+        if rule.runtime and inv.format not in RUNTIME_FORMATS:
+            continue
         for found in rule.check(ctx):
             findings.add(Finding(rule.id, rule.severity, rule.role, found.services, found.why))
     return sorted(findings, key=_sort_key)
