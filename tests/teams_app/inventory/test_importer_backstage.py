@@ -244,7 +244,7 @@ def test_references_to_other_files_become_external_nodes(spec: str, node: str, k
             "apiVersion: backstage.io/v1alpha1\nkind: Resource\nmetadata: {name: a}\n",
             "Duplicate service names: a",
         ),
-        ("apiVersion: backstage.io/v1alpha1\nkind: System\nmetadata: {name: shop}\n", "declares no services"),
+        ("apiVersion: backstage.io/v1alpha1\nkind: System\nmetadata: {name: shop}\n", "declares no Component or Resource"),
     ],
 )
 def test_bad_catalogs(text: str, message: str) -> None:

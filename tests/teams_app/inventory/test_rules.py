@@ -182,6 +182,12 @@ CASES: dict[str, Case] = {
         ("orders",),
         "orders sets DB_PASSWORD, JWT_SECRET to literal values in its environment",
     ),
+    "SEC006": Case(
+        lambda: updated(clean_cluster(), "orders", environment={"MYSQL_ALLOW_EMPTY_PASSWORD": "true"}),
+        lambda: updated(clean_cluster(), "orders", environment={"MYSQL_ALLOW_EMPTY_PASSWORD": "false"}),
+        ("orders",),
+        "orders sets MYSQL_ALLOW_EMPTY_PASSWORD=true: it accepts connections without a password",
+    ),
     "SEC003": Case(
         lambda: updated(clean_cluster(), "gateway", auth=[]),
         clean_cluster,
