@@ -210,3 +210,19 @@ def empty_password(ctx: Context) -> Iterator[Hit]:
                 f"{spec.name} sets {names(settings)}: it accepts connections without a password; "
                 "set a password from a secret",
             )
+
+
+@rules.rule(
+    "SEC007",
+    "info",
+    "Reachable from outside",
+    "A service or gateway reachable from outside the cluster network: a published compose port, a "
+    "Kubernetes NodePort, LoadBalancer, Ingress or hostPort (a bind to 127.0.0.1 does not count). "
+    "These are the entry points to protect first.",
+)
+def reachable_from_outside(ctx: Context) -> Iterator[Hit]:
+    """List the entry points: application services and gateways with a non-loopback host port."""
+    for spec in ctx.of_kind(*sorted(APP_KINDS)):
+        ports = _host_ports(ctx, spec.name)
+        if ports:
+            yield hit([spec.name], f"{spec.name} is reachable from outside on {_ports_text(ports)}")
