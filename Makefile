@@ -17,10 +17,11 @@ $(VENV)/.installed: requirements.txt | $(VENV)/bin/activate
 
 install: $(VENV)/.installed assets
 
-# Mermaid for the diagram pages, from the lock file. Without npm the pages fall back to ASCII.
+# Mermaid for the diagram pages and Log4brains for the ADR export tests, from the lock file.
+# Without npm the pages fall back to ASCII and the Log4brains test is skipped.
 assets:
 	@if command -v npm >/dev/null 2>&1; then \
-		if [ ! -f node_modules/mermaid/dist/mermaid.min.js ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then \
+		if [ ! -f node_modules/mermaid/dist/mermaid.min.js ] || [ ! -d node_modules/@log4brains/core ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then \
 			npm ci --no-audit --no-fund --loglevel=error || echo "npm ci failed: diagrams will show the ASCII view"; \
 		fi; \
 	else echo "npm not found: diagram pages will show the ASCII view and the Mermaid source"; fi

@@ -1,5 +1,11 @@
-"""The MADR markdown format: render a decision as a MADR 4 file ``NNNN-slug.md`` and parse MADR 4,
-MADR 2/3 (Log4brains) and adr-tools (Nygard) files back into plain data.
+"""The MADR markdown format: render a decision as a MADR 4 file ``NNNN-slug.md`` (or in the
+Log4brains flavour) and parse MADR 4, MADR 2/3 (Log4brains), adr-tools (Nygard) and free-form ADR
+files back into plain data.
+
+Reading is forgiving, as real collections need: numbering may start at 0000, any status text is
+kept as written and mapped to a category (:func:`status_category`), dates are read in the common
+written forms and never invented, front matter ``title:`` is a title, external links stay links in
+the text, and templates, indexes and READMEs are skipped with a reason (:func:`skip_reason`).
 
 Pure functions, no database: :mod:`sessions_app.decisions.services` turns parsed files into rows and
 :mod:`sessions_app.decisions.selectors` feeds the renderer. ``render(parse(render(d)))`` is
@@ -25,7 +31,22 @@ from teams_app.inventory.safe_yaml import load_documents
 MAX_FILE_BYTES = 512 * 1024
 STATUSES = ("draft", "proposed", "accepted", "rejected", "deprecated", "superseded")
 LINK_KINDS = ("supersedes", "amends", "relates")
-IGNORED_FILES = frozenset({"readme.md", "index.md", "template.md", "adr-template.md", "_template.md"})
+FORMATS = ("madr4", "log4brains")
+INDEX_FILES = frozenset({"readme.md", "index.md", "_index.md", "toc.md", "summary.md"})
+# The first word of a status as people write it -> the category the filters and transitions use.
+# MADR lets a project name its own statuses; anything not listed here counts as still open.
+STATUS_WORDS = {
+    "draft": "draft", "wip": "draft",
+    "proposed": "proposed", "proposal": "proposed", "open": "proposed", "pending": "proposed",
+    "review": "proposed", "hold": "proposed", "postponed": "proposed", "discussion": "proposed",
+    "accepted": "accepted", "approved": "accepted", "adopted": "accepted", "agreed": "accepted",
+    "decided": "accepted", "done": "accepted", "final": "accepted", "implemented": "accepted",
+    "active": "accepted", "completed": "accepted",
+    "rejected": "rejected", "declined": "rejected", "cancelled": "rejected", "canceled": "rejected",
+    "withdrawn": "rejected", "abandoned": "rejected",
+    "deprecated": "deprecated", "obsolete": "deprecated", "retired": "deprecated",
+    "superseded": "superseded", "superceded": "superseded", "replaced": "superseded",
+}  # fmt: skip
 
 CONTEXT = "Context and Problem Statement"
 DRIVERS = "Decision Drivers"
@@ -92,6 +113,9 @@ class ParsedADR:
     more_information: str = ""
     links: list[LinkRef] = field(default_factory=list)
     format: str = "madr4"
+    status_label: str = ""  # the status as written when it says more than its category
+    external_id: str = ""  # an id that is not a number, e.g. Log4brains' 20201016-use-the-adr-slug
+    notes: list[str] = field(default_factory=list)  # what was read loosely or left out, for the report
 
 
 @dataclass(frozen=True)
@@ -108,7 +132,7 @@ class ExportDecision:
     slug: str
     title: str
     status: str
-    date: datetime.date
+    date: datetime.date | None
     decision_makers: Sequence[str]
     consulted: Sequence[str]
     informed: Sequence[str]
@@ -123,10 +147,29 @@ class ExportDecision:
     confirmation: str
     more_information: str
     links: Sequence[ExportLink]
+    status_label: str = ""
+    superseded_by: Sequence[int] = ()
+    external_id: str = ""
 
     @property
     def file_name(self) -> str:
         return file_name(self.number, self.slug)
+
+    def file_name_for(self, fmt: str) -> str:
+        """Log4brains names an ADR by its file name, so an imported Log4brains id is kept."""
+        if fmt == "log4brains" and self.external_id:
+            return f"{self.external_id}.md"
+        return self.file_name
+
+    @property
+    def status_text(self) -> str:
+        """The status MADR 4 writes: ``superseded by ADR-0005``, a custom status as it was written,
+        else the category."""
+        if self.status == "superseded" and self.superseded_by:
+            return "superseded by " + ", ".join(adr_ref(n) for n in sorted(set(self.superseded_by)))
+        if self.status_label and status_category(self.status_label) == self.status:
+            return self.status_label
+        return self.status
 
 
 def adr_ref(number: int) -> str:
@@ -137,6 +180,16 @@ def file_name(number: int, slug: str) -> str:
     return f"{number:04d}-{slug}.md"
 
 
+def status_category(text: str) -> str:
+    """The category of a written status: "Approved" -> accepted, "on hold" -> proposed."""
+    for word in re.findall(r"[a-z]+", str(text).lower()):
+        if word in STATUS_WORDS:
+            return STATUS_WORDS[word]
+        if word not in ("on", "in", "under", "is", "the", "status"):
+            break
+    return "proposed"
+
+
 # -- export --------------------------------------------------------------------------------------
 
 
@@ -145,7 +198,9 @@ def _one_line(text: str) -> str:
 
 
 def _front_matter(d: ExportDecision) -> str:
-    data: dict[str, Any] = {"status": d.status, "date": d.date}
+    data: dict[str, Any] = {"status": d.status_text}
+    if d.date is not None:
+        data["date"] = d.date
     for key, values in (
         ("decision-makers", d.decision_makers),
         ("consulted", d.consulted),
@@ -203,18 +258,72 @@ def render(d: ExportDecision) -> str:
     return "".join(parts)
 
 
-def export_zip(decisions: Iterable[ExportDecision], *, folder: str = "decisions") -> bytes:
+def render_log4brains(d: ExportDecision, stems: dict[int, str]) -> str:
+    """One decision as Log4brains 1.1 reads it: MADR 2 with the metadata as a list under the title
+    (Log4brains ignores front matter), a status it knows (a custom one would read as draft), and
+    links by file name, which is how Log4brains names an ADR. ``stems``: number -> file name
+    without ``.md`` of every exported decision."""
+
+    def ref(number: int) -> str:
+        stem = stems.get(number, f"{number:04d}")
+        return f"[{stem}]({stem}.md)"
+
+    if d.status == "superseded" and d.superseded_by:
+        status = "superseded by " + ref(min(d.superseded_by))
+    else:
+        status = d.status
+    meta = [f"- Status: {status}"]
+    if d.date is not None:
+        meta.append(f"- Date: {d.date.isoformat()}")
+    if d.decision_makers:
+        meta.append("- Deciders: " + ", ".join(_one_line(v) for v in d.decision_makers))
+    for label, values in (("Consulted", d.consulted), ("Informed", d.informed)):
+        if values:
+            meta.append(f"- {label}: " + ", ".join(_one_line(v) for v in values))
+    if d.tags:
+        meta.append("- Tags: " + ", ".join(d.tags))
+    if d.prd_reference:
+        meta.append(f"- PRD: {_one_line(d.prd_reference)}")
+    body = render(d).split("\n---\n", 1)[1]  # the MADR 4 body, after its front matter
+    title, _, sections = body.partition("\n")
+    links = [
+        f"- {word} {ref(link.target_number)}"
+        for kind, word in (("supersedes", "Supersedes"), ("amends", "Amends"), ("relates", "Relates to"))
+        for link in sorted(d.links, key=lambda x: x.target_number)
+        if link.kind == kind
+    ]
+    text = f"{title}\n\n" + "\n".join(meta) + "\n" + sections
+    if links:
+        text += "\n## Links\n\n" + "\n".join(links) + "\n"
+    return text
+
+
+def export_files(decisions: Iterable[ExportDecision], *, fmt: str = "madr4") -> list[tuple[str, str]]:
+    """(file name, text) of every decision in ``fmt`` (one of :data:`FORMATS`)."""
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown ADR format {fmt!r}; expected one of {', '.join(FORMATS)}")
+    rows = list(decisions)
+    if fmt == "madr4":
+        return [(d.file_name, render(d)) for d in rows]
+    stems = {d.number: d.file_name_for(fmt).removesuffix(".md") for d in rows}
+    return [(d.file_name_for(fmt), render_log4brains(d, stems)) for d in rows]
+
+
+def export_zip(decisions: Iterable[ExportDecision], *, folder: str = "decisions", fmt: str = "madr4") -> bytes:
     """A zip of ``folder/NNNN-slug.md`` files; stable bytes for the same decisions."""
+    rows = list(decisions)
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        for d in decisions:
-            info = zipfile.ZipInfo(
-                f"{folder}/{d.file_name}", date_time=(d.date.year, d.date.month, d.date.day, 0, 0, 0)
-            )
+        for d, (name, text) in zip(rows, export_files(rows, fmt=fmt), strict=True):
+            day = d.date or ZIP_EPOCH  # a zip entry needs a time; an undated decision gets the format's first day
+            info = zipfile.ZipInfo(f"{folder}/{name}", date_time=(day.year, day.month, day.day, 0, 0, 0))
             info.compress_type = zipfile.ZIP_DEFLATED
             info.external_attr = 0o644 << 16
-            archive.writestr(info, render(d).encode("utf-8"))
+            archive.writestr(info, text.encode("utf-8"))
     return buffer.getvalue()
+
+
+ZIP_EPOCH = datetime.date(1980, 1, 1)
 
 
 # -- import --------------------------------------------------------------------------------------
@@ -225,7 +334,19 @@ COMMENT = re.compile(r"<!--.*?-->", re.DOTALL)
 COMMENT_LINE = re.compile(r"^[ \t]*<!--[^\n]*?-->[ \t]*(?:\n|\Z)", re.MULTILINE)
 BULLET = re.compile(r"^\s*[*+-][ \t]+(.*\S)\s*$")
 LINK = re.compile(r"\[([^\]]*)\]\(([^)\s]*)[^)]*\)")
-FILE_NUMBER = re.compile(r"^(\d+)-(.+)\.md$", re.IGNORECASE)
+FILE_NUMBER = re.compile(r"^(?:adr[-_]?)?(\d+)[-_](.+)\.md$", re.IGNORECASE)
+# "ADR001: Title" / "ADR-0001 - Title", as Backstage's ADRs name themselves in front matter.
+TITLE_NUMBER = re.compile(r"^ADR[-_ ]?(\d+)\s*[:.\-–]\s*(.+)$", re.IGNORECASE)
+# "Architecture Decision Record: X", "Decision record for X": the collection's name, not the title.
+TITLE_PREFIX = re.compile(r"^(?:architecture\s+)?decision\s+record\s*(?::|-|–|\bfor\b)\s*", re.IGNORECASE)
+EXTERNAL_HREF = re.compile(r"^(?:[a-z][a-z0-9+.-]*:|//|#)", re.IGNORECASE)
+# "[Insert Date]", "{YYYY-MM-DD}", "[proposed | accepted]": a template's blank, not a value.
+PLACEHOLDER = re.compile(r"^\s*[\[{<].*[\]}>]\s*$")
+FRONT_LINE = re.compile(r"^(?P<key>[A-Za-z_][\w-]*):(?:[ \t]+(?P<value>.*?))?[ \t]*$")
+DATE_FORMATS = (
+    "%Y-%m-%d", "%Y/%m/%d", "%Y.%m.%d", "%d.%m.%Y", "%B %d %Y", "%b %d %Y", "%d %B %Y", "%d %b %Y",
+    "%A %B %d %Y", "%A %d %B %Y",
+)  # fmt: skip
 DATE_PREFIX = re.compile(r"^((?:19|20)\d{2})(0[1-9]|1[0-2])([0-2]\d|3[01])$")
 ADR_NUMBER = re.compile(r"^(?:adr[-_ ]?)?0*(\d+)$", re.IGNORECASE)
 NYGARD_TITLE = re.compile(r"^(\d+)\.\s+(.+)$")
@@ -233,11 +354,19 @@ CHOSEN = re.compile(
     r'^Chosen option:?[ \t]*"(?P<option>[^\n]*?)"(?:,?[ \t]*because\b[ \t]*|[ \t]*(?=\n|\Z))(?P<why>.*)\Z',
     re.DOTALL | re.IGNORECASE,
 )
+META_KEYS = {
+    "status": "status", "date": "date", "decision date": "date", "last updated": "date",
+    "deciders": "deciders", "decision-makers": "decision-makers", "decision makers": "decision-makers",
+    "decision maker": "decision-makers", "decision-maker": "decision-makers", "tags": "tags",
+    "consulted": "consulted", "informed": "informed", "technical story": "technical story", "prd": "prd",
+}  # fmt: skip
 META_LINE = re.compile(r"^\s*(?:[*+-]\s+)?(?P<key>[A-Za-z][A-Za-z -]{1,30}?)\s*:\s*(?P<value>.*?)\s*$")
 
 KNOWN_SECTIONS = {
     "context and problem statement": "context",
     "context": "context",
+    "background": "context",
+    "problem statement": "context",
     "decision drivers": "drivers",
     "considered options": "options",
     "decision outcome": "outcome",
@@ -258,7 +387,9 @@ OUTCOME_SUBSECTIONS = {
 }
 LINK_WORDS = (
     ("superseded by", "supersedes", True),
+    ("superceded by", "supersedes", True),  # adr-tools' spelling
     ("supersedes", "supersedes", False),
+    ("supercedes", "supersedes", False),
     ("amended by", "amends", True),
     ("amends", "amends", False),
 )
@@ -281,6 +412,9 @@ def _split_front_matter(text: str, source: str) -> tuple[dict[str, Any], str]:
         # The hardened loader: no alias bombs, recursion or duplicate keys from an uploaded file.
         documents = load_documents(raw, max_bytes=MAX_FILE_BYTES, max_aliases=20, max_nodes=5_000)
     except ApplicationError as exc:
+        plain = _plain_front_matter(raw)
+        if plain is not None:
+            return plain, body
         line = exc.extra.get("line")
         reason = exc.message.split(": ", 1)[-1] if ": " in exc.message else exc.message
         where = f" (line {line + 1})" if isinstance(line, int) else ""
@@ -293,6 +427,24 @@ def _split_front_matter(text: str, source: str) -> tuple[dict[str, Any], str]:
     if not isinstance(data, dict):
         raise MadrError("the YAML front matter must be a mapping of keys to values")
     return {str(k).strip().lower(): v for k, v in data.items()}, body
+
+
+def _plain_front_matter(raw: str) -> dict[str, Any] | None:
+    """Front matter that is not valid YAML only because a value holds ": " unquoted
+    (``title: ADR002: Default Software Catalog File Format``, as static-site generators accept):
+    flat ``key: text`` lines. None when it is anything more, so real YAML errors are still reported."""
+    data: dict[str, Any] = {}
+    for line in raw.split("\n"):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        match = FRONT_LINE.match(line)
+        if match is None or match.group("key").lower() in data:
+            return None
+        value = (match.group("value") or "").strip()
+        if value[:1] in ("[", "{", "&", "*", "|", ">", "!", '"', "'", "%", "@", "`"):
+            return None
+        data[match.group("key").strip().lower()] = value
+    return data
 
 
 def _names(value: Any) -> list[str]:
@@ -310,30 +462,71 @@ def _names(value: Any) -> list[str]:
     return out
 
 
-def _date(value: Any) -> datetime.date:
+def _date(value: Any, notes: list[str]) -> datetime.date | None:
+    """A date as people write it (2021-10-15, December 1, 2021, 1 Dec 2021 ...); None, with a
+    note, for a template's placeholder or a text that is no date: a date is never invented."""
     if isinstance(value, datetime.datetime):
         return value.date()
     if isinstance(value, datetime.date):
         return value
-    text = str(value).strip()
-    try:
-        return datetime.date.fromisoformat(text[:10])
-    except ValueError:
-        raise MadrError(f'the date "{text}" is not a YYYY-MM-DD date') from None
+    text = _one_line(COMMENT.sub("", str(value)))
+    if not text:
+        return None
+    if PLACEHOLDER.match(text):
+        notes.append(f'the date "{text[:60]}" is a placeholder; imported without a date')
+        return None
+    iso = re.match(r"^(\d{4}-\d{2}-\d{2})(?:[T ]|$)", text)
+    if iso:
+        try:
+            return datetime.date.fromisoformat(iso.group(1))
+        except ValueError:
+            pass
+    # "December 1st, 2021" -> "December 1, 2021"
+    cleaned = re.sub(r"(\d)(st|nd|rd|th)\b", r"\1", text, flags=re.IGNORECASE).replace(",", " ")
+    cleaned = " ".join(cleaned.split())
+    for fmt in DATE_FORMATS:
+        try:
+            return datetime.datetime.strptime(cleaned, fmt).date()
+        except ValueError:
+            continue
+    notes.append(f'the date "{text[:60]}" is not a date that can be read; imported without a date')
+    return None
 
 
-def _status(value: Any) -> tuple[str, list[LinkRef]]:
-    """A status word, and the "superseded by X" link it may carry."""
-    text = COMMENT.sub("", str(value)).strip()
-    words = re.findall(r"[a-z]+", text.lower())
-    if not words or words[0] not in STATUSES:
-        raise MadrError(f'unknown status "{_one_line(text)[:60]}" (use one of {", ".join(STATUSES)})')
+def _status(value: Any, notes: list[str]) -> tuple[str, str, list[LinkRef]]:
+    """(category, the status as written when it says more, the "superseded by X" link it may carry).
+    A template's placeholder ("[proposed | accepted]") is no status: proposed, with a note."""
+    text = _one_line(COMMENT.sub("", str(value)))
+    if not text:
+        return "proposed", "", []
+    if PLACEHOLDER.match(text) and not LINK.fullmatch(text):
+        notes.append(f'the status "{text[:60]}" is a placeholder; imported as proposed')
+        return "proposed", "", []
+    category = status_category(text)
     links = []
-    if words[0] == "superseded":
-        rest = re.sub(r"^\s*superseded\s*(by)?\s*", "", text, flags=re.IGNORECASE).strip()
-        if rest:
-            links.append(LinkRef("supersedes", rest, reverse=True))
-    return words[0], links
+    lowered = text.lower()
+    if category == "superseded":
+        rest = re.sub(r"^\s*(?:superseded|superceded|replaced)\s*(?:by)?\s*:?\s*", "", text, flags=re.IGNORECASE)
+        # "superseded by ADR-0004, ADR-0005": one link each; a markdown link is kept whole.
+        targets = [rest.strip()] if LINK.search(rest) else re.split(r"\s*(?:,|\band\b)\s*", rest.strip())
+        links.extend(LinkRef("supersedes", t, reverse=True) for t in targets if t)
+        # "superseded by ADR-0005" is what we write ourselves: the link carries it.
+        written = "" if re.match(r"^superseded(\s+by\s+\S.*)?$", lowered) else text[:100]
+        return category, written, links
+    return category, ("" if lowered == category else text[:100]), links
+
+
+def _table_meta(lines: list[str]) -> dict[str, str]:
+    """A metadata table under the title (``| Created | Status |`` then one row of values)."""
+    rows = [
+        [cell.strip() for cell in line.strip().strip("|").split("|")]
+        for line in lines
+        if line.strip().startswith("|") and not re.match(r"^\s*\|[\s|:-]+\|?\s*$", line)
+    ]
+    if len(rows) != 2 or len(rows[0]) != len(rows[1]):
+        return {}
+    keys = {"status": "status", "date": "date", "created": "date", "updated": "date", "deciders": "deciders"}
+    return {keys[h.lower()]: v for h, v in zip(rows[0], rows[1], strict=True) if h.lower() in keys and v}
 
 
 def _blocks(body: str) -> list[tuple[int, str, list[str]]]:
@@ -368,7 +561,8 @@ def _link_refs(lines: Iterable[str]) -> tuple[list[LinkRef], list[str]]:
         if not text:
             continue
         target = LINK.search(text)
-        if target is None:
+        # A web page (https://...) is a reference to read, not another ADR: it stays text.
+        if target is None or EXTERNAL_HREF.match(target.group(2)):
             rest.append(text)
             continue
         lowered = text.lower()
@@ -400,12 +594,29 @@ def parse(source: str, text: str) -> ParsedADR:
     body = COMMENT_LINE.sub("", body)  # the MADR templates' "<!-- This is an optional element -->" lines
     blocks = _blocks(body)
     title_index = next((i for i, (level, _, _) in enumerate(blocks) if level == 1), None)
-    if title_index is None:
-        raise MadrError("no title: the file needs a first-level heading (# Title)")
+    front_title = _one_line(str(front.get("title") or "")) if not isinstance(front.get("title"), dict | list) else ""
+    if title_index is None and not front_title:
+        raise MadrError("no title: the file needs a first-level heading (# Title) or a front matter title")
     number, slug = number_and_slug(source)
+    if title_index is None:
+        # Docs-site ADRs (Backstage) carry the title in front matter and start with a section.
+        blocks.insert(1, (1, front_title, list(blocks[0][2])))
+        blocks[0] = (0, "", [])
+        title_index = 1
     adr = ParsedADR(source=source, title=_one_line(COMMENT.sub("", blocks[title_index][1])), number=number, slug=slug)
     if not adr.title:
         raise MadrError("no title: the first-level heading is empty")
+    prefixed = TITLE_PREFIX.match(adr.title)
+    if prefixed and adr.title[prefixed.end() :].strip():
+        adr.title = adr.title[prefixed.end() :].strip().removesuffix('"').strip()
+    numbered = TITLE_NUMBER.match(adr.title)
+    if numbered:
+        adr.title = numbered.group(2).strip()
+        if adr.number is None:
+            adr.number = int(numbered.group(1))
+    if number is None:
+        name = source.rsplit("/", 1)[-1]
+        adr.external_id = name[:-3][:200] if name.lower().endswith(".md") else name[:200]
 
     # Known sections by name; an unknown heading stays content of the section it sits in.
     sections: dict[str, list[str]] = {}
@@ -434,26 +645,19 @@ def parse(source: str, text: str) -> ParsedADR:
     nygard = ("status" in sections or "decision" in sections) and "outcome" not in sections
     adr.format = "nygard" if nygard else ("madr4" if front else "madr2")
 
-    # Metadata: front matter (MADR 3/4), else "* Status: x" bullets (MADR 2, Log4brains) or "Date: x" (Nygard).
+    # Metadata: front matter (MADR 3/4), else "* Status: x" bullets (MADR 2, Log4brains), "Date: x"
+    # lines (Nygard and free-form records) or a | Created | Status | table under the title.
     meta: dict[str, Any] = dict(front)
     leftover: list[str] = []
+    table = _table_meta(preamble_lines)
+    for key, value in table.items():
+        meta.setdefault(key, value)
     for line in COMMENT.sub("", "\n".join(preamble_lines)).split("\n"):
         match = META_LINE.match(line)
-        key = match.group("key").strip().lower() if match else ""
-        if match and key in (
-            "status",
-            "date",
-            "deciders",
-            "decision-makers",
-            "decision makers",
-            "tags",
-            "consulted",
-            "informed",
-            "technical story",
-            "prd",
-        ):
-            meta.setdefault(key.replace(" ", "-") if key != "technical story" else key, match.group("value"))
-        elif line.strip():
+        key = META_KEYS.get(match.group("key").strip().lower()) if match else None
+        if key:
+            meta.setdefault(key, match.group("value"))
+        elif line.strip() and not (table and line.strip().startswith("|")):
             leftover.append(line)
 
     if nygard:
@@ -470,18 +674,24 @@ def parse(source: str, text: str) -> ParsedADR:
         adr.links.extend(links)
         if "status" not in meta:
             plain = [w for w in rest if re.match(r"^[A-Za-z]+\b", w)]
+            superseded = next((w for w in words if LINK.search(w) and status_category(w) == "superseded"), None)
             if plain:
                 meta["status"] = plain[0]
-            elif any(link.kind == "supersedes" and link.reverse for link in links):
-                meta["status"] = "superseded"
+            elif superseded:
+                # "Superceded by [3. X](0003-x.md)": the link is already taken; keep the words.
+                adr.status, adr.status_label = "superseded", _one_line(superseded)[:100]
             elif links:
                 meta["status"] = "accepted"
     if "status" in meta and meta["status"] not in (None, ""):
-        adr.status, status_links = _status(meta["status"])
+        adr.status, adr.status_label, status_links = _status(meta["status"], adr.notes)
         adr.links.extend(status_links)
-    elif nygard:
-        raise MadrError("no status: the ## Status section is empty")
-    adr.date = _date(meta["date"]) if meta.get("date") not in (None, "") else None
+    elif adr.status_label:
+        pass
+    else:
+        # A record without a status is one that was made: Log4brains reads it as accepted too.
+        adr.status = "accepted"
+        adr.notes.append("no status given; imported as accepted")
+    adr.date = _date(meta["date"], adr.notes) if meta.get("date") not in (None, "") else None
     adr.decision_makers = _names(meta.get("decision-makers", meta.get("deciders", meta.get("decision_makers"))))
     adr.consulted = _names(meta.get("consulted"))
     adr.informed = _names(meta.get("informed"))
@@ -560,13 +770,30 @@ def parse(source: str, text: str) -> ParsedADR:
     return adr
 
 
-def parse_files(files: Sequence[tuple[str, str | bytes]]) -> tuple[list[ParsedADR], dict[str, str]]:
-    """Parse every file; returns the ADRs and the problems by file name (nothing raised)."""
+def skip_reason(name: str) -> str | None:
+    """Why a markdown file in an ADR folder is not an ADR (templates, indexes, READMEs), else None."""
+    base = name.rsplit("/", 1)[-1].lower()
+    if base in INDEX_FILES:
+        return "an index or README, not an ADR"
+    if "template" in base:
+        return "a template, not an ADR"
+    return None
+
+
+def parse_files(
+    files: Sequence[tuple[str, str | bytes]],
+) -> tuple[list[ParsedADR], dict[str, str], dict[str, str]]:
+    """Parse every file; returns the ADRs, the problems and the skipped files by file name
+    (nothing raised). Files that are not markdown are left out without a word."""
     parsed: list[ParsedADR] = []
     problems: dict[str, str] = {}
+    skipped: dict[str, str] = {}
     for name, content in sorted(files, key=lambda item: item[0]):
-        base = name.rsplit("/", 1)[-1]
-        if base.lower() in IGNORED_FILES or not base.lower().endswith(".md"):
+        if not name.lower().endswith(".md"):
+            continue
+        reason = skip_reason(name)
+        if reason is not None:
+            skipped[name] = reason
             continue
         if len(content) > MAX_FILE_BYTES:
             problems[name] = f"the file is larger than {MAX_FILE_BYTES // 1024} KB"
@@ -581,7 +808,7 @@ def parse_files(files: Sequence[tuple[str, str | bytes]]) -> tuple[list[ParsedAD
             parsed.append(parse(name, content))
         except MadrError as exc:
             problems[name] = str(exc)
-    return parsed, problems
+    return parsed, problems, skipped
 
 
 def link_target_key(target: str) -> tuple[str, str | int]:

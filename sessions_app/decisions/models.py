@@ -47,7 +47,16 @@ class Decision(models.Model):
     slug = models.SlugField(max_length=80)
     title = models.CharField(max_length=300)
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.DRAFT)
-    date = models.DateField(default=timezone.localdate, help_text="When the decision was last updated (MADR).")
+    # MADR allows any status text ("on hold", "Approved"); an imported file's own words are kept
+    # here while ``status`` holds the category that filters and transitions use.
+    status_label = models.CharField(max_length=100, blank=True, help_text="The status as an imported file wrote it.")
+    # Empty for an imported file that gives no date: a date is never invented.
+    date = models.DateField(
+        default=timezone.localdate, null=True, blank=True, help_text="When the decision was last updated (MADR)."
+    )
+    external_id = models.CharField(
+        max_length=200, blank=True, help_text="Its id in the collection it was imported from (a Log4brains slug)."
+    )
     decision_makers = models.JSONField(default=list, blank=True)
     consulted = models.JSONField(default=list, blank=True)
     informed = models.JSONField(default=list, blank=True)
@@ -86,7 +95,8 @@ class Decision(models.Model):
         ordering = ["project", "-number"]
         constraints = [
             models.UniqueConstraint(fields=["project", "number"], name="unique_decision_number"),
-            models.CheckConstraint(condition=models.Q(number__gte=1), name="decision_number_positive"),
+            # MADR numbers its first record 0000.
+            models.CheckConstraint(condition=models.Q(number__gte=0), name="decision_number_not_negative"),
         ]
         indexes = [
             models.Index(fields=["project", "status"], name="decision_project_status"),

@@ -38,7 +38,7 @@ SEARCH_JSON_FIELDS = ("decision_drivers", "tags")
 MAX_SEARCH_WORDS = 8
 CHOICES_TTL = 600
 # What a list row shows; everything else (the long MADR text) stays in the database.
-LIST_FIELDS = ("project", "number", "slug", "title", "status", "date", "tags", "session", "session__title")
+LIST_FIELDS = ("project", "number", "slug", "title", "status", "status_label", "date", "tags", "session", "session__title")
 
 
 @dataclass(frozen=True)
@@ -295,6 +295,9 @@ def _export_row(decision: Decision) -> madr.ExportDecision:
         links=[
             madr.ExportLink(kind=link.kind, target_number=link.to_decision.number) for link in decision.links_out.all()
         ],
+        status_label=decision.status_label,
+        superseded_by=[link.from_decision.number for link in getattr(decision, "superseders", [])],
+        external_id=decision.external_id,
     )
 
 
@@ -309,6 +312,13 @@ def decisions_for_export(*, project: Project, numbers: list[int] | None = None) 
             queryset=DecisionLink.objects.select_related("to_decision").only(
                 "from_decision_id", "kind", "to_decision__number"
             ),
+        ),
+        Prefetch(
+            "links_in",
+            queryset=DecisionLink.objects.filter(kind=DecisionLink.Kind.SUPERSEDES)
+            .select_related("from_decision")
+            .only("to_decision_id", "kind", "from_decision__number"),
+            to_attr="superseders",
         ),
     ).order_by("number")
     return [_export_row(d) for d in qs]

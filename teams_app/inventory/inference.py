@@ -67,6 +67,23 @@ LABEL_HOSTS = "maestro.hosts"
 LABEL_DESCRIPTION = "maestro.description"
 LABEL_TAGS = "backstage.tags"  # set by the Backstage importer from metadata.tags
 LABEL_DECLARED_COMMUNICATION = "maestro.declared.communication"  # set by importers; adds, never replaces
+LABEL_KIND_UNCERTAIN = "maestro.kind.uncertain"  # set by inference: why the kind is only a guess
+
+
+def port_protocol(name: str) -> str:
+    """The protocol a port name or appProtocol states (Istio's convention: grpc, grpc-web,
+    http, http2, https, tcp-amqp ...), "" when it states none."""
+    text = name.strip().lower()
+    if text.startswith("grpc") or text in ("h2c", "kubernetes.io/h2c"):
+        return "grpc"
+    if text.startswith(("http", "https", "kubernetes.io/ws")) or text in ("web", "rest"):
+        return "rest"
+    for word in re.split(r"[^a-z0-9]+", text):
+        if word in ("amqp", "amqps"):
+            return "amqp"
+        if word in ("kafka", "nats", "graphql"):
+            return word
+    return ""
 
 _SYNC = frozenset({"rest", "grpc", "graphql"})
 # Edges whose kind was stated, not guessed: a Backstage API's type, a person's edit.
@@ -134,6 +151,8 @@ _TECH: dict[str, _Tech] = {
     "krakend": _Tech("gateway", "", ("rest",)),
     "tyk": _Tech("gateway", "", ("rest",)),
     "emissary": _Tech("gateway", "", ("rest",)),
+    "yarp": _Tech("gateway", "", ("rest",)),
+    "ocelot": _Tech("gateway", "", ("rest",)),
     "keycloak": _Tech("service", "", ("rest",), ("oauth2",)),
 }
 # Image names whose first word is not the product.
@@ -210,6 +229,7 @@ class _Facts:
     communication: set[str] = field(default_factory=set)
     auth: set[str] = field(default_factory=set)
     storage_override: str | None = None
+    uncertain: str = ""
     communication_override: list[str] | None = None
     auth_override: list[str] | None = None
 
@@ -234,6 +254,24 @@ def image_components(image: str) -> list[str]:
     return parts
 
 
+_GATEWAY = _Tech("gateway", "", ("rest",))
+
+
+def _gateway_name(words: list[str], text: str) -> bool:
+    """Names that say reverse proxy or API gateway: *apigw*, *gateway*, edge-router, ingress."""
+    # The last word decides: orders-gateway-adapter is a service that talks to a gateway.
+    last = words[-1] if words else ""
+    return (
+        "apigw" in text
+        or "apigateway" in text
+        or last in ("gateway", "gw")
+        or (last.endswith(("gateway", "apigw")) and len(words) == 1)
+        or "ingress" in words
+        or ("router" in words and "edge" in words)
+        or any(w in ("yarp", "ocelot", "traefik", "envoy", "kong", "haproxy") for w in words)
+    )
+
+
 def _image_tech(image: str) -> _Tech | None:
     parts = image_components(image)
     if not parts:
@@ -243,11 +281,15 @@ def _image_tech(image: str) -> _Tech | None:
         return _TECH[_IMAGE_ALIASES[last]]
     words = re.split(r"[-_.]", last)
     if any(w in _NOT_THE_PRODUCT for w in words):
-        return None
+        return _GATEWAY if "proxy" in words and any(w in ("envoy", "traefik", "nginx", "haproxy") for w in words) else None
     if words[0] in _TECH:
         return _TECH[words[0]]
     if "mssql" in parts[:-1]:  # mcr.microsoft.com/mssql/server
         return _TECH["mssql"]
+    if _gateway_name(words, last):
+        return _GATEWAY
+    if len(words) > 1 and words[-1] in ("db", "database"):  # weaveworksdemos/user-db: a database image
+        return next((_TECH[w] for w in words if w in _TECH and _TECH[w].kind == _DB), _Tech(_DB))
     return None
 
 
@@ -342,27 +384,38 @@ def _own_facts(spec: ServiceSpec, warnings: list[str]) -> _Facts:
         label_kind = ""
     declared = spec.kind if spec.kind in SERVICE_KINDS and spec.kind != "service" else ""
 
-    candidates: list[_Tech] = []
+    # Signals strongest first, each with what it is, so that a guess can say it is one.
+    candidates: list[tuple[_Tech, str]] = []
     image_tech = _image_tech(spec.image) if spec.image else None
     if image_tech:
-        candidates.append(image_tech)
+        candidates.append((image_tech, f"its image {spec.image}"))
     for var in spec.environment:
         if var.upper() in _SERVER_ENV:
-            candidates.append(_TECH[_SERVER_ENV[var.upper()]])
-            break
-    # Code built from source that happens to listen on 5432 is still the team's own service.
-    for port in [] if spec.build else [p.container for p in spec.ports] + list(spec.expose):
-        if port in _PORT_TECH:
-            candidates.append(_TECH[_PORT_TECH[port]])
+            candidates.append((_TECH[_SERVER_ENV[var.upper()]], f"its environment ({var})"))
             break
     tags = _split_values(str(spec.labels.get(LABEL_TAGS, "")))
     name_words = _tokens(spec.name) + tags
+    # A reverse proxy or API gateway is told by its name before its ports (edge-router on :80).
+    if _gateway_name(_tokens(spec.name), spec.name.lower()):
+        candidates.append((_GATEWAY, "its name"))
+    # Code built from source that happens to listen on 5432 is still the team's own service.
+    for port in [] if spec.build else [p.container for p in spec.ports] + list(spec.expose):
+        if port in _PORT_TECH:
+            candidates.append((_TECH[_PORT_TECH[port]], f"its port {port}"))
+            break
     name_tech = _name_tech(name_words)
     if name_tech and not spec.image and not spec.build:
-        candidates.append(name_tech)
+        candidates.append((name_tech, "its name"))
 
-    facts.kind = label_kind or declared or (candidates[0].kind if candidates else "service")
-    chosen = next((t for t in candidates if t.kind == facts.kind), None)
+    facts.kind = label_kind or declared or (candidates[0][0].kind if candidates else "service")
+    if not label_kind and not declared:
+        basis = candidates[0][1] if candidates else ""
+        if basis.startswith(("its port", "its name")):
+            facts.uncertain = f"the kind {facts.kind} is guessed from {basis} only"
+        elif not candidates and name_tech is not None and name_tech.kind != "service" and not spec.build:
+            facts.uncertain = f"named like a {name_tech.kind}, but nothing else says what it is"
+    candidates_tech = [t for t, _ in candidates]
+    chosen = next((t for t in candidates_tech if t.kind == facts.kind), None)
     if chosen is None and name_tech and name_tech.kind == facts.kind:
         chosen = name_tech  # an engine named by a Resource's name or tags, e.g. orders-postgres
     if chosen is None and facts.kind in (_DB, "cache"):
@@ -383,18 +436,20 @@ def _own_facts(spec: ServiceSpec, warnings: list[str]) -> _Facts:
         if word in AUTH_PATTERNS:
             facts.auth.add(word)
     ports = {p.container for p in spec.ports} | set(spec.expose)
+    declared_protocols = _declared(spec)
     if ports & _GRPC_PORTS:
         facts.communication.add("grpc")
-    if ports & _HTTP_PORTS and facts.kind in ("service", "gateway", "external"):
+    # A port number is only a guess: a port the file names (grpc on :8080) says more.
+    if ports & _HTTP_PORTS and facts.kind in ("service", "gateway", "external") and not declared_protocols:
         facts.communication.add("rest")
+    if "GRPC" in _tokens(spec.image.upper()) or "grpc" in _tokens(spec.image):
+        facts.communication.add("grpc")
     if facts.kind in (_DB, "cache"):
         # A database's own client settings are not protocols it offers.
         facts.communication -= _SYNC
     # Protocols the source format states (Backstage API types, Kubernetes port names). Kept in a
     # label rather than in patterns so that re-running inference after an edit starts afresh.
-    for value in _split_values(str(spec.labels.get(LABEL_DECLARED_COMMUNICATION, ""))):
-        if value in COMMUNICATION_PATTERNS:
-            facts.communication.add(value)
+    facts.communication |= declared_protocols
 
     facts.communication_override = _override_list(spec, LABEL_COMMUNICATION, COMMUNICATION_PATTERNS, warnings)
     facts.auth_override = _override_list(spec, LABEL_AUTH, AUTH_PATTERNS, warnings)
@@ -402,6 +457,12 @@ def _own_facts(spec: ServiceSpec, warnings: list[str]) -> _Facts:
         storage = str(spec.labels[LABEL_STORAGE]).strip().lower()
         facts.storage_override = "" if storage == "none" else storage
     return facts
+
+
+def _declared(spec: ServiceSpec) -> set[str]:
+    return {
+        v for v in _split_values(str(spec.labels.get(LABEL_DECLARED_COMMUNICATION, ""))) if v in COMMUNICATION_PATTERNS
+    }
 
 
 def _edge_refs(source: ServiceSpec, target: ServiceSpec, dep: DependencySpec) -> list[tuple[str, HostRef]]:
@@ -418,12 +479,21 @@ def _edge_refs(source: ServiceSpec, target: ServiceSpec, dep: DependencySpec) ->
     ]
 
 
-def _edge_protocols(source: ServiceSpec, refs: list[tuple[str, HostRef]]) -> set[str]:
+def _edge_protocols(source: ServiceSpec, refs: list[tuple[str, HostRef]], declared: set[str]) -> set[str]:
+    """What the caller's settings say the call speaks: a scheme or variable name first, then the
+    protocol the callee's file declares for its ports, and only then a well-known port number."""
     found: set[str] = set()
+    stated = declared & {"grpc", "rest"}
     for var, ref in refs:
-        if "GRPC" in _var_tokens(var) or ref.scheme in ("grpc", "grpcs") or ref.port in _GRPC_PORTS:
+        if "GRPC" in _var_tokens(var) or ref.scheme in ("grpc", "grpcs"):
             found.add("grpc")
-        elif ref.scheme in ("http", "https", "ws", "wss") or (not ref.scheme and ref.port in _HTTP_PORTS):
+        elif ref.scheme in ("http", "https", "ws", "wss"):
+            found.add("rest")
+        elif len(stated) == 1:
+            found |= stated
+        elif ref.port in _GRPC_PORTS:
+            found.add("grpc")
+        elif not ref.scheme and ref.port in _HTTP_PORTS:
             found.add("rest")
         if "/graphql" in source.environment.get(var, "").lower():
             found.add("graphql")
@@ -443,7 +513,7 @@ def infer(inv: ParsedInventory) -> ParsedInventory:
     # What the callers' configuration says about each callee (http://orders:8000 -> REST).
     evidence: dict[int, set[str]] = {}
     for dep, source, target in edges:
-        seen = _edge_protocols(source, _edge_refs(source, target, dep))
+        seen = _edge_protocols(source, _edge_refs(source, target, dep), _declared(target))
         evidence[id(dep)] = seen
         if facts[target.name].kind in ("service", "gateway", "external"):
             facts[target.name].communication |= seen
@@ -473,9 +543,29 @@ def infer(inv: ParsedInventory) -> ParsedInventory:
     outgoing: dict[str, list[str]] = {}
     for _dep, source, target in edges:
         outgoing.setdefault(source.name, []).append(target.name)
+    # A database nothing names the engine of: its callers' settings may (MONGO_HOST=user-db:27017).
+    for dep, source, target in edges:
+        t = facts[target.name]
+        if t.kind == _DB and not t.engine:
+            for var, ref in _edge_refs(source, target, dep):
+                tech = _PORT_TECH.get(ref.port or 0)
+                engine = _SCHEME_ENGINE.get(ref.scheme) or next(
+                    (_VAR_ENGINE[x] for x in _var_tokens(var) if x in _VAR_ENGINE), ""
+                ) or (_TECH[tech].engine if tech and _TECH[tech].kind == _DB else "")
+                if engine:
+                    t.engine = engine
+                    break
+
     for spec in inv.services:
         f = facts[spec.name]
         spec.kind = f.kind
+        if f.uncertain:
+            spec.labels[LABEL_KIND_UNCERTAIN] = f.uncertain
+            inv.warnings.append(
+                f"Service '{spec.name}': {f.uncertain}; set the label {LABEL_KIND} to say what it is."
+            )
+        else:
+            spec.labels.pop(LABEL_KIND_UNCERTAIN, None)
         if f.storage_override is not None:
             storage = f.storage_override
         elif f.kind in (_DB, "cache"):

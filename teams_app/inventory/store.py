@@ -61,7 +61,10 @@ def service_to_spec(service: Service) -> ServiceSpec:
         kind=service.kind,
         image=service.image,
         build=service.build,
-        ports=[PortSpec(container=p["container"], host=p.get("host"), protocol=p.get("protocol", "tcp")) for p in service.ports],
+        ports=[
+            PortSpec(container=p["container"], host=p.get("host"), protocol=p.get("protocol", "tcp"), host_ip=p.get("host_ip", ""))
+            for p in service.ports
+        ],
         expose=list(service.expose),
         environment=dict(service.environment),
         env_files=list(service.env_files),
@@ -96,7 +99,10 @@ def spec_to_row(spec: ServiceSpec, revision: InventoryRevision) -> Service:
         kind=spec.kind,
         image=spec.image[:300],
         build=spec.build[:300],
-        ports=[{"container": p.container, "host": p.host, "protocol": p.protocol} for p in spec.ports],
+        ports=[
+            {"container": p.container, "host": p.host, "protocol": p.protocol, **({"host_ip": p.host_ip} if p.host_ip else {})}
+            for p in spec.ports
+        ],
         expose=list(spec.expose),
         environment={k: mask_value(k, str(v)) for k, v in spec.environment.items()},
         env_files=list(spec.env_files),

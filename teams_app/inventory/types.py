@@ -34,6 +34,12 @@ class PortSpec:
     container: int
     host: int | None = None  # published on the host when set
     protocol: str = "tcp"
+    host_ip: str = ""  # the address it is bound to when the file says (127.0.0.1: this host only)
+
+    @property
+    def loopback(self) -> bool:
+        """Bound to the host's loopback: reachable from that host only, not exposed."""
+        return self.host_ip.startswith("127.") or self.host_ip in ("::1", "localhost")
 
 
 @dataclass

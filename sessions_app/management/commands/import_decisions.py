@@ -1,4 +1,4 @@
-"""Import MADR 4, MADR 2/3 (Log4brains) and adr-tools (Nygard) files into a project, all or nothing."""
+"""Import ADR markdown files (MADR 4, MADR 2/3 / Log4brains, adr-tools, free-form) into a project."""
 
 from __future__ import annotations
 
@@ -13,13 +13,15 @@ from teams_app.models import Project
 
 class Command(BaseCommand):
     help = (
-        "Import ADR markdown files (MADR 4, MADR 2/3 / Log4brains, adr-tools) from a directory. "
-        "Every problem is reported by file name and nothing is imported unless every file is good."
+        "Import ADR markdown files (MADR 4, MADR 2/3 / Log4brains, adr-tools, free-form) from a directory. "
+        "Every file that is an ADR is imported; the others are reported by name and reason, and templates, "
+        "indexes and READMEs are skipped. With --strict nothing is imported unless every file is good."
     )
 
     def add_arguments(self, parser):
         parser.add_argument("--project", required=True, help="Project slug")
-        parser.add_argument("directory", help="A directory of NNNN-title.md files")
+        parser.add_argument("--strict", action="store_true", help="All or nothing: import no file if any has a problem")
+        parser.add_argument("directory", help="A directory of ADR files (NNNN-title.md, 20210101-title.md ...)")
 
     def handle(self, *args, **options):
         project = Project.objects.filter(slug=options["project"]).first()
@@ -30,13 +32,23 @@ class Command(BaseCommand):
             raise CommandError(f"{directory} is not a directory.")
         files = [(path.name, path.read_bytes()) for path in sorted(directory.glob("*.md")) if path.is_file()]
         try:
-            imported = services.decisions_import(project=project, files=files)
+            report = services.decisions_import(project=project, files=files, strict=options["strict"])
         except ApplicationError as exc:
+            for name, reason in exc.extra.get("skipped", {}).items():
+                self.stderr.write(f"{name}: skipped, {reason}")
             for name, problem in exc.extra.get("problems", {}).items():
                 self.stderr.write(f"{name}: {problem}")
             raise CommandError(exc.message) from None
+        for name, reason in report.skipped.items():
+            self.stdout.write(f"{name}: skipped, {reason}")
+        for name, notes in report.notes.items():
+            for note in notes:
+                self.stdout.write(f"{name}: {note}")
+        for name, problem in report.problems.items():
+            self.stderr.write(f"{name}: not imported, {problem}")
+        imported = ", ".join(d.adr_id for d in report.decisions)
         self.stdout.write(
-            self.style.SUCCESS(
-                f"Imported {len(imported)} decision(s) into {project.slug}: " + ", ".join(d.adr_id for d in imported)
-            )
+            self.style.SUCCESS(f"Imported {len(report.decisions)} decision(s) into {project.slug}: {imported}")
         )
+        if report.problems:
+            self.stdout.write(self.style.WARNING(f"{len(report.problems)} file(s) were not imported (see above)."))

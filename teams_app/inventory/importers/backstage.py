@@ -1,9 +1,15 @@
 """Backstage software catalogs (``catalog-info.yaml``, apiVersion backstage.io/v1alpha1 or v1beta1).
 
-Components and Resources become services; APIs and Systems do not. ``dependsOn`` (and the reverse
-``dependencyOf``) give edges; a consumer of an API gets an edge to every component providing it,
-its kind taken from the API's type (openapi/graphql -> sync_http, grpc -> sync_grpc, asyncapi ->
-async_event). Entity references may be ``kind:namespace/name``, ``kind:name`` or a plain ``name``.
+Components and Resources become services; APIs, Systems, Domains, Groups and Users are context.
+``dependsOn`` (and the reverse ``dependencyOf``) give edges; a consumer of an API gets an edge to
+every component providing it, its kind taken from the API's type (openapi/graphql -> sync_http,
+grpc -> sync_grpc, asyncapi -> async_event). Entity references are read as Backstage reads them:
+``[kind:][namespace/]name``, the kind and namespace defaulting by field.
+
+A per-repository ``catalog-info.yaml`` normally names entities that live in other repositories.
+Such a reference becomes an ``external`` node with a note (never an error): an API consumed but
+neither described nor provided here, a component depended on, an API described here that no
+component in the file provides.
 
 Labels set on each service: ``backstage.kind`` (Component/Resource), ``backstage.type``
 (spec.type), ``system`` (the system's name, from spec.system), ``backstage.owner``, and
@@ -12,6 +18,7 @@ Labels set on each service: ``backstage.kind`` (Component/Resource), ``backstage
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,11 +36,13 @@ from teams_app.inventory.importers.base import (
 from teams_app.inventory.inference import (
     LABEL_DECLARED_COMMUNICATION,
     LABEL_DESCRIPTION,
+    LABEL_KIND,
     LABEL_TAGS,
 )
 from teams_app.inventory.types import DependencySpec, ParsedInventory, ServiceSpec
 
 ENTITY_KINDS_AS_SERVICES = ("component", "resource")
+KIND_NAMES = {"api": "API", "user": "User", "group": "Group", "system": "System", "domain": "Domain"}
 
 _RESOURCE_KINDS = {
     "database": "database", "db": "database", "rds": "database", "postgres": "database",
@@ -76,16 +85,21 @@ class _Entity:
 
 
 def _parse_ref(ref: Any, default_kind: str, default_namespace: str, where: str, field_name: str) -> tuple[str, str, str]:
-    """``[kind:][namespace/]name`` -> (kind, namespace, name); kind and namespace lower-cased."""
+    """``[kind:][namespace/]name`` -> (kind, namespace, name), as Backstage's parseEntityRef: the
+    kind is what precedes the first ``:``, the namespace what precedes the first ``/`` after it;
+    each defaults when absent. Kind and namespace are compared case-insensitively, so lower-cased."""
     text = expect_str(ref, where, field_name, allow_none=False).strip()
     kind, sep, rest = text.partition(":")
-    if not sep:
+    if not sep or "/" in kind:  # "default/team-a": no kind; a ":" only after a "/" is part of the name
         kind, rest = default_kind, text
     namespace, sep, name = rest.partition("/")
     if not sep:
         namespace, name = default_namespace, rest
-    if not name.strip():
-        raise ApplicationError(f"{where}: '{field_name}' has an empty reference {text!r}.", {"where": where})
+    if not name.strip() or (sep and not namespace.strip()) or ":" in name or "/" in name:
+        raise ApplicationError(
+            f"{where}: '{field_name}' has a malformed entity reference {text!r}; expected [kind:][namespace/]name.",
+            {"where": where},
+        )
     return kind.strip().lower(), namespace.strip().lower() or "default", name.strip()
 
 
@@ -127,6 +141,58 @@ class BackstageImporter(Importer):
                     return found
             return None
 
+        if not inv.services:
+            counts = Counter(e.kind for e in entities.values())
+            has = ", ".join(f"{n} {KIND_NAMES.get(k, k.capitalize())}{'s' if n > 1 else ''}" for k, n in sorted(counts.items()))
+            raise ApplicationError(
+                "The catalog declares no Component or Resource, so there is no service to show"
+                + (f" (it has {has})" if has else "")
+                + "; import it together with the files that declare the components.",
+                {"format": self.format},
+            )
+        taken = {e.service.name for e in entities.values() if e.service is not None}
+        externals: dict[tuple[str, str, str], ServiceSpec] = {}
+
+        def external(kind: str, namespace: str, name: str, why: str) -> str:
+            """The external node standing for an entity defined in another file."""
+            key = (kind, namespace, name.lower())
+            if key not in externals:
+                node = name if name not in taken else f"{name}-{kind or 'entity'}"
+                if namespace != "default" and node in taken:
+                    node = f"{namespace}.{node}"
+                check_name(node, "An external entity")
+                spec = ServiceSpec(
+                    name=node,
+                    kind="external",
+                    description=f"{(kind or 'entity').capitalize()} '{name}', defined in another catalog file",
+                    labels={LABEL_KIND: "external", "backstage.kind": kind.capitalize() or "Entity", "backstage.ref": f"{kind or 'component'}:{namespace}/{name}"},
+                )
+                externals[key] = spec
+                taken.add(node)
+                inv.services.append(spec)
+                check_service_count(len(inv.services))
+                inv.warnings.append(f"{why}; it is shown as the external node '{node}'.")
+            return externals[key].name
+
+        def _consume(source: ServiceSpec, entity: _Entity, namespace: str, name: str) -> list[DependencySpec]:
+            api = find("api", namespace, name)
+            edge_kind, pattern = _API_TYPES.get(api.api_type, ("unknown", "")) if api is not None else ("unknown", "")
+            if api is not None:
+                _seed(source, pattern or api.api_protocol)
+            if api is None or not api.providers:
+                why = (
+                    f"{entity.where} consumes API '{name}', which is not in the file"
+                    if api is None
+                    else f"{entity.where} consumes API '{name}', which no component in the file provides"
+                )
+                node = external("api", namespace, name, why)
+                return [DependencySpec(source.name, node, edge_kind, "consumesApis")]
+            return [
+                DependencySpec(source.name, provider, edge_kind, "consumesApis")
+                for provider in api.providers
+                if provider != source.name
+            ]
+
         services = [e for e in entities.values() if e.service is not None]
         # Providers first, so that consumers can be linked whatever order the documents come in.
         for entity in services:
@@ -148,19 +214,16 @@ class BackstageImporter(Importer):
                 field_name = f"spec.dependsOn[{index}]"
                 kind, namespace, name = _parse_ref(ref, "", entity.namespace, entity.where, field_name)
                 if kind == "api":  # depending on an API is consuming it
-                    inv.dependencies.extend(
-                        _consume(source, entity, find("api", namespace, name), name, "consumesApis", inv.warnings)
-                    )
+                    inv.dependencies.extend(_consume(source, entity, namespace, name))
                     continue
                 if kind not in ("", *ENTITY_KINDS_AS_SERVICES):
                     inv.warnings.append(f"{entity.where}: dependsOn {ref!r} is a {kind}, not a service; skipped.")
                     continue
                 target = find_service(kind, namespace, name)
                 if target is None or target.service is None:
-                    raise ApplicationError(
-                        f"Service '{source.name}' depends on unknown service '{name}'.",
-                        {"source": source.name, "target": name, "via": "dependsOn"},
-                    )
+                    node = external(kind or "component", namespace, name, f"{entity.where} depends on '{ref}', which is not in the file")
+                    inv.dependencies.append(DependencySpec(source.name, node, "unknown", "dependsOn"))
+                    continue
                 inv.dependencies.append(DependencySpec(source.name, target.service.name, "unknown", "dependsOn"))
             for index, ref in enumerate(expect_list(entity.spec.get("dependencyOf"), entity.where, "spec.dependencyOf")):
                 kind, namespace, name = _parse_ref(ref, "", entity.namespace, entity.where, f"spec.dependencyOf[{index}]")
@@ -168,16 +231,22 @@ class BackstageImporter(Importer):
                     continue
                 dependant = find_service(kind, namespace, name)
                 if dependant is None or dependant.service is None:
-                    raise ApplicationError(
-                        f"Service '{name}' depends on '{source.name}' but is not in the file.",
-                        {"source": name, "target": source.name, "via": "dependencyOf"},
-                    )
+                    node = external(kind or "component", namespace, name, f"{entity.where} is a dependency of '{ref}', which is not in the file")
+                    inv.dependencies.append(DependencySpec(node, source.name, "unknown", "dependencyOf"))
+                    continue
                 inv.dependencies.append(DependencySpec(dependant.service.name, source.name, "unknown", "dependencyOf"))
             for index, ref in enumerate(expect_list(entity.spec.get("consumesApis"), entity.where, "spec.consumesApis")):
-                _kind, namespace, name = _parse_ref(ref, "api", entity.namespace, entity.where, f"spec.consumesApis[{index}]")
-                inv.dependencies.extend(
-                    _consume(source, entity, find("api", namespace, name), name, "consumesApis", inv.warnings)
-                )
+                kind, namespace, name = _parse_ref(ref, "api", entity.namespace, entity.where, f"spec.consumesApis[{index}]")
+                if kind in ENTITY_KINDS_AS_SERVICES:
+                    # consumesApis: ['component:artist-lookup'] names the provider itself.
+                    target = find_service(kind, namespace, name)
+                    node = target.service.name if target is not None and target.service is not None else external(
+                        kind, namespace, name, f"{entity.where} consumes '{ref}', which is not in the file"
+                    )
+                    if node != source.name:
+                        inv.dependencies.append(DependencySpec(source.name, node, "unknown", "consumesApis"))
+                    continue
+                inv.dependencies.extend(_consume(source, entity, namespace, name))
         return inv
 
 
@@ -189,23 +258,6 @@ def _seed(spec: ServiceSpec, pattern: str) -> None:
     if pattern not in declared:
         declared.append(pattern)
     spec.labels[LABEL_DECLARED_COMMUNICATION] = ",".join(declared)
-
-
-def _consume(
-    source: ServiceSpec, entity: _Entity, api: _Entity | None, name: str, via: str, warnings: list[str]
-) -> list[DependencySpec]:
-    if api is None:
-        raise ApplicationError(
-            f"Service '{source.name}' consumes unknown API '{name}'.", {"source": source.name, "api": name, "via": via}
-        )
-    if not api.providers:
-        warnings.append(f"{entity.where} consumes API '{api.name}', which no component in the file provides.")
-        return []
-    edge_kind, pattern = _API_TYPES.get(api.api_type, ("unknown", ""))
-    _seed(source, pattern or api.api_protocol)
-    return [
-        DependencySpec(source.name, provider, edge_kind, via) for provider in api.providers if provider != source.name
-    ]
 
 
 def _read_entity(doc: Any, number: int, warnings: list[str]) -> _Entity | None:
@@ -252,7 +304,8 @@ def _read_entity(doc: Any, number: int, warnings: list[str]) -> _Entity | None:
         _k, _ns, system = _parse_ref(spec["system"], "system", namespace, where, "spec.system")
         labels["system"] = system
     if spec.get("owner"):
-        labels["backstage.owner"] = scalar_text(spec["owner"], where, "spec.owner")
+        _k, _ns, owner = _parse_ref(scalar_text(spec["owner"], where, "spec.owner"), "group", namespace, where, "spec.owner")
+        labels["backstage.owner"] = owner
     tags = [scalar_text(t, where, f"metadata.tags[{i}]") for i, t in enumerate(expect_list(meta.get("tags"), where, "metadata.tags"))]
     if entity.kind == "resource" and spec_type:
         tags.append(spec_type)

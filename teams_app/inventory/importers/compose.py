@@ -180,10 +180,12 @@ def _ports(item: Any, where: str, field: str, warnings: list[str]) -> list[PortS
     if "/" in text:
         text, protocol = text.rsplit("/", 1)
         protocol = protocol.strip().lower() or "tcp"
+    host_ip = ""
     if text.startswith("["):  # [::1]:8080:80
         end = text.find("]:")
         if end < 0:
             raise ApplicationError(f"{where}: '{field}' has an invalid port {item!r}.", {"where": where, "field": field})
+        host_ip = text[1:end]
         text = text[end + 2 :]
         parts = ["::", *text.split(":")]
     else:
@@ -193,6 +195,7 @@ def _ports(item: Any, where: str, field: str, warnings: list[str]) -> list[PortS
     elif len(parts) == 2:
         host_text, container_text = parts
     elif len(parts) == 3:
+        host_ip = host_ip or parts[0].strip()
         host_text, container_text = parts[1], parts[2]
     else:
         raise ApplicationError(f"{where}: '{field}' has an invalid port {item!r}.", {"where": where, "field": field})
@@ -210,7 +213,7 @@ def _ports(item: Any, where: str, field: str, warnings: list[str]) -> list[PortS
     if len(pairs) > MAX_PORT_RANGE:
         warnings.append(f"{where}: '{field}' publishes {len(pairs)} ports; only the first is kept.")
         pairs = pairs[:1]
-    return [PortSpec(container=c, host=h, protocol=protocol) for h, c in pairs]
+    return [PortSpec(container=c, host=h, protocol=protocol, host_ip=host_ip) for h, c in pairs]
 
 
 def _long_port(item: dict[str, Any], where: str, field: str) -> PortSpec:
@@ -224,7 +227,8 @@ def _long_port(item: dict[str, Any], where: str, field: str) -> PortSpec:
     protocol = scalar_text(item.get("protocol") or "tcp", where, f"{field}.protocol").lower()
     if container > 65535:
         raise ApplicationError(f"{where}: '{field}.target' is not a port: {container}.", {"where": where, "field": field})
-    return PortSpec(container=container, host=host, protocol=protocol)
+    host_ip = scalar_text(item.get("host_ip"), where, f"{field}.host_ip").strip().strip("[]")
+    return PortSpec(container=container, host=host, protocol=protocol, host_ip=host_ip)
 
 
 def _env_files(value: Any, where: str) -> list[str]:

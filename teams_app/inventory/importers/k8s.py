@@ -35,10 +35,12 @@ from teams_app.inventory.inference import (
     LABEL_DESCRIPTION,
     LABEL_HOSTS,
     LABEL_KIND,
+    port_protocol,
 )
 from teams_app.inventory.types import ParsedInventory, PortSpec, ServiceSpec
 
 WORKLOAD_KINDS = ("Deployment", "StatefulSet", "DaemonSet")
+PROBES = ("readinessProbe", "livenessProbe", "startupProbe")
 MAX_LIST_DEPTH = 5
 
 
@@ -95,6 +97,8 @@ class KubernetesImporter(Importer):
         for where, obj in objects:
             if obj.get("kind") == "HorizontalPodAutoscaler":
                 _apply_autoscaler(obj, where, workloads)
+            elif obj.get("kind") == "Ingress":
+                _apply_ingress(obj, where, dns, workloads)
 
         inv.services = services
         declared_host = declared_host_matcher(services)
@@ -209,15 +213,17 @@ def _read_workload(
         if port.get("hostPort") is not None:
             host = expect_int(port["hostPort"], where, f"{field_name}.hostPort", minimum=1)
         protocol = expect_str(port.get("protocol"), where, f"{field_name}.protocol").lower() or "tcp"
-        spec.ports.append(PortSpec(container=number, host=host, protocol=protocol))
+        host_ip = expect_str(port.get("hostIP"), where, f"{field_name}.hostIP").strip()
+        spec.ports.append(PortSpec(container=number, host=host, protocol=protocol, host_ip=host_ip))
         if isinstance(port.get("name"), str):
             workload.named_ports[port["name"]] = number
         # Istio-style port names and appProtocol say what the port speaks (grpc, http-web ...).
-        speaks = str(port.get("appProtocol") or port.get("name") or "").lower()
-        if speaks.startswith("grpc") and "grpc" not in declared:
-            declared.append("grpc")
-        elif speaks.startswith("http") and "rest" not in declared:
-            declared.append("rest")
+        speaks = port_protocol(str(port.get("appProtocol") or port.get("name") or ""))
+        if speaks and speaks not in declared:
+            declared.append(speaks)
+    # A gRPC health probe says the container serves gRPC.
+    if any(isinstance(container.get(p), dict) and "grpc" in container[p] for p in PROBES) and "grpc" not in declared:
+        declared.append("grpc")
     if declared:
         spec.labels[LABEL_DECLARED_COMMUNICATION] = ",".join(declared)
 
@@ -253,9 +259,7 @@ def _read_workload(
             env[var_name] = scalar_text(var.get("value"), where, f"{field_name}.value")
     spec.environment = env
 
-    spec.healthcheck = any(
-        container.get(probe) is not None for probe in ("readinessProbe", "livenessProbe", "startupProbe")
-    )
+    spec.healthcheck = any(container.get(probe) is not None for probe in PROBES)
     resources = expect_mapping(container.get("resources"), where, f"{prefix}.resources")
     limits = _string_dict(resources.get("limits"), where, f"{prefix}.resources.limits")
     if limits.get("cpu"):
@@ -330,7 +334,10 @@ def _read_service(
             host = expect_int(node_port, where, f"{field_name}.nodePort", minimum=1) if node_port is not None else port
         protocol = expect_str(port_def.get("protocol"), where, f"{field_name}.protocol").lower() or "tcp"
         target = port_def.get("targetPort", port)
+        speaks = port_protocol(str(port_def.get("appProtocol") or port_def.get("name") or ""))
         for workload in selected:
+            if speaks:
+                _declare(workload.spec, speaks)
             container = workload.named_ports.get(target) if isinstance(target, str) and not target.isdigit() else None
             if container is None:
                 if isinstance(target, str) and not target.isdigit():
@@ -343,6 +350,43 @@ def _read_service(
             elif host is not None and existing.host is None:
                 existing.host = host
     return None
+
+
+def _declare(spec: ServiceSpec, protocol: str) -> None:
+    declared = [v for v in spec.labels.get(LABEL_DECLARED_COMMUNICATION, "").split(",") if v]
+    if protocol not in declared:
+        spec.labels[LABEL_DECLARED_COMMUNICATION] = ",".join([*declared, protocol])
+
+
+def _apply_ingress(
+    obj: dict[str, Any], where: str, dns: dict[tuple[str, str], list[str]], workloads: list[_Workload]
+) -> None:
+    """An Ingress publishes the workloads behind its backend Services on 80 (443 with TLS)."""
+    name, namespace, _meta = _metadata(obj, where)
+    where = f"Ingress '{name}'"
+    body = expect_mapping(obj.get("spec"), where, "spec")
+    host_port = 443 if expect_list(body.get("tls"), where, "spec.tls") else 80
+    backends: list[Any] = [body.get("defaultBackend"), body.get("backend")]
+    for index, rule in enumerate(expect_list(body.get("rules"), where, "spec.rules")):
+        rule = expect_mapping(rule, where, f"spec.rules[{index}]")
+        http = expect_mapping(rule.get("http"), where, f"spec.rules[{index}].http")
+        for number, path in enumerate(expect_list(http.get("paths"), where, f"spec.rules[{index}].http.paths")):
+            backends.append(expect_mapping(path, where, f"spec.rules[{index}].http.paths[{number}]").get("backend"))
+    by_name = {w.spec.name: w for w in workloads}
+    for backend in backends:
+        if not isinstance(backend, dict):
+            continue
+        service = backend.get("service") if isinstance(backend.get("service"), dict) else {}
+        target = str(service.get("name") or backend.get("serviceName") or "")
+        for workload_name in dns.get((namespace, target), []):
+            workload = by_name.get(workload_name)
+            if workload is None:
+                continue
+            if workload.spec.ports:
+                if all(p.host is None for p in workload.spec.ports):
+                    workload.spec.ports[0].host = host_port
+            else:
+                workload.spec.ports.append(PortSpec(container=host_port, host=host_port))
 
 
 def _apply_autoscaler(obj: dict[str, Any], where: str, workloads: list[_Workload]) -> None:

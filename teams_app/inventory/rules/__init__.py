@@ -19,7 +19,7 @@ from teams_app.inventory.types import (
 )
 
 from . import dataflow, devops, integration, pattern, performance, security
-from .base import Context, Rule
+from .base import RUNTIME_FORMATS, Context, Rule
 
 __all__ = [
     "RULES",
@@ -55,13 +55,31 @@ def _sort_key(finding: Finding) -> tuple[int, str, tuple[str, ...], str]:
     )
 
 
+# A per-service rule that fires on most services states a habit of the cluster, not a list of
+# exceptions: one finding that names them says it once (eShop: 21 services without a healthcheck).
+COLLAPSE_MIN = 4
+
+
+def _collapsed(rule: Rule, hits: list[Finding], total: int) -> list[Finding]:
+    names = sorted({f.services[0] for f in hits if len(f.services) == 1})
+    if len(names) != len(hits) or len(names) < COLLAPSE_MIN or len(names) * 2 <= total:
+        return hits
+    why = f"{rule.title} on {len(names)} of {total} services: {', '.join(names)}"
+    return [Finding(rule.id, rule.severity, rule.role, tuple(names), why)]
+
+
 def analyze(inv: ParsedInventory) -> list[Finding]:
     """Run every rule on ``inv``; the result is sorted and free of duplicates."""
     ctx = Context(inv)
+    total = len(ctx.internal())
     findings: set[Finding] = set()
     for rule in RULES:
-        for found in rule.check(ctx):
-            findings.add(Finding(rule.id, rule.severity, rule.role, found.services, found.why))
+        if rule.runtime and inv.format not in RUNTIME_FORMATS:
+            continue
+        hits = list(
+            dict.fromkeys(Finding(rule.id, rule.severity, rule.role, f.services, f.why) for f in rule.check(ctx))
+        )
+        findings.update(_collapsed(rule, hits, total))
     return sorted(findings, key=_sort_key)
 
 

@@ -18,6 +18,9 @@ DATASTORE_KINDS: frozenset[str] = frozenset({"database", "cache", "broker"})
 # Kinds that run our own code: the ones patterns, auth and replicas are judged on.
 APP_KINDS: frozenset[str] = frozenset({"service", "gateway"})
 SYNC_EDGE_KINDS: frozenset[str] = frozenset({"sync_http", "sync_grpc"})
+# Formats that describe what runs (images, ports, probes, limits, replicas). A software catalog
+# (Backstage) describes ownership and APIs only, so rules about running containers stay silent.
+RUNTIME_FORMATS: frozenset[str] = frozenset({"compose", "k8s", "manual"})
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,7 @@ class Rule:
     title: str
     description: str
     check: Check = field(compare=False, repr=False)
+    runtime: bool = False  # judges what runs (healthchecks, limits, replicas, images): not for catalogs
 
     def __post_init__(self) -> None:
         # Metadata errors are programming errors; fail at import, not in a user's session.
@@ -55,9 +59,11 @@ class RuleSet:
         self.role = role
         self.rules: list[Rule] = []
 
-    def rule(self, rule_id: str, severity: str, title: str, description: str) -> Callable[[Check], Check]:
+    def rule(
+        self, rule_id: str, severity: str, title: str, description: str, *, runtime: bool = False
+    ) -> Callable[[Check], Check]:
         def register(fn: Check) -> Check:
-            self.rules.append(Rule(rule_id, self.role, severity, title, description, fn))
+            self.rules.append(Rule(rule_id, self.role, severity, title, description, fn, runtime))
             return fn
 
         return register

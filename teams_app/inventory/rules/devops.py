@@ -50,6 +50,7 @@ def _pulled(ctx: Context) -> Iterator[tuple[str, str, str]]:
     "Missing healthcheck",
     "A service without a healthcheck (compose healthcheck, Kubernetes readiness/liveness probe): "
     "the orchestrator routes traffic to it and starts dependants before it is ready.",
+    runtime=True,
 )
 def missing_healthcheck(ctx: Context) -> Iterator[Hit]:
     """Flag services without a healthcheck."""
@@ -67,6 +68,7 @@ def missing_healthcheck(ctx: Context) -> Iterator[Hit]:
     "latest or missing image tag",
     "An image pulled as :latest or with no tag: every pull may run different code, and "
     "rollbacks have nothing to roll back to.",
+    runtime=True,
 )
 def latest_tag(ctx: Context) -> Iterator[Hit]:
     """Flag images pulled with the latest tag or without a tag."""
@@ -103,6 +105,7 @@ def no_restart_policy(ctx: Context) -> Iterator[Hit]:
     "info",
     "No resource limits",
     "A service without CPU or memory limits can starve its neighbours on the same host or node.",
+    runtime=True,
 )
 def no_resource_limits(ctx: Context) -> Iterator[Hit]:
     """Flag services without resource limits."""
@@ -120,6 +123,7 @@ def no_resource_limits(ctx: Context) -> Iterator[Hit]:
     "Moving image tag",
     "An image pulled by a branch or channel tag (main, develop, stable, nightly, ...): like "
     "latest, the code behind it changes without the inventory changing.",
+    runtime=True,
 )
 def moving_tag(ctx: Context) -> Iterator[Hit]:
     """Flag images pulled by a branch or channel tag."""

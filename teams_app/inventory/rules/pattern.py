@@ -29,9 +29,14 @@ def _ranking(specs: list[ServiceSpec], get: Callable[[ServiceSpec], list[str]]) 
     return sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
 
 
-def _dominant(ranking: list[tuple[str, int]]) -> tuple[str, int] | None:
-    """The strictly most common value used by at least two services; a tie has no dominant."""
-    if not ranking or ranking[0][1] < 2:
+# A pattern is a convention only when a real majority follows it, and more than a couple do.
+MIN_DOMINANT = 2
+
+
+def _dominant(ranking: list[tuple[str, int]], total: int, minimum: int = MIN_DOMINANT) -> tuple[str, int] | None:
+    """The strictly most common value, used by at least ``minimum`` and by more than half of the
+    ``total`` services; a tie has no dominant."""
+    if not ranking or ranking[0][1] < minimum or ranking[0][1] * 2 <= total:
         return None
     if len(ranking) > 1 and ranking[1][1] == ranking[0][1]:
         return None
@@ -58,10 +63,18 @@ def communication_catalogue(ctx: Context) -> Iterator[Hit]:
     top = ranking[0][1]
     leaders = [p for p, c in ranking if c == top]
     others = ", ".join(f"{p} ({c})" for p, c in ranking if c != top)
-    if len(leaders) == 1:
+    if _dominant(ranking, len(apps)) is not None:
         why = f"{leaders[0]} is the dominant communication pattern ({top} of {len(apps)} services)"
-    else:
+    elif len(leaders) > 1:
         why = f"{names(leaders)} are equally common communication patterns ({top} of {len(apps)} services each)"
+    else:
+        # 1 of 11 is no convention: say what is used without naming a pattern to follow.
+        listing = ", ".join(f"{p} ({c})" for p, c in ranking)
+        yield hit(
+            (s.name for s in apps if communication(s)),
+            f"no communication pattern is dominant: {listing} of {len(apps)} services",
+        )
+        return
     if others:
         why += f"; also used: {others}"
     yield hit((s.name for s in apps if set(communication(s)) & set(leaders)), why)
@@ -77,7 +90,7 @@ def communication_catalogue(ctx: Context) -> Iterator[Hit]:
 def communication_deviation(ctx: Context) -> Iterator[Hit]:
     """Flag services that do not speak the dominant communication pattern."""
     apps = _apps(ctx)
-    dominant = _dominant(_ranking(apps, communication))
+    dominant = _dominant(_ranking(apps, communication), len(apps))
     if dominant is None:
         return
     pattern, count = dominant
@@ -109,7 +122,7 @@ def mixed_storage(ctx: Context) -> Iterator[Hit]:
     ranking = _ranking(holders, lambda s: [storage(s)])
     if len(ranking) < 2:
         return
-    dominant = _dominant(ranking)
+    dominant = _dominant(ranking, len(holders), minimum=2)
     if dominant is None:
         listing = "; ".join(
             f"{engine} ({', '.join(s.name for s in holders if storage(s) == engine)})" for engine, _ in ranking
@@ -139,7 +152,7 @@ def mixed_storage(ctx: Context) -> Iterator[Hit]:
 def auth_deviation(ctx: Context) -> Iterator[Hit]:
     """Flag services whose auth pattern differs from the dominant one."""
     apps = _apps(ctx)
-    dominant = _dominant(_ranking(apps, auth))
+    dominant = _dominant(_ranking(apps, auth), len(apps))
     if dominant is None:
         return
     pattern, count = dominant

@@ -20,6 +20,7 @@ MAX_REPORTED_CHAINS = 10
     "Single replica on a critical path",
     "A service with one replica that the gateway's request path runs through, or that two or "
     "more services call synchronously: one crash or deploy interrupts all of those requests.",
+    runtime=True,
 )
 def single_replica_critical(ctx: Context) -> Iterator[Hit]:
     """Flag single-replica services on the gateway path or with several synchronous callers."""

@@ -24,12 +24,28 @@ URL_CREDENTIALS = re.compile(
     r"(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*)://(?P<user>[^:/?#@\s]*):(?P<password>[^@/?#\s]+)@(?P<rest>\S*)"
 )
 AUTH_NAMES = "jwt, oauth2, api_key, mtls, basic or session"
+# Switches that let a server run with no password at all (value -> whether it is on).
+EMPTY_PASSWORD_FLAGS = re.compile(r"^(?:MYSQL|MARIADB)_ALLOW_EMPTY(?:_ROOT)?_PASSWORD$|^ALLOW_EMPTY_PASSWORD$", re.IGNORECASE)
+TRUE_VALUES = frozenset({"true", "yes", "1", "on", "y"})
+
+
+def empty_password_settings(environment: dict[str, str]) -> list[str]:
+    """``KEY=value`` settings that turn password checks off (MYSQL_ALLOW_EMPTY_PASSWORD=true,
+    POSTGRES_HOST_AUTH_METHOD=trust)."""
+    found = []
+    for key, value in sorted(environment.items()):
+        text = str(value).strip().strip("'\"").lower()
+        if (EMPTY_PASSWORD_FLAGS.match(key) and text in TRUE_VALUES) or (
+            key.upper() == "POSTGRES_HOST_AUTH_METHOD" and text == "trust"
+        ):
+            found.append(f"{key}={value}")
+    return found
 
 
 def literal_secret(key: str, value: str) -> bool:
     """True when ``key`` names a secret and ``value`` is written out in the file."""
-    if not SECRET_KEY.search(key) or NOT_SECRET_SUFFIX.search(key):
-        return False
+    if not SECRET_KEY.search(key) or NOT_SECRET_SUFFIX.search(key) or EMPTY_PASSWORD_FLAGS.match(key):
+        return False  # an ALLOW_EMPTY_PASSWORD switch holds no secret: SEC006 judges it
     value = value.strip()
     if not value or value.lower().startswith(EXTERNAL_REF_PREFIXES):
         return False
@@ -55,8 +71,10 @@ def url_credentials(value: str) -> str | None:
 
 
 def _host_ports(ctx: Context, name: str) -> list[int]:
+    """Ports reachable from outside: published on the host (compose ports, hostPort), a NodePort
+    or LoadBalancer, an Ingress; a bind to 127.0.0.1 reaches that host only and does not count."""
     spec = ctx.services[name]
-    return sorted({p.host for p in spec.ports if p.host is not None})
+    return sorted({p.host for p in spec.ports if p.host is not None and not p.loopback})
 
 
 def _internet_facing(ctx: Context, name: str) -> bool:
@@ -173,3 +191,38 @@ def url_with_credentials(ctx: Context) -> Iterator[Hit]:
                 [spec.name],
                 f"{spec.name} embeds credentials in {names(found)}; reference a secret instead",
             )
+
+
+@rules.rule(
+    "SEC006",
+    "critical",
+    "Password check switched off",
+    "A server told to accept an empty password or no password at all (MYSQL_ALLOW_EMPTY_PASSWORD, "
+    "ALLOW_EMPTY_PASSWORD, POSTGRES_HOST_AUTH_METHOD=trust): anyone who reaches it is in.",
+)
+def empty_password(ctx: Context) -> Iterator[Hit]:
+    """Flag settings that let a server run without a password."""
+    for spec in ctx.internal():
+        settings = empty_password_settings(spec.environment)
+        if settings:
+            yield hit(
+                [spec.name],
+                f"{spec.name} sets {names(settings)}: it accepts connections without a password; "
+                "set a password from a secret",
+            )
+
+
+@rules.rule(
+    "SEC007",
+    "info",
+    "Reachable from outside",
+    "A service or gateway reachable from outside the cluster network: a published compose port, a "
+    "Kubernetes NodePort, LoadBalancer, Ingress or hostPort (a bind to 127.0.0.1 does not count). "
+    "These are the entry points to protect first.",
+)
+def reachable_from_outside(ctx: Context) -> Iterator[Hit]:
+    """List the entry points: application services and gateways with a non-loopback host port."""
+    for spec in ctx.of_kind(*sorted(APP_KINDS)):
+        ports = _host_ports(ctx, spec.name)
+        if ports:
+            yield hit([spec.name], f"{spec.name} is reachable from outside on {_ports_text(ports)}")

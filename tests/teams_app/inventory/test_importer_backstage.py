@@ -178,7 +178,7 @@ def test_plain_and_namespaced_references() -> None:
     assert {(d.source, d.target) for d in inv.dependencies} == {("web", "api"), ("web", "auth"), ("web", "db")}
 
 
-def test_consuming_an_api_nobody_provides_is_a_warning() -> None:
+def test_consuming_an_api_nobody_in_the_file_provides_is_an_external_node() -> None:
     inv = backstage(
         """
         apiVersion: backstage.io/v1alpha1
@@ -192,24 +192,35 @@ def test_consuming_an_api_nobody_provides_is_a_warning() -> None:
         spec: {type: openapi}
         """
     )
-    assert inv.dependencies == []
-    assert any("legacy-api" in w for w in inv.warnings)
+    assert [(d.source, d.target, d.kind) for d in inv.dependencies] == [("web", "legacy-api", "sync_http")]
+    assert inv.service("legacy-api").kind == "external"
+    assert any("no component in the file provides" in w and "'legacy-api'" in w for w in inv.warnings)
+
+
+@pytest.mark.parametrize(
+    ("spec", "node", "kind"),
+    [
+        ("{dependsOn: [component:ghost]}", "ghost", "component"),
+        ("{dependsOn: [ghost]}", "ghost", "component"),
+        ("{dependsOn: ['resource:default/orders-db']}", "orders-db", "resource"),
+        ("{consumesApis: [nope]}", "nope", "api"),
+        ("{consumesApis: ['api:payments/charge']}", "charge", "api"),
+    ],
+)
+def test_references_to_other_files_become_external_nodes(spec: str, node: str, kind: str) -> None:
+    inv = backstage(f"apiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata: {{name: api}}\nspec: {spec}\n")
+    assert [(d.source, d.target) for d in inv.dependencies] == [("api", node)]
+    external = inv.service(node)
+    assert external.kind == "external" and external.labels["backstage.kind"] == kind.capitalize()
+    assert any(f"external node '{node}'" in w for w in inv.warnings)
 
 
 @pytest.mark.parametrize(
     ("text", "message"),
     [
         (
-            "apiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata: {name: api}\nspec: {dependsOn: [component:ghost]}\n",
-            "Service 'api' depends on unknown service 'ghost'",
-        ),
-        (
-            "apiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata: {name: api}\nspec: {dependsOn: [ghost]}\n",
-            "Service 'api' depends on unknown service 'ghost'",
-        ),
-        (
-            "apiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata: {name: api}\nspec: {consumesApis: [nope]}\n",
-            "Service 'api' consumes unknown API 'nope'",
+            "apiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata: {name: api}\nspec: {dependsOn: ['component:a/b/c']}\n",
+            "malformed entity reference",
         ),
         (
             "apiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata: {name: api}\nspec: {dependsOn: component:x}\n",
@@ -233,7 +244,7 @@ def test_consuming_an_api_nobody_provides_is_a_warning() -> None:
             "apiVersion: backstage.io/v1alpha1\nkind: Resource\nmetadata: {name: a}\n",
             "Duplicate service names: a",
         ),
-        ("apiVersion: backstage.io/v1alpha1\nkind: System\nmetadata: {name: shop}\n", "declares no services"),
+        ("apiVersion: backstage.io/v1alpha1\nkind: System\nmetadata: {name: shop}\n", "declares no Component or Resource"),
     ],
 )
 def test_bad_catalogs(text: str, message: str) -> None:

@@ -41,13 +41,13 @@ def test_port_forms() -> None:
     )
     assert inv.services[0].ports == [
         PortSpec(80, 8080),
-        PortSpec(5432, 5433),
+        PortSpec(5432, 5433, host_ip="127.0.0.1"),  # this host only: not exposed
         PortSpec(3000, 0),  # published on an ephemeral host port
         PortSpec(9000, 0),
         PortSpec(8000, 8000),
         PortSpec(8001, 8001),
         PortSpec(53, 53, "udp"),
-        PortSpec(6000, 6000),
+        PortSpec(6000, 6000, host_ip="::1"),
         PortSpec(7000, 7001),
         PortSpec(7100, 0),
     ]

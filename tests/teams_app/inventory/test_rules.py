@@ -27,6 +27,7 @@ from teams_app.inventory.types import (
     DependencySpec,
     Finding,
     ParsedInventory,
+    PortSpec,
     ServiceSpec,
 )
 from tests.teams_app.inventory.builders import (
@@ -181,6 +182,18 @@ CASES: dict[str, Case] = {
         ),
         ("orders",),
         "orders sets DB_PASSWORD, JWT_SECRET to literal values in its environment",
+    ),
+    "SEC006": Case(
+        lambda: updated(clean_cluster(), "orders", environment={"MYSQL_ALLOW_EMPTY_PASSWORD": "true"}),
+        lambda: updated(clean_cluster(), "orders", environment={"MYSQL_ALLOW_EMPTY_PASSWORD": "false"}),
+        ("orders",),
+        "orders sets MYSQL_ALLOW_EMPTY_PASSWORD=true: it accepts connections without a password",
+    ),
+    "SEC007": Case(
+        clean_cluster,
+        lambda: updated(clean_cluster(), "gateway", ports=[PortSpec(443, 443, host_ip="127.0.0.1")]),
+        ("gateway",),
+        "gateway is reachable from outside on host port 443",
     ),
     "SEC003": Case(
         lambda: updated(clean_cluster(), "gateway", auth=[]),
