@@ -128,6 +128,21 @@ class SessionContext:
         labels = {"sync_http": "HTTP", "sync_grpc": "gRPC", "async_event": "event", "database": "SQL", "cache": "cache"}
         return [f"{d.source} ──{labels.get(d.kind, d.kind)}──▶ {d.target}" for d in sorted(edges, key=lambda d: (d.source, d.target))]
 
+    def mapped_integrations(self) -> list[str]:
+        """Integration points that reach the real cluster: with a proposal, its edges that touch
+        an inventory service; before one, the inventory's edges of the services involved."""
+        if self.proposal is None:
+            return self.integration_plan()
+        names = {s.name for s in self.inventory.services}
+        content = ProposalContent.model_validate(self.proposal.content)
+        return [f"{e.source} → {e.target}" for e in content.edges if e.change != "remove" and (e.source in names or e.target in names)]
+
+    def proposed_event_names(self) -> set[str]:
+        """Events the proposal declares as new contracts: proposed, so not assumed."""
+        if self.proposal is None:
+            return set()
+        return {e.name for e in ProposalContent.model_validate(self.proposal.content).events}
+
     def patterns_line(self) -> str:
         if not self.inventory.services:
             return "unknown until an inventory is imported"

@@ -31,7 +31,7 @@ def _focus_done(session: DesignSession, role: str) -> bool | None:
 
 def gate_state(session: DesignSession, ctx: SessionContext) -> dict[str, bool]:
     has_synthesis = Synthesis.objects.filter(session=session).exists()
-    mapped = has_synthesis and bool(ctx.integration_plan())
+    mapped = has_synthesis and bool(ctx.mapped_integrations())
     data_flow = _focus_done(session, "dataflow")
     pattern = _focus_done(session, "pattern")
     return {
@@ -79,7 +79,7 @@ def cited_integrations(text: str) -> set[str]:
 def anti_patterns(session: DesignSession, ctx: SessionContext) -> list[AntiPattern]:
     warnings: list[AntiPattern] = []
     has_synthesis = Synthesis.objects.filter(session=session).exists()
-    if has_synthesis and not ctx.integration_plan():
+    if has_synthesis and not ctx.mapped_integrations():
         warnings.append(
             AntiPattern(
                 "service_in_isolation",
@@ -114,6 +114,7 @@ def anti_patterns(session: DesignSession, ctx: SessionContext) -> list[AntiPatte
 def _assumed_integrations(session: DesignSession, ctx: SessionContext) -> list[str]:
     """Endpoints and events that specialists cite while the inventory declares them nowhere
     (not in a service's labels, environment or image)."""
+    proposed = ctx.proposed_event_names()
     declared = " ".join(
         " ".join([s.image, *(f"{k}={v}" for k, v in s.labels.items()), *(f"{k}={v}" for k, v in s.environment.items())])
         for s in ctx.inventory.services
@@ -122,4 +123,4 @@ def _assumed_integrations(session: DesignSession, ctx: SessionContext) -> list[s
         session=session, author=Contribution.Author.SPECIALIST, status=Contribution.Status.DONE
     ).values_list("text", flat=True)
     cited = set().union(*(cited_integrations(t) for t in texts)) if texts else set()
-    return sorted(token for token in cited if token.lower() not in declared)
+    return sorted(token for token in cited if token.lower() not in declared and token not in proposed)

@@ -20,7 +20,7 @@ def test_labels_itself_as_rule_based_and_costs_nothing(make_request):
     result, deltas = run(make_request())
 
     assert RulesProvider.name == "rules"
-    assert RulesProvider.label == "rule-based analysis"
+    assert RulesProvider.label == "rule-based designer"
     assert "rule-based analysis" in result.text.splitlines()[0].lower()
     assert (result.provider, result.model) == ("rules", "rules-v1")
     assert (result.tokens_in, result.tokens_out, result.cost) == (0, 0, 0.0)

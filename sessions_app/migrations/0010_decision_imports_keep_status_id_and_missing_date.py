@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('sessions_app', '0007_awaiting_input_label'),
+        ('sessions_app', '0009_key_question_grounds_round_feedback'),
         ('teams_app', '0002_prd_reference_no_control_characters'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
