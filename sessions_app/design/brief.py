@@ -12,7 +12,7 @@ from sessions_app.design.naming import mentions
 from sessions_app.design.schema import Brief, Capability, Conflict, Constraint, ImpliedService, TouchedService
 
 _NUM = r"(\d+(?:[.,]\d+)?)"
-_SENTENCE = re.compile(r"[^.\n;:]+(?:[.\n;:]|$)")
+_SENTENCE_BREAK = re.compile(r"(?<=[.;:!?])\s+|\n+")
 _LATENCY = re.compile(rf"(?:under|below|<=?|≤|within|at most|max(?:imum)?|of|p9\d)\s*{_NUM}\s*(ms|milliseconds?|s|seconds?)\b", re.I)
 _LATENCY_BARE = re.compile(rf"{_NUM}\s*(ms|milliseconds?)\b", re.I)
 _THROUGHPUT = re.compile(
@@ -37,7 +37,7 @@ def _number(text: str) -> float:
 
 def constraints_in(text: str, source: str) -> list[Constraint]:
     found: list[Constraint] = []
-    for sentence in _SENTENCE.findall(text or ""):
+    for sentence in _SENTENCE_BREAK.split(text or ""):
         s = " ".join(sentence.split())
         low = s.lower()
         if "latency" in low or "response time" in low or re.search(r"\bp9\d\b", low):

@@ -251,8 +251,8 @@ def _discussion(req: DesignRequest) -> DesignReply:
         lines.append(f"- {p.question}: I keep “{p.option}”. Against “{' / '.join(others)}”: {p.rationale.split(': ', 1)[-1]}.")
     if abstained:
         lines.append(f"- {', '.join(abstained)}: still no evidence for {_labels(req.roles)}; the USER should decide.")
-    pos = ["## Positions"] + [x for p in positions for x in ("", f"position: {p.question} -> {p.option} because {p.rationale}")]
-    return DesignReply(sections=["\n".join(lines), "\n".join(pos)], summary=f"Restates {len(positions)} positions.", positions=positions)
+    # The positions travel structured; the text says only what the discussion adds.
+    return DesignReply(sections=["\n".join(lines)], summary=f"Restates {len(positions)} positions.", positions=positions)
 
 
 # -- Implementation Planning ---------------------------------------------------------------

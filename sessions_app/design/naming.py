@@ -17,7 +17,10 @@ def stem(word: str) -> str:
     if len(w) > 4 and w.endswith("ies"):
         return w[:-3] + "y"
     if len(w) > 5 and w.endswith("ing"):
-        return w[:-3]
+        w = w[:-3]
+        if len(w) > 2 and w[-1] == w[-2] and w[-1] not in "aeiousl":
+            w = w[:-1]  # shipping → ship, running → run
+        return w
     if len(w) > 3 and w.endswith("s") and not w.endswith("ss"):
         return w[:-1]
     return w

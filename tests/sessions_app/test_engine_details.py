@@ -85,11 +85,11 @@ def test_pattern_proliferation_until_justified(run_engine, demo):
 def test_assumption_based_integration_flags_undeclared_events(run_engine, demo):
     session = start(run_engine, demo)
     c = session.contributions.filter(author="specialist").first()
-    c.text = "Payments should listen to subscription.renewed and call POST /orders/recurring on orders."
+    c.text = "Payments should listen to subscription.upgraded and call POST /orders/recurring on orders."
     c.save()
     ctx = SessionContext.load(session)
     warning = next(a for a in anti_patterns(session, ctx) if a.key == "assumption_based_integration")
-    assert "subscription.renewed" in warning.detail and "POST /orders/recurring" in warning.detail
+    assert "subscription.upgraded" in warning.detail and "POST /orders/recurring" in warning.detail
 
 
 @pytest.mark.django_db(transaction=True)

@@ -11,6 +11,7 @@ import re
 
 from sessions_app.design.catalogue.base import Draft, Facts, Ground, QuestionDraft, pattern
 from sessions_app.design.cluster import Cluster
+from sessions_app.design.naming import mentions
 
 PAYMENT_PROVIDERS = ("stripe", "adyen", "paypal", "braintree", "mollie", "square", "klarna")
 MESSAGE_PROVIDERS = ("sendgrid", "twilio", "mailgun", "ses", "postmark", "smtp")
@@ -32,6 +33,11 @@ def _provider(cx: Cluster, facts: Facts, names: tuple[str, ...], fallback: str) 
             return cx.external_named(name) or name, True
     existing = cx.external_named(*names)
     return (existing, True) if existing else (fallback, False)
+
+
+def _triggers(cx: Cluster, facts: Facts, *, exclude: str) -> list[str]:
+    """Existing services the requirement names as where something happens (orders, shipping…)."""
+    return [svc.name for svc, _ in mentions(facts.text, cx.inventory, kinds=("service",)) if svc.name != exclude]
 
 
 def service_plan(d: Draft, cx: Cluster, facts: Facts, svc: str, *, new: bool, callers: list[str], events: list[str], secrets: str = "") -> None:
@@ -257,11 +263,18 @@ def notifications(cx: Cluster, facts: Facts) -> Draft:
     if cx.broker:
         proto, mode = _async(cx)
         d.edge(cx.broker, svc, protocol=proto, mode=mode, purpose="consume domain events to notify", by=("dataflow",))
+    else:
+        # No broker to carry events: the services whose steps trigger a message call it.
+        for source in _triggers(cx, facts, exclude=svc):
+            d.edge(source, svc, protocol=cx.sync_protocol, purpose="send a customer notification", by=("integration",))
+            d.touches.append(source)
+        d.risk(f"Without a broker every notification is a synchronous {cx.sync_protocol} call on the caller's path", by=("performance", "dataflow"))
     if provider:
         d.edge(svc, provider, protocol="REST", purpose=f"deliver through {provider}", by=("integration",))
     elif not existing:
         d.unknowns.append("Which channel and provider deliver the notifications (email via SMTP, SendGrid, SMS via Twilio)?")
-    d.event("notification.sent", producer=svc, consumers=[], fields=["notification_id", "customer_id", "channel", "template"])
+    if cx.broker:
+        d.event("notification.sent", producer=svc, consumers=[], fields=["notification_id", "customer_id", "channel", "template"])
     d.owns("message templates and delivery status", svc)
     d.risk("Duplicate events send duplicate messages: deduplicate by event id before sending", by=("dataflow",))
     d.checks.append("Does each triggering event send exactly one message?")
@@ -278,8 +291,10 @@ def search(cx: Cluster, facts: Facts) -> Draft:
     d.service(svc, change="add", store=f"{svc}-index (OpenSearch)", by=("integration", "dataflow"),
               responsibility="Serves search queries from its own index, kept up to date from catalogue changes")
     d.new_services.append((svc, "Search over the catalogue"))
-    front = cx.name_of("frontend") or cx.gateway
-    d.edge(front, svc, protocol=cx.sync_protocol, purpose="search queries", by=("integration",))
+    fronts = [cx.name_of("frontend")] if cx.name_of("frontend") else [g.name for g in cx.gateways]
+    for front in fronts:
+        d.edge(front, svc, protocol=cx.sync_protocol, purpose="search queries", by=("integration",))
+    front = ", ".join(fronts)
     if catalog and cx.broker:
         d.event("catalog.item.updated", producer=catalog, consumers=[svc], fields=["sku", "title", "price", "updated_at"])
     g: dict[str, Ground] = {}
@@ -289,8 +304,8 @@ def search(cx: Cluster, facts: Facts) -> Draft:
         "search.freshness", f"How does the index follow {catalog or 'the catalogue'}?",
         [f"Events from {catalog or 'the owner'} on each change", "A periodic full reindex"], g,
     ))
-    d.touches += [x for x in (catalog, front) if x]
-    service_plan(d, cx, facts, svc, new=True, callers=[front] if front else [], events=["catalog.item.updated"])
+    d.touches += [x for x in (catalog, *fronts) if x]
+    service_plan(d, cx, facts, svc, new=True, callers=fronts, events=["catalog.item.updated"])
     d.checks.append("Does a catalogue change show up in search within the agreed delay?")
     return d
 
