@@ -12,7 +12,8 @@ chunk goes to ``on_delta``: people read the markdown as it is written, never the
 ``strict`` is false because the pydantic schema has optional fields with defaults, which strict
 mode forbids; the reply is validated here instead, with ``SpecialistOutput.model_validate``.
 
-A server that ignores ``response_format`` and answers in markdown is shown as it comes, and
+A server that ignores ``response_format`` and answers in markdown is shown as it comes (one that
+rejects it with a 400 naming it is asked again without it), and
 findings and positions are read from the text (``## Findings`` bullets, ``position: Q1 -> ...``
 lines) with empty proposal changes. A JSON reply that does not fit (malformed, cut off, a schema
 violation) gets one repair request: the reply so far, a message naming the field and the
@@ -138,18 +139,26 @@ class OpenAIProvider(Provider):
         timeout: float,
         on_delta: DeltaCallback,
     ) -> _Reply:
+        call: dict[str, Any] = {
+            "model": model,
+            "messages": messages,
+            # max_tokens, not max_completion_tokens: the older name is the one that local
+            # OpenAI-compatible servers understand.
+            "max_tokens": request.max_tokens,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+            "timeout": timeout,
+        }
+        create = self._get_client().chat.completions.create
         try:
-            stream = self._get_client().chat.completions.create(
-                model=model,
-                messages=messages,  # type: ignore[arg-type]
-                # max_tokens, not max_completion_tokens: the older name is the one that local
-                # OpenAI-compatible servers understand.
-                max_tokens=request.max_tokens,
-                response_format=response_format,  # type: ignore[arg-type]
-                stream=True,
-                stream_options={"include_usage": True},
-                timeout=timeout,
-            )
+            try:
+                stream = create(response_format=response_format, **call)
+            except openai.BadRequestError as exc:
+                if not _rejects_format(exc):
+                    raise
+                # A server without JSON-schema response formats: ask again without one; the
+                # reply is then read as JSON if the model still writes it, or as markdown.
+                stream = create(**call)
         except Exception as exc:
             raise self._map_error(exc, model, timeout) from exc
 
@@ -230,6 +239,11 @@ def reply_format(*, with_text: bool) -> dict[str, Any]:
         }
         name = "specialist_contribution"
     return {"type": "json_schema", "json_schema": {"name": name, "schema": schema, "strict": False}}
+
+
+def _rejects_format(exc: openai.BadRequestError) -> bool:
+    message = (_error_field(exc.body, "message") or exc.message or "").lower()
+    return "response_format" in message or "json_schema" in message
 
 
 class _Reply:

@@ -14,6 +14,7 @@ from fake_vendor import (
     Reply,
     anthropic_events,
     json_chunks,
+    openai_error,
     openai_events,
 )
 
@@ -300,6 +301,22 @@ def test_openai_markdown_from_a_server_that_ignores_the_format_falls_back_to_the
     assert deltas == MARKDOWN and len(fake_vendor.received) == 1
     assert result.proposal_changes == ProposalChanges().model_dump()
     assert result.findings[0]["title"].startswith("Orders charges the card")
+
+
+def test_openai_server_that_rejects_the_format_is_asked_again_without_it(fake_vendor, make_design_request):
+    fake_vendor.script(
+        openai_error(400, "Unsupported value: 'response_format.type' json_schema is not supported"),
+        Reply(events=openai_events(MARKDOWN)),
+    )
+    deltas: list[str] = []
+
+    result = openai(fake_vendor).run(make_design_request(), deltas.append)
+
+    first, second = fake_vendor.received
+    assert first.body["response_format"]["type"] == "json_schema"
+    assert "response_format" not in second.body and second.body["messages"] == first.body["messages"]
+    assert deltas == MARKDOWN and result.text == "".join(MARKDOWN)
+    assert result.proposal_changes == ProposalChanges().model_dump()
 
 
 def test_openai_json_without_text_is_rendered_from_the_structure(fake_vendor, make_design_request):
