@@ -1,37 +1,50 @@
 """Claude through the official ``anthropic`` SDK: streamed text, structured output by tool use.
 
-One request per call: the model writes its markdown reply (streamed to ``on_delta`` as it
-arrives) and then calls the ``report_contribution`` tool, whose input carries the summary,
-findings and positions. ``tool_choice`` stays ``auto`` because a forced tool call makes the
-model skip the text; if the tool call is missing, findings and positions are read from the
-text (``position: Q1 -> ...`` lines) instead. The SDK's own retries are off: Celery retries
-transient errors, with the message and ``retry_after`` this module provides.
+The model writes its markdown reply (streamed to ``on_delta`` as it arrives) and then calls the
+``report_contribution`` tool, whose ``input_schema`` is
+:func:`~sessions_app.design.schema.specialist_output_schema` (the pydantic model, one schema):
+summary, findings, positions with evidence, proposal changes, plan items and checks.
+``tool_choice`` stays ``auto`` because a forced tool call makes the model skip the text.
+
+The tool input is validated with ``SpecialistOutput.model_validate``. When it does not fit (a
+schema violation, JSON that does not parse, input cut off at ``max_tokens``), the adapter makes
+one more request, a repair: the conversation so far, a ``tool_result`` with ``is_error`` naming
+the field and the problem, and ``tool_choice`` forcing the tool, so that only the structured
+part comes back and the text already shown stands. If that fails too, the call ends with a
+permanent ProviderError naming the field. A reply without the tool call is not an error:
+findings and positions are then read from the text (``position: Q1 -> ...`` lines) and the
+proposal changes are empty.
+
+The SDK's own retries are off: Celery retries transient errors, with the message and
+``retry_after`` this module provides.
 """
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import anthropic
 import httpx2
 
+from sessions_app.design.schema import SpecialistOutput, specialist_output_schema
 from sessions_app.providers import vendor
 from sessions_app.providers.base import (
     DeltaCallback,
-    Position,
     Provider,
     ProviderError,
     ProviderRequest,
     ProviderResult,
 )
 from sessions_app.providers.prompting import (
+    InvalidStructuredOutput,
     build_messages,
-    clean_finding,
-    match_option,
-    parse_findings,
-    parse_positions,
+    repair_instruction,
+    settle_reply,
+    validate_structured,
 )
 
 DEFAULT_MODEL = "claude-sonnet-4-6"
@@ -60,51 +73,47 @@ TOOL_NAME = "report_contribution"
 REPORT_TOOL: dict[str, Any] = {
     "name": TOOL_NAME,
     "description": (
-        "Record the structured part of your contribution after you have written it as text: "
-        "a short summary, your findings, and one position per key question."
+        "Record the structured part of your contribution after you have written it as text: a short "
+        "summary, new findings, one position per key question with its evidence, the proposal changes, "
+        "plan items and integration checks this round asks for."
     ),
-    "input_schema": {
-        "type": "object",
-        "properties": {
-            "summary": {"type": "string", "description": "One paragraph."},
-            "findings": {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "properties": {
-                        "title": {"type": "string"},
-                        "detail": {"type": "string"},
-                        "severity": {
-                            "type": "string",
-                            "enum": ["info", "warning", "critical"],
-                        },
-                        "services": {"type": "array", "items": {"type": "string"}},
-                    },
-                    "required": ["title", "severity"],
-                },
-            },
-            "positions": {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "properties": {
-                        "question": {
-                            "type": "string",
-                            "description": "The key question's ref, e.g. Q1.",
-                        },
-                        "option": {
-                            "type": "string",
-                            "description": "One of the listed options, verbatim.",
-                        },
-                        "rationale": {"type": "string"},
-                    },
-                    "required": ["question", "option"],
-                },
-            },
-        },
-        "required": ["summary", "findings", "positions"],
-    },
+    "input_schema": specialist_output_schema(),
 }
+# The SDK raises this (a ValueError) while streaming when the tool input is not valid JSON.
+_BAD_TOOL_JSON = "Unable to parse tool parameter JSON"
+_JIT_ERROR = re.compile(r"Error: (?P<why>.+?)\. JSON:", re.DOTALL)
+
+
+@dataclass
+class _Attempt:
+    """What one request gave: its streamed text, the final message, usage."""
+
+    text: str
+    message: Any | None  # None when the stream stopped on tool input that is not JSON
+    model: str
+    tokens_in: int = 0
+    tokens_out: int = 0
+    bad_json: str | None = None  # why the tool input did not parse
+
+    @property
+    def stop_reason(self) -> str | None:
+        return getattr(self.message, "stop_reason", None)
+
+    def structured(self) -> SpecialistOutput | None:
+        """The validated tool input; None without a tool call. Raises InvalidStructuredOutput."""
+        if self.bad_json:
+            raise InvalidStructuredOutput(self.bad_json)
+        block = _tool_block(self)
+        if block is None:
+            return None
+        if self.stop_reason == "max_tokens":
+            # The SDK parses tool JSON leniently, so a cut-off input would pass as a shorter one.
+            raise InvalidStructuredOutput(f"(root): the {TOOL_NAME} input was cut off at max_tokens")
+        return validate_structured(block.input)
+
+
+class _BadToolJson(Exception):
+    pass
 
 
 class AnthropicProvider(Provider):
@@ -146,30 +155,70 @@ class AnthropicProvider(Provider):
         model = request.model or self.model
         timeout = vendor.call_timeout(self.timeout, request.timeout, DEFAULT_TIMEOUT)
         system, user = build_messages(request, tool_name=TOOL_NAME)
+        messages: list[dict[str, Any]] = [{"role": "user", "content": user}]
 
-        streamed: list[str] = []
+        first = self._attempt(model, system, messages, {"type": "auto"}, request, timeout, on_delta)
+
+        def repair(detail: str, show: DeltaCallback) -> _Attempt:
+            # The text stands: the tool call alone is asked for again, forced this time.
+            forced = {"type": "tool", "name": TOOL_NAME}
+            return self._attempt(
+                model, system, _repair_messages(messages, first, detail), forced, request, timeout, show
+            )
+
+        return settle_reply(
+            provider=self.name, first=first, repair=repair, on_delta=on_delta, request=request, prices=PRICES
+        )
+
+    def _attempt(
+        self,
+        model: str,
+        system: str,
+        messages: list[dict[str, Any]],
+        tool_choice: dict[str, Any],
+        request: ProviderRequest,
+        timeout: float,
+        on_delta: DeltaCallback,
+    ) -> _Attempt:
+        """One streamed request; text deltas go to ``on_delta`` as they arrive."""
         try:
             manager = self._get_client().messages.stream(
                 model=model,
                 max_tokens=request.max_tokens,
                 system=system,
-                messages=[{"role": "user", "content": user}],
+                messages=messages,  # type: ignore[arg-type]
                 tools=[REPORT_TOOL],  # type: ignore[list-item]
-                tool_choice={"type": "auto"},
+                tool_choice=tool_choice,  # type: ignore[arg-type]
                 timeout=timeout,
             )
             stream = manager.__enter__()
         except Exception as exc:
             raise self._map_error(exc, model, timeout) from exc
+        pieces: list[str] = []
+        message: Any | None = None
+        bad_json: str | None = None
         try:
-            for text in self._text_deltas(stream, model, timeout):
-                streamed.append(text)
-                on_delta(text)
-            message = self._guard(stream.get_final_message, model, timeout)
+            try:
+                for text in self._text_deltas(stream, model, timeout):
+                    pieces.append(text)
+                    on_delta(text)
+            except _BadToolJson as bad:
+                bad_json = str(bad)
+            else:
+                message = self._guard(stream.get_final_message, model, timeout)
         finally:
             stream.close()
-
-        return self._result(request, model, message, "".join(streamed), on_delta)
+        # After bad tool JSON there is no final message, only the snapshot so far (for usage).
+        snapshot = message if message is not None else _snapshot(stream)
+        usage = getattr(snapshot, "usage", None)
+        return _Attempt(
+            text="".join(pieces),
+            message=message,
+            model=getattr(snapshot, "model", None) or model,
+            tokens_in=int(getattr(usage, "input_tokens", 0) or 0),
+            tokens_out=int(getattr(usage, "output_tokens", 0) or 0),
+            bad_json=bad_json,
+        )
 
     def _text_deltas(self, stream: Any, model: str, timeout: float) -> Iterator[str]:
         """Text deltas in order; vendor failures surface as ProviderError.
@@ -184,6 +233,12 @@ class AnthropicProvider(Provider):
                 event = next(iterator)
             except StopIteration:
                 break
+            except ValueError as exc:
+                if not str(exc).startswith(_BAD_TOOL_JSON):
+                    raise self._map_error(exc, model, timeout) from exc
+                found = _JIT_ERROR.search(str(exc))
+                why = f" ({found['why']})" if found else ""
+                raise _BadToolJson(f"(root): the {TOOL_NAME} input is not valid JSON{why}") from exc
             except Exception as exc:
                 raise self._map_error(exc, model, timeout) from exc
             kind = getattr(event, "type", None)
@@ -199,77 +254,6 @@ class AnthropicProvider(Provider):
             return call()
         except Exception as exc:
             raise self._map_error(exc, model, timeout) from exc
-
-    def _result(
-        self,
-        request: ProviderRequest,
-        model: str,
-        message: Any,
-        text: str,
-        on_delta: DeltaCallback,
-    ) -> ProviderResult:
-        tool_input = next(
-            (
-                block.input
-                for block in message.content
-                if getattr(block, "type", None) == "tool_use" and getattr(block, "name", None) == TOOL_NAME
-            ),
-            None,
-        )
-        structured = tool_input if isinstance(tool_input, dict) else {}
-        if not text.strip():
-            # The model went straight to the tool: the contribution still needs readable text.
-            text = render_structured(structured)
-            if not text:
-                raise vendor.empty_error(self.name, getattr(message, "stop_reason", None))
-            on_delta(text)
-
-        findings = [f for f in (clean_finding(raw) for raw in structured.get("findings") or []) if f]
-        positions = self._positions(structured.get("positions"), request)
-        text_positions = parse_positions(text, request.key_questions)
-        known = {p.question for p in positions}
-        positions += [p for p in text_positions if p.question not in known]
-
-        usage = getattr(message, "usage", None)
-        tokens_in = int(getattr(usage, "input_tokens", 0) or 0)
-        tokens_out = int(getattr(usage, "output_tokens", 0) or 0)
-        reported_model = getattr(message, "model", None) or model
-        return ProviderResult(
-            text=text,
-            provider=self.name,
-            model=reported_model,
-            findings=findings or parse_findings(text),
-            positions=positions,
-            tokens_in=tokens_in,
-            tokens_out=tokens_out,
-            cost=vendor.price(reported_model, tokens_in, tokens_out, PRICES),
-            summary=str(structured.get("summary") or "").strip(),
-        )
-
-    @staticmethod
-    def _positions(raw: object, request: ProviderRequest) -> list[Position]:
-        if not isinstance(raw, list):
-            return []
-        by_ref = {q.ref.lower(): q for q in request.key_questions}
-        positions: list[Position] = []
-        seen: set[str] = set()
-        for item in raw:
-            if not isinstance(item, dict):
-                continue
-            ref = str(item.get("question") or "").strip()
-            option = str(item.get("option") or "").strip()
-            question = by_ref.get(ref.lower())
-            if not ref or not option or ref.lower() in seen or (request.key_questions and question is None):
-                continue
-            seen.add(ref.lower())
-            positions.append(
-                Position(
-                    question=question.ref if question else ref,
-                    option=match_option(option, question.options) if question else option,
-                    rationale=str(item.get("rationale") or "").strip(),
-                )
-            )
-        return positions
 
     def _map_error(self, exc: BaseException, model: str, timeout: float) -> ProviderError:
         if isinstance(exc, ProviderError):
@@ -305,31 +289,42 @@ def _error_message(body: object) -> str | None:
     return message if isinstance(message, str) else None
 
 
-def render_structured(structured: dict[str, Any]) -> str:
-    """Markdown in the reply format from the tool input alone."""
-    if not structured:
-        return ""
-    lines: list[str] = []
-    summary = str(structured.get("summary") or "").strip()
-    if summary:
-        lines += [summary, ""]
-    lines.append("## Findings")
-    lines.append("")
-    findings = [f for f in (clean_finding(raw) for raw in structured.get("findings") or []) if f]
-    for finding in findings:
-        services = f" ({', '.join(finding['services'])})" if finding["services"] else ""
-        detail = f": {finding['detail']}" if finding["detail"] and finding["detail"] != finding["title"] else ""
-        lines.append(f"- [{finding['severity']}] {finding['title']}{services}{detail}")
-    if not findings:
-        lines.append("- none reported")
-    positions = [p for p in structured.get("positions") or [] if isinstance(p, dict)]
-    if positions:
-        lines += ["", "## Positions"]
-        for item in positions:
-            rationale = str(item.get("rationale") or "").strip()
-            because = f" because {rationale}" if rationale else ""
-            lines += [
-                "",
-                f"position: {item.get('question', '')} -> {item.get('option', '')}{because}",
-            ]
-    return "\n".join(lines)
+def _snapshot(stream: Any) -> Any | None:
+    try:
+        return stream.current_message_snapshot
+    except AssertionError:  # nothing arrived before the failure
+        return None
+
+
+def _tool_block(attempt: _Attempt) -> Any | None:
+    if attempt.message is None:
+        return None
+    return next(
+        (
+            block
+            for block in attempt.message.content
+            if getattr(block, "type", None) == "tool_use" and getattr(block, "name", None) == TOOL_NAME
+        ),
+        None,
+    )
+
+
+def _repair_messages(messages: list[dict[str, Any]], attempt: _Attempt, detail: str) -> list[dict[str, Any]]:
+    """The conversation for the repair request: the first reply, then what was wrong with it."""
+    instruction = repair_instruction(detail, tool_name=TOOL_NAME)
+    block = _tool_block(attempt)
+    assistant: list[dict[str, Any]] = []
+    if attempt.text.strip():
+        assistant.append({"type": "text", "text": attempt.text})
+    if block is not None:
+        tool_input = block.input if isinstance(block.input, dict) else {}
+        assistant.append({"type": "tool_use", "id": block.id, "name": TOOL_NAME, "input": tool_input})
+        reply: list[dict[str, Any]] = [
+            {"type": "tool_result", "tool_use_id": block.id, "is_error": True, "content": instruction}
+        ]
+    else:
+        reply = [{"type": "text", "text": instruction}]
+    if not assistant:
+        # Nothing usable to replay as the assistant's turn: say it in the user's turn.
+        return [{"role": "user", "content": [{"type": "text", "text": messages[0]["content"]}, *reply]}]
+    return [*messages, {"role": "assistant", "content": assistant}, {"role": "user", "content": reply}]

@@ -1,22 +1,42 @@
 """Any OpenAI-compatible chat-completions endpoint (Ollama, vLLM, LM Studio, llama.cpp server)
-through the official ``openai`` SDK.
+through the official ``openai`` SDK, with the structured part by JSON-schema response format.
 
-Local servers rarely implement tool calling the same way, so structured output is read from
-the text: findings from the bullets under ``## Findings`` and positions from
-``position: Q1 -> option because reason`` lines, both requested by the shared prompt. Usage
-comes from the final chunk when the server honours ``stream_options.include_usage``;
-otherwise it is recorded as 0. The SDK's own retries are off: Celery retries transient vendor.
+How the reply streams. ``response_format={"type": "json_schema", ...}`` constrains the *whole*
+reply to JSON, so the markdown text cannot come before it as with Anthropic's tool use. The
+schema sent is therefore :func:`~sessions_app.design.schema.specialist_output_schema` plus one
+string field, ``text``, asked for first, that holds the markdown reply. While the stream arrives,
+the accumulated JSON is re-read with ``jiter`` in ``trailing-strings`` partial mode (the SDK's
+own ``chat.completions.stream`` helper uses ``partial_mode=True``, which drops an unfinished
+string, so the text would only appear once complete) and what ``text`` gained since the last
+chunk goes to ``on_delta``: people read the markdown as it is written, never the JSON.
+``strict`` is false because the pydantic schema has optional fields with defaults, which strict
+mode forbids; the reply is validated here instead, with ``SpecialistOutput.model_validate``.
+
+A server that ignores ``response_format`` and answers in markdown is shown as it comes (one that
+rejects it with a 400 naming it is asked again without it), and
+findings and positions are read from the text (``## Findings`` bullets, ``position: Q1 -> ...``
+lines) with empty proposal changes. A JSON reply that does not fit (malformed, cut off, a schema
+violation) gets one repair request: the reply so far, a message naming the field and the
+problem, and a response format without ``text``, so that only the structured part comes back
+and the text already shown stands. If that fails too, the call ends with a permanent
+ProviderError naming the field.
+
+Usage comes from the final chunk when the server honours ``stream_options.include_usage``;
+otherwise it is recorded as 0. The SDK's own retries are off: Celery retries transient errors.
 """
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterator
 from typing import Any
 
 import httpx2
+import jiter
 import openai
 
+from sessions_app.design.schema import SpecialistOutput, specialist_output_schema
 from sessions_app.providers import vendor
 from sessions_app.providers.base import (
     DeltaCallback,
@@ -26,14 +46,17 @@ from sessions_app.providers.base import (
     ProviderResult,
 )
 from sessions_app.providers.prompting import (
+    InvalidStructuredOutput,
     build_messages,
-    parse_findings,
-    parse_positions,
+    repair_instruction,
+    settle_reply,
+    validate_structured,
 )
 
 DEFAULT_MODEL = "gpt-4o-mini"
 DEFAULT_TIMEOUT = 120.0
 KEY_SETTING = "OPENAI_API_KEY"
+TEXT_FIELD = "text"
 NOT_CONFIGURED = "The openai provider is not configured: set OPENAI_BASE_URL."
 # Local servers ignore the key, but the SDK refuses to build a client without one; this value
 # is only ever sent to the configured base URL.
@@ -86,47 +109,67 @@ class OpenAIProvider(Provider):
             raise ProviderError(NOT_CONFIGURED, transient=False)
         model = request.model or self.model
         timeout = vendor.call_timeout(self.timeout, request.timeout, DEFAULT_TIMEOUT)
-        system, user = build_messages(request)
+        system, user = build_messages(request, json_field=TEXT_FIELD)
+        messages: list[dict[str, Any]] = [
+            {"role": "system", "content": system},
+            {"role": "user", "content": user},
+        ]
 
+        first = self._attempt(model, messages, reply_format(with_text=True), request, timeout, on_delta)
+
+        def repair(detail: str, show: DeltaCallback) -> _Reply:
+            # The text stands: the structured part alone is asked for again, without `text`.
+            conversation = [
+                *messages,
+                {"role": "assistant", "content": first.raw},
+                {"role": "user", "content": repair_instruction(detail)},
+            ]
+            return self._attempt(model, conversation, reply_format(with_text=False), request, timeout, show)
+
+        return settle_reply(
+            provider=self.name, first=first, repair=repair, on_delta=on_delta, request=request, prices=PRICES
+        )
+
+    def _attempt(
+        self,
+        model: str,
+        messages: list[dict[str, Any]],
+        response_format: dict[str, Any],
+        request: ProviderRequest,
+        timeout: float,
+        on_delta: DeltaCallback,
+    ) -> _Reply:
+        call: dict[str, Any] = {
+            "model": model,
+            "messages": messages,
+            # max_tokens, not max_completion_tokens: the older name is the one that local
+            # OpenAI-compatible servers understand.
+            "max_tokens": request.max_tokens,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+            "timeout": timeout,
+        }
+        create = self._get_client().chat.completions.create
         try:
-            stream = self._get_client().chat.completions.create(
-                model=model,
-                messages=[
-                    {"role": "system", "content": system},
-                    {"role": "user", "content": user},
-                ],
-                # max_tokens, not max_completion_tokens: the older name is the one that local
-                # OpenAI-compatible servers understand.
-                max_tokens=request.max_tokens,
-                stream=True,
-                stream_options={"include_usage": True},
-                timeout=timeout,
-            )
+            try:
+                stream = create(response_format=response_format, **call)
+            except openai.BadRequestError as exc:
+                if not _rejects_format(exc):
+                    raise
+                # A server without JSON-schema response formats: ask again without one; the
+                # reply is then read as JSON if the model still writes it, or as markdown.
+                stream = create(**call)
         except Exception as exc:
             raise self._map_error(exc, model, timeout) from exc
 
-        state = _StreamState(model=model)
-        pieces: list[str] = []
+        reply = _Reply(_StreamState(model=model), on_delta)
         try:
-            for piece in self._text_deltas(stream, state, timeout):
-                pieces.append(piece)
-                on_delta(piece)
+            for piece in self._text_deltas(stream, reply.state, timeout):
+                reply.feed(piece)
         finally:
             stream.close()
-
-        text = "".join(pieces)
-        if not text.strip():
-            raise vendor.empty_error(self.name, state.finish_reason)
-        return ProviderResult(
-            text=text,
-            provider=self.name,
-            model=state.model,
-            findings=parse_findings(text),
-            positions=parse_positions(text, request.key_questions),
-            tokens_in=state.tokens_in,
-            tokens_out=state.tokens_out,
-            cost=vendor.price(state.model, state.tokens_in, state.tokens_out, PRICES),
-        )
+        reply.finish()
+        return reply
 
     def _text_deltas(self, stream: Any, state: _StreamState, timeout: float) -> Iterator[str]:
         """Content deltas in order, recording usage and finish reason on ``state``.
@@ -180,6 +223,129 @@ class OpenAIProvider(Provider):
                 transient=True,
             )
         return vendor.malformed_error(self.name, f"{type(exc).__name__}: {exc}")
+
+
+def reply_format(*, with_text: bool) -> dict[str, Any]:
+    """The ``response_format``: the design schema, with the markdown ``text`` field first unless
+    this is the repair request, which asks for the structured part alone."""
+    schema = specialist_output_schema()
+    name = "specialist_output"
+    if with_text:
+        text = {"type": "string", "description": "The whole markdown reply, written first."}
+        schema = {
+            **schema,
+            "properties": {TEXT_FIELD: text, **schema["properties"]},
+            "required": [TEXT_FIELD, *schema.get("required", [])],
+        }
+        name = "specialist_contribution"
+    return {"type": "json_schema", "json_schema": {"name": name, "schema": schema, "strict": False}}
+
+
+def _rejects_format(exc: openai.BadRequestError) -> bool:
+    message = (_error_field(exc.body, "message") or exc.message or "").lower()
+    return "response_format" in message or "json_schema" in message
+
+
+class _Reply:
+    """One streamed reply: shows its markdown as it grows, then yields the structured part.
+
+    The first characters decide how it is read: a JSON object (optionally inside a ``` fence)
+    shows its ``text`` field; anything else is markdown from a server that ignored the response
+    format, shown as it comes.
+    """
+
+    def __init__(self, state: _StreamState, on_delta: DeltaCallback) -> None:
+        self.state = state
+        self.on_delta = on_delta
+        self.raw = ""
+        self.text = ""  # what has been shown of the markdown
+        self.mode: str | None = None  # "json" | "markdown", once the first characters tell
+        self._body_start = 0
+
+    @property
+    def stop_reason(self) -> str | None:
+        return self.state.finish_reason
+
+    @property
+    def model(self) -> str:
+        return self.state.model
+
+    @property
+    def tokens_in(self) -> int:
+        return self.state.tokens_in
+
+    @property
+    def tokens_out(self) -> int:
+        return self.state.tokens_out
+
+    def feed(self, piece: str) -> None:
+        self.raw += piece
+        self._refresh(final=False)
+
+    def finish(self) -> None:
+        self._refresh(final=True)
+
+    def _refresh(self, *, final: bool) -> None:
+        if self.mode is None:
+            self._sniff(final=final)
+        if self.mode == "markdown":
+            self._show(self.raw)
+        elif self.mode == "json":
+            self._show(self._partial_text())
+
+    def structured(self) -> SpecialistOutput | None:
+        """The validated structured part; None for a markdown reply. Raises InvalidStructuredOutput."""
+        if self.mode != "json":
+            return None
+        body = self.raw[self._body_start :].strip()
+        if body.endswith("```"):
+            body = body[:-3].rstrip()
+        try:
+            data = json.loads(body)
+        except ValueError as exc:
+            cut = " (the reply was cut off at max_tokens)" if self.state.finish_reason == "length" else ""
+            raise InvalidStructuredOutput(f"(root): the reply is not valid JSON: {exc}{cut}") from None
+        if not isinstance(data, dict):
+            raise InvalidStructuredOutput("(root): the reply is not a JSON object")
+        text = data.pop(TEXT_FIELD, "")
+        if not isinstance(text, str):
+            raise InvalidStructuredOutput(f"{TEXT_FIELD}: Input should be a valid string")
+        return validate_structured(data)
+
+    def _sniff(self, *, final: bool) -> None:
+        head = self.raw.lstrip()
+        if not head:
+            return
+        offset = len(self.raw) - len(head)
+        if head.startswith("{"):
+            self.mode, self._body_start = "json", offset
+            return
+        if head.startswith("```"):
+            newline = head.find("\n")
+            rest = head[newline + 1 :].lstrip() if newline >= 0 else ""
+            if rest.startswith("{"):
+                self.mode, self._body_start = "json", offset + head.index("{", newline)
+                return
+            if not rest and not final:
+                return  # the fence line or the line after it is still arriving
+        elif "```".startswith(head) and not final:
+            return  # one or two backticks: a fence may be starting
+        self.mode = "markdown"
+
+    def _partial_text(self) -> str:
+        try:
+            data = jiter.from_json(self.raw[self._body_start :].encode(), partial_mode="trailing-strings")
+        except ValueError:
+            return self.text  # not parseable yet (or trailing fence): wait for the final read
+        text = data.get(TEXT_FIELD) if isinstance(data, dict) else None
+        return text if isinstance(text, str) else self.text
+
+    def _show(self, text: str) -> None:
+        # Only ever extend what people have seen; a rewrite of shown text is not streamed.
+        if len(text) > len(self.text) and text.startswith(self.text):
+            delta = text[len(self.text) :]
+            self.text = text
+            self.on_delta(delta)
 
 
 class _StreamState:

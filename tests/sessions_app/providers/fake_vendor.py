@@ -186,11 +186,17 @@ def anthropic_events(
     input_tokens: int = 1200,
     output_tokens: int = 300,
     tool_input: dict[str, Any] | None = None,
+    tool_json: str | None = None,
     tool_json_parts: int = 4,
     stop_reason: str | None = None,
     message_stop: bool = True,
 ) -> list[bytes]:
-    """A Messages API stream as Anthropic sends it: text block, optional tool_use block."""
+    """A Messages API stream as Anthropic sends it: text block, optional tool_use block.
+
+    ``tool_json`` sends the tool input as this raw text instead (to send JSON that does not parse).
+    """
+    if tool_json is not None:
+        tool_input = {}
     frames = [
         sse(
             "message_start",
@@ -258,7 +264,7 @@ def anthropic_events(
             )
         )
         # Like the API, the first delta is empty and the JSON arrives in arbitrary slices.
-        encoded = json.dumps(tool_input)
+        encoded = tool_json if tool_json is not None else json.dumps(tool_input)
         size = max(1, len(encoded) // tool_json_parts + 1)
         parts = [""] + [encoded[i : i + size] for i in range(0, len(encoded), size)]
         for part in parts:
@@ -385,6 +391,13 @@ def openai_events(
     if done:
         frames.append(data_frame("[DONE]"))
     return frames
+
+
+def json_chunks(payload: dict[str, Any] | str, parts: int = 6) -> list[str]:
+    """A JSON reply cut into ``parts`` content deltas, the way a model streams a structured answer."""
+    encoded = payload if isinstance(payload, str) else json.dumps(payload)
+    size = max(1, len(encoded) // parts + 1)
+    return [encoded[i : i + size] for i in range(0, len(encoded), size)]
 
 
 def openai_error(

@@ -15,10 +15,13 @@ from sessions_app.providers.anthropic import AnthropicProvider
 from sessions_app.providers.base import KeyQuestionBrief, Position, ProviderError
 from sessions_app.providers.openai import OpenAIProvider
 from sessions_app.providers.prompting import (
+    ROUND_TASKS,
+    InvalidStructuredOutput,
     build_messages,
     match_option,
     parse_findings,
     parse_positions,
+    validate_structured,
 )
 from sessions_app.providers.rules import RulesProvider
 from sessions_app.providers.vendor import (
@@ -42,7 +45,12 @@ def test_system_prompt_carries_the_specialist_and_the_reply_contract(make_reques
     assert "`## Findings`, `## Recommendations`, `## Open questions`" in system
     assert "position: <ref> -> <option> because <reason>" in system
     assert "report_contribution" not in system
-    assert build_messages(request, tool_name="report_contribution")[0].count("report_contribution") == 1
+    tool_system = build_messages(request, tool_name="report_contribution")[0]
+    assert tool_system.count("report_contribution") == 1
+    assert "`proposal_changes`" in tool_system and "`depends_on_keys`" in tool_system
+    json_system = build_messages(request, json_field="text")[0]
+    assert "one JSON object" in json_system and "Write `text` first." in json_system
+    assert "report_contribution" not in json_system
 
 
 def test_user_message_has_brief_context_findings_and_questions(make_request):
@@ -64,6 +72,73 @@ def test_user_message_without_findings_or_questions(make_request):
 
     assert "- none: the rule-based analysis found nothing for this focus" in user
     assert "Key questions" not in user
+
+
+def test_without_a_design_the_prompt_has_no_design_blocks(make_request):
+    _, user = build_messages(make_request())
+
+    for heading in ("## This round", "## Design brief", "## Current proposal", "## User feedback", "## Team"):
+        assert heading not in user
+
+
+@pytest.mark.parametrize("kind", sorted(ROUND_TASKS))
+def test_each_round_kind_says_what_it_must_produce(make_design_request, kind):
+    _, user = build_messages(make_design_request(round_kind=kind))
+
+    title, task = ROUND_TASKS[kind]
+    assert f"## This round: {title}\nIt must produce: {task}" in user
+
+
+def test_round_tasks_name_their_own_output():
+    assert "plan items" in ROUND_TASKS["planning"][1] and "dependencies" in ROUND_TASKS["planning"][1]
+    assert ROUND_TASKS["validation"][1].startswith("checks")
+    assert "once" in ROUND_TASKS["analysis"][1]
+    assert "feedback" in ROUND_TASKS["follow_up"][1]
+
+
+def test_the_prompt_is_deterministic_and_in_a_fixed_order(make_design_request):
+    first = build_messages(make_design_request())
+    assert build_messages(make_design_request()) == first
+    user = first[1]
+    order = [
+        "## This round",
+        "## Design brief",
+        "## Current proposal",
+        "## User feedback",
+        "## Rule-based",
+        "## Key",
+        "## Team",
+    ]
+    assert [user.index(heading) for heading in order] == sorted(user.index(heading) for heading in order)
+
+
+def test_an_empty_proposal_says_the_cluster_is_unchanged(make_design_request):
+    _, user = build_messages(make_design_request(proposal={}, proposal_version=1))
+
+    assert "## Current proposal (version 1)\nNo changes yet: the cluster as it is." in user
+
+
+def test_key_questions_carry_their_grounds(make_request):
+    question = KeyQuestionBrief(
+        "Q1",
+        "Where does payments keep its data?",
+        ["Reuse the orders database", "Separate database for payments"],
+        grounds={"security": {"option": 1, "why": "PCI DSS in the constraints", "evidence": ["brief:PCI"]}},
+    )
+
+    _, user = build_messages(make_request(key_questions=[question]))
+
+    assert (
+        '  - grounds (Security Guardian): favours "Separate database for payments": PCI DSS in the constraints '
+        "[brief:PCI]" in user
+    )
+
+
+def test_a_schema_violation_names_the_field_and_counts_the_rest():
+    with pytest.raises(InvalidStructuredOutput) as caught:
+        validate_structured({"findings": [{"severity": "high"}], "plan_items": [{"task": ""}], "extra": 1})
+
+    assert caught.value.detail == "findings.0.title: Field required (and 3 more)"
 
 
 QUESTIONS = [
