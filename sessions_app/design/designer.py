@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from sessions_app.design.cluster import Cluster
-from sessions_app.design.drafts import drafts_for, feedback_drafts, task_owner
+from sessions_app.design.drafts import assign_tasks, drafts_for, feedback_drafts
 from sessions_app.design.proposal import merge, proposal_diff, proposal_lines
 from sessions_app.design.schema import Brief, PlanItem, ProposalChanges, ProposalContent, StructuredPosition
 from teams_app.inventory.types import ROLE_LABELS, ROLES, Finding
@@ -268,17 +268,7 @@ def plan_tasks(drafts) -> list:
 
 
 def owned_tasks(tasks, team: list[dict], slug: str) -> list:
-    counts: dict[str, int] = {}
-    mine = []
-    for t in tasks:
-        if t.role == "user":
-            continue
-        index = counts.get(t.role, 0)
-        counts[t.role] = index + 1
-        owner = task_owner(team, t.role, index)
-        if owner is not None and owner.get("slug") == slug:
-            mine.append(t)
-    return mine
+    return [t for t, owner in assign_tasks(tasks, team) if owner.get("slug") == slug]
 
 
 def _planning(req: DesignRequest) -> DesignReply:

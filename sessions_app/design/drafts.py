@@ -65,3 +65,19 @@ def task_owner(team: list[dict], role: str, index: int) -> dict | None:
     """The member who owns the ``index``-th task of ``role``: spread over the role's owners."""
     candidates = owners(team, role)
     return candidates[index % len(candidates)] if candidates else None
+
+
+def assign_tasks(tasks, team: list[dict]) -> list[tuple]:
+    """(task, owner) for every non-USER task with an owner: each role's tasks spread over the
+    members who own that role, in order."""
+    counts: dict[str, int] = {}
+    assigned = []
+    for t in tasks:
+        if t.role == "user":
+            continue
+        index = counts.get(t.role, 0)
+        counts[t.role] = index + 1
+        owner = task_owner(team, t.role, index)
+        if owner is not None:
+            assigned.append((t, owner))
+    return assigned

@@ -17,7 +17,7 @@ from sessions_app import events
 from sessions_app.design import services as design
 from sessions_app.design.brief import brief_build, brief_text
 from sessions_app.design.designer import checks_for
-from sessions_app.design.drafts import feedback_drafts, route_by_design, task_owner
+from sessions_app.design.drafts import assign_tasks, feedback_drafts, route_by_design
 from sessions_app.design.plan import plan_merge
 from sessions_app.design.proposal import EdgeConflict, diff_is_empty, merge, proposal_diff, proposal_lines
 from sessions_app.design.questions import edge_conflict_question, grounds_json, session_questions
@@ -363,23 +363,10 @@ def _replan_for_feedback(session: DesignSession, ctx: SessionContext, feedback: 
     added = [
         PlanItem(specialist=t_owner["slug"], service=t.service, task=t.task, acceptance=t.acceptance, key=t.key,
                  depends_on_keys=list(t.after))
-        for t, t_owner in _owned(drafts, team)
+        for t, t_owner in assign_tasks([t for d in drafts for t in d.tasks], team)
     ]
     if added:
         design.plan_record(session=session, plan=plan_merge(existing + added, drafts))
-
-
-def _owned(drafts, team):
-    counts: dict[str, int] = {}
-    for d in drafts:
-        for t in d.tasks:
-            if t.role == "user":
-                continue
-            index = counts.get(t.role, 0)
-            counts[t.role] = index + 1
-            owner = task_owner(team, t.role, index)
-            if owner is not None:
-                yield t, owner
 
 
 def _edge_question(session: DesignSession, rnd: Round, conflict: EdgeConflict, done: list[Contribution]) -> None:
