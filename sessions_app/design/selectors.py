@@ -14,7 +14,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.urls import reverse
 
 from sessions_app.design.models import DesignProposal
-from sessions_app.design.proposal import diff_is_empty, edge_line, proposal_diff, proposal_lines
+from sessions_app.design.proposal import diff_is_empty, proposal_diff, proposal_lines
 from sessions_app.design.schema import Brief, PlanItem, ProposalContent
 from sessions_app.models import DesignSession, DiagramVersion, ValidationPoint, ValidationResponse
 
@@ -69,11 +69,6 @@ def brief_view(session: DesignSession) -> dict | None:
     }
 
 
-def _changes(content: ProposalContent, kind: str) -> dict[str, list]:
-    items = getattr(content, kind)
-    return {change: [i for i in items if i.change == change] for change in ("add", "change", "remove")}
-
-
 def proposal_view(session: DesignSession, proposal: DesignProposal | None = None) -> dict | None:
     """The latest (or given) proposal with its diff against the previous version and its links."""
     proposal = proposal or proposal_latest(session)
@@ -96,11 +91,10 @@ def proposal_view(session: DesignSession, proposal: DesignProposal | None = None
         "p": proposal,
         "content": content,
         "services": content.services,
-        "edges": [{"e": e, "line": edge_line(e)} for e in content.edges],
+        "edges": content.edges,
         "events": content.events,
         "ownership": content.data_ownership,
         "risks": content.risks,
-        "counts": {k: _changes(content, k) for k in ("services", "edges")},
         "diff": {k: list(diff.get(k) or []) for k in ("added", "removed", "changed")},
         "diff_empty": diff_is_empty(diff),
         "previous": proposal.version - 1 if proposal.version > 1 else None,
@@ -246,7 +240,3 @@ def plan_document(session: DesignSession) -> list[dict]:
         }
         for i in plan_of(session)
     ]
-
-
-def proposal_text_lines(proposal: DesignProposal) -> list[str]:
-    return proposal_lines(proposal_content(proposal))
