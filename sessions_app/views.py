@@ -12,6 +12,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from sessions_app import selectors, services
 from sessions_app.design import selectors as design_selectors
+from sessions_app.engine.flow import key_decisions
 from sessions_app.forms import (
     AttachPRDForm,
     BudgetForm,
@@ -118,6 +119,7 @@ def _user_panel_context(request: HttpRequest, session: DesignSession, access) ->
         failed = [c for c in selectors.round_view(latest)["cards"] if c.status == Contribution.Status.FAILED]
     return {
         "points": points,
+        "key_decisions": key_decisions(session) if points else [],
         "can_steer": access.can(Action.RUN_SESSIONS),
         "can_post": access.can(Action.POST_MESSAGES),
         "conflicts": selectors.conflicts_waiting(session) if session.status == DesignSession.Status.AWAITING_USER else [],

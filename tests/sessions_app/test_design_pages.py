@@ -194,6 +194,7 @@ def test_the_card_shows_the_proposed_cluster_and_the_form_records_the_version_se
     card = re.search(rf'<section class="card validation" id="point-{point.pk}">.*?</section>', html, re.S).group(0)
     assert "Proposal v1" in card and "Proposed Architecture:" in card and "payments*" in card
     assert "What changed since" not in card  # the first point: nothing seen before
+    assert "Key decisions" not in card  # none agreed yet
     assert '<input type="hidden" name="proposal_seen" value="1">' in card
 
     url = reverse("validation_respond", kwargs={"pk": session.pk, "point_id": point.pk})
@@ -229,6 +230,10 @@ def test_the_next_point_shows_what_changed_since_the_version_each_person_last_sa
     ValidationPoint.objects.filter(session=session, state="open").update(state="cancelled")
     second = open_gate(session)
 
+    from sessions_app.models import KeyQuestion
+
+    KeyQuestion.objects.create(session=session, ref="Q1", text="A separate payment database for PCI?",
+                               options=["Yes: payments-db", "No: shared postgres"], state="decided", chosen="Yes: payments-db")
     for who in ("pete", "paula"):  # pete answered v1; paula never answered: the previous point showed v1
         html = page(client, people[who], session)
         card = re.search(rf'id="point-{second.pk}">.*?</section>', html, re.S).group(0)
@@ -238,6 +243,7 @@ def test_the_next_point_shows_what_changed_since_the_version_each_person_last_sa
         assert any("event inventory.reserved" in line for line in added), (who, added)
         assert any("orders → inventory AMQP async" in line for line in added), (who, added)
         assert '<input type="hidden" name="proposal_seen" value="2">' in card
+        assert "A separate payment database for PCI? → Yes: payments-db (decided by the user)" in text(card)
 
 
 # -- the compare page ----------------------------------------------------------------------
