@@ -65,6 +65,8 @@ class ValidationResponseForm(forms.Form):
         choices=[("approve", "Approve"), ("request_changes", "Request changes"), ("reject", "Reject")], required=False
     )
     comment = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), max_length=5000, required=False)
+    # The proposal version the card showed when the person answered.
+    proposal_seen = forms.IntegerField(min_value=1, required=False, widget=forms.HiddenInput)
 
     def __init__(self, *args, point, **kwargs):
         super().__init__(*args, **kwargs)

@@ -57,6 +57,23 @@ def _side(session: DesignSession) -> str:
     return "".join(parts)
 
 
+_DESIGN_PANELS = {
+    "brief.ready": ("brief",),
+    "proposal.updated": ("proposal",),
+    "plan.updated": ("plan",),
+}
+
+
+def _design(session: DesignSession, kind: str) -> str:
+    """The design panels an event changes, rendered from the current rows (state-based, so a
+    replayed event shows the latest version again instead of an older one)."""
+    panels = selectors.design_panels(session, _DESIGN_PANELS[kind])
+    return "".join(
+        render_to_string(f"sessions_app/partials/{name}.html", {name: panels[name], "session": session, "oob": True})
+        for name in _DESIGN_PANELS[kind]
+    )
+
+
 def render_event(row: SessionEvent) -> str:
     """The HTML one event adds to the page. State-based where possible (re-rendering is
     idempotent); token deltas append their text."""
@@ -99,6 +116,11 @@ def render_event(row: SessionEvent) -> str:
         html = _header(session) + _side(session) + _user_panel_refresh(session_id)
     elif kind in ("validation.opened", "validation.answered", "validation.closed"):
         html = _user_panel_refresh(session_id)
+    elif kind in _DESIGN_PANELS:
+        session = DesignSession.objects.select_related("project").get(pk=session_id)
+        html = _design(session, kind)
+        if kind == "proposal.updated":
+            html += _user_panel_refresh(session_id)  # an open point's card shows the proposal too
     return str(html) + _seq_marker(row.seq)
 
 

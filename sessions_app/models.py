@@ -322,6 +322,10 @@ class ValidationResponse(models.Model):
     diagram_version_seen = models.ForeignKey(
         "DiagramVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    # The proposal version the card showed, so the next point can say what changed since then.
+    proposal_seen = models.ForeignKey(
+        "DesignProposal", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

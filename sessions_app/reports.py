@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from sessions_app.design import selectors as design
+from sessions_app.design.proposal import apply_to_inventory
+from sessions_app.diagrams.ascii import render_ascii
 from sessions_app.engine import messages
 from sessions_app.engine.context import SessionContext
 from sessions_app.engine.flow import key_decisions
+from sessions_app.engine.gate import DESIGN_GATE
 from sessions_app.models import Contribution, DesignSession, KeyQuestion, ValidationPoint
 
 
@@ -46,6 +50,53 @@ def _adr_lines(session: DesignSession) -> list[str]:
     return [f"- [{d.adr_id}]({base}{d.get_absolute_url()}) {d.title} ({d.get_status_display().lower()})" for d in adrs]
 
 
+def _cell(text: str) -> str:
+    return " ".join(str(text).split()).replace("|", "\\|") or "—"
+
+
+def _design_sections(session: DesignSession, ctx: SessionContext) -> list[str]:
+    """The approved proposal (its latest version), the plan, the checklist and the proposed cluster."""
+    proposal = design.proposal_latest(session)
+    if proposal is None:
+        return ["## Proposal", "- no proposal was made", ""]
+    content = design.proposal_content(proposal)
+    approved = session.validation_points.filter(
+        gate=DESIGN_GATE, state=ValidationPoint.State.APPROVED, closed_at__gte=proposal.created_at
+    ).exists()
+    heading = f"## Approved proposal (v{proposal.version})" if approved else f"## Proposal (v{proposal.version}, not approved yet)"
+    by = f"by {proposal.author_name}" + (f" in round {proposal.round.number}" if proposal.round_id else "")
+    lines = [heading, "", f"Version {proposal.version} {by}" + (f": {proposal.reason}" if proposal.reason else "."), ""]
+    groups = [
+        ("Services", [f"{s.change} `{s.name}` [{s.kind}]" + (f": {s.responsibility}" if s.responsibility else "")
+                      + (f" (owns {s.store})" if s.store else "") for s in content.services]),
+        ("Edges", [f"{e.change} `{e.source}` → `{e.target}` {e.protocol} {e.mode}" + (f" ({e.purpose})" if e.purpose else "")
+                   for e in content.edges]),
+        ("Events and contracts", [f"{e.change} `{e.name}`: {e.producer} → {', '.join(e.consumers) or 'no consumer yet'}"
+                                  + (f" {{{', '.join(e.fields)}}}" if e.fields else "") for e in content.events]),
+        ("Data ownership", [f"{d.data} → `{d.owner}`" for d in content.data_ownership]),
+        ("Open risks", list(content.risks)),
+    ]
+    for title, items in groups:
+        if items:
+            lines += [f"### {title}", *[f"- {x}" for x in items], ""]
+    plan = design.plan_view(session)
+    lines += ["## Implementation plan", ""]
+    if plan["items"]:
+        lines += ["| # | Specialist | Service | Task | Depends on | Acceptance |", "|---|---|---|---|---|---|"]
+        for row in plan["items"]:
+            i = row["item"]
+            depends = ", ".join(f"#{d}" for d in i.depends_on)
+            lines.append(f"| {i.order} | {_cell(row['specialist'])} | {_cell(i.service)} | {_cell(i.task)} | {depends or '—'} | {_cell(i.acceptance)} |")
+    else:
+        lines.append("- no plan yet")
+    lines += ["", "## Integration checklist", ""]
+    lines += [f"- [ ] {c['check']}" + (f" ({c['source']})" if c.get("source") else "") for c in plan["checks"]] or ["- no checks yet"]
+    proposed, marked, _ = apply_to_inventory(ctx.inventory, content)
+    lines += ["", "## Proposed cluster", "", "```",
+              render_ascii(proposed, title="Proposed Architecture", highlight_services=marked).rstrip("\n"), "```", ""]
+    return lines
+
+
 def final_report(session: DesignSession, ctx: SessionContext) -> str:
     specialists = sorted({m["name"] for m in session.team if not m.get("is_user")})
     decisions = key_decisions(session)
@@ -71,6 +122,7 @@ def final_report(session: DesignSession, ctx: SessionContext) -> str:
         *([f"- {d}" for d in decisions] or ["- none recorded"]),
         *_adr_lines(session),
         "",
+        *_design_sections(session, ctx),
         "## Validation and changes",
         *([f"- {c}" for c in changes] or ["- no validation points answered"]),
         "",

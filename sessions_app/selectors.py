@@ -9,6 +9,8 @@ from django.db import connection, transaction
 from django.db.models import Prefetch, QuerySet
 from django.http import Http404
 
+from sessions_app.decisions.models import Decision
+from sessions_app.design import selectors as design
 from sessions_app.engine.context import SessionContext
 from sessions_app.engine.flow import round_progress
 from sessions_app.engine.gate import anti_patterns, gate_checklist
@@ -145,8 +147,72 @@ def session_page_state(session: DesignSession) -> dict:
             "involved": ctx.involved_services,
             "awaiting": awaiting(session),
             "latest_prd": session.project.prds.filter(status="active").order_by("-created_at").first(),
+            **design_panels(session),
         }
+
+
+_PANELS = {"brief": design.brief_view, "proposal": design.proposal_view, "plan": design.plan_view}
+
+
+def design_panels(session: DesignSession, names: tuple[str, ...] = tuple(_PANELS)) -> dict:
+    """The brief, proposal and plan panels of the session page (also its live fragments)."""
+    return {name: _PANELS[name](session) for name in names}
 
 
 def conflicts_waiting(session: DesignSession) -> list[KeyQuestion]:
     return list(session.key_questions.filter(state=KeyQuestion.State.CONFLICT))
+
+
+def session_export(session: DesignSession) -> dict:
+    """The whole session as one JSON-ready document (``export_session`` and ``export.json``)."""
+    session = DesignSession.objects.select_related("project", "prd").get(pk=session.pk)
+    rounds = session.rounds.prefetch_related("contributions").order_by("number")
+    points = session.validation_points.prefetch_related("responses__user", "responses__proposal_seen").order_by("opened_at", "pk")
+    return {
+        "session": session.pk,
+        "title": session.title,
+        "project": session.project.slug,
+        "status": session.status,
+        "phase": session.phase,
+        "requirement": session.requirement,
+        "prd": session.prd.reference if session.prd else None,
+        "brief": session.brief or None,
+        "rounds": [
+            {
+                "number": r.number,
+                "kind": r.kind,
+                "phase": r.phase,
+                "status": r.status,
+                "contributions": [
+                    {"specialist": c.specialist_slug, "author": c.author_name, "author_kind": c.author,
+                     "status": c.status, "text": c.text}
+                    for c in r.contributions.all()
+                ],
+            }
+            for r in rounds
+        ],
+        "proposal": design.proposal_document(design.proposal_latest(session)),
+        "proposal_versions": design.proposal_versions_document(session),
+        "plan": design.plan_document(session),
+        "checklist": [{"check": c.get("check", ""), "source": c.get("source", "")} for c in session.checklist or []],
+        "key_questions": [
+            {"ref": q.ref, "text": q.text, "options": list(q.options), "state": q.state, "chosen": q.chosen or None}
+            for q in session.key_questions.order_by("ref")
+        ],
+        "decisions": [
+            {"ref": d.adr_id, "title": d.title, "status": d.status}
+            for d in Decision.objects.filter(session=session).order_by("number")
+        ],
+        "validation_points": [
+            {
+                "id": p.pk, "gate": p.gate, "kind": p.kind, "title": p.title, "state": p.state,
+                "opened_at": p.opened_at.isoformat(), "closed_at": p.closed_at.isoformat() if p.closed_at else None,
+                "responses": [
+                    {"user": r.user.get_username(), "verdict": r.verdict, "comment": r.comment,
+                     "proposal_seen": r.proposal_seen.version if r.proposal_seen_id else None}
+                    for r in p.responses.all()
+                ],
+            }
+            for p in points
+        ],
+    }

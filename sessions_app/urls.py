@@ -36,5 +36,6 @@ urlpatterns = [
     path("sessions/<int:pk>/validation/<int:point_id>/", views.validation_respond, name="validation_respond"),
     path("sessions/<int:pk>/report/", views.session_report, name="session_report"),
     path("sessions/<int:pk>/continuation.txt", views.session_continuation, name="session_continuation"),
+    path("sessions/<int:pk>/export.json", views.session_export, name="session_export"),
     path("", include("sessions_app.decisions.urls")),
 ]

@@ -23,7 +23,7 @@ from sessions_app import events
 from sessions_app.engine import flow
 from sessions_app.engine.context import SessionContext
 from sessions_app.engine.gate import DESIGN_GATE
-from sessions_app.models import DesignSession, Round, Synthesis, ValidationPoint, ValidationResponse
+from sessions_app.models import DesignProposal, DesignSession, Round, Synthesis, ValidationPoint, ValidationResponse
 from teams_app.errors import ApplicationError
 from teams_app.models import Membership
 
@@ -38,6 +38,7 @@ BAD_VERDICT = "Choose approve, request changes or reject."
 COMMENT_NEEDED = "Say what should change: a comment is required when you request changes or reject."
 ANSWER_NEEDED = "Answer at least one question."
 NOT_ELIGIBLE = "Only the product owners or the named approvers of this point may answer it."
+UNKNOWN_PROPOSAL = "This session has no proposal version {version}: reload the page to see the current one."
 
 VERDICT_STATE = {V.APPROVE: P.APPROVED, V.REQUEST_CHANGES: P.CHANGES_REQUESTED, V.REJECT: P.REJECTED, V.ANSWER: P.ANSWERED}
 
@@ -114,9 +115,21 @@ def _notify(point_id: int, recipients: list[str]) -> None:
         logger.warning("could not email validation point %s", point_id, exc_info=True)
 
 
+def _proposal_seen(session: DesignSession, version: int | None) -> DesignProposal | None:
+    """The version the person saw (the form sends it); without one, the latest."""
+    proposals = DesignProposal.objects.filter(session=session)
+    if version is None:
+        return proposals.order_by("-version").first()
+    seen = proposals.filter(version=version).first()
+    if seen is None:
+        raise ApplicationError(UNKNOWN_PROPOSAL.format(version=version), {"field": "proposal_seen"})
+    return seen
+
+
 @transaction.atomic
 def validation_respond(
-    *, point: ValidationPoint, user: AbstractBaseUser, verdict: str, comment: str = "", answers: dict | None = None
+    *, point: ValidationPoint, user: AbstractBaseUser, verdict: str, comment: str = "", answers: dict | None = None,
+    proposal_seen: int | None = None,
 ) -> ValidationResponse:
     """Record one immutable response and, when it decides the point, close it and move the engine.
 
@@ -145,9 +158,10 @@ def validation_respond(
             raise ApplicationError(flow.UNMET_GATE.format(items=", ".join(unmet).lower()))
     if point.responses.filter(user=user).exists():
         raise ApplicationError(ALREADY_ANSWERED)
+    seen = _proposal_seen(session, proposal_seen)
     response = ValidationResponse.objects.create(
         point=point, user=user, verdict=verdict, comment=comment, answers=answers,
-        synthesis_seen=point.synthesis, diagram_version_seen=point.diagram_version,
+        synthesis_seen=point.synthesis, diagram_version_seen=point.diagram_version, proposal_seen=seen,
     )
     events.event_emit(session_id=session.pk, event=events.ValidationAnswered(point_id=point.pk, response_id=response.pk))
     if verdict == V.APPROVE and point.responses.filter(verdict=V.APPROVE).count() < required_approvals(point):

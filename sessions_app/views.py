@@ -6,11 +6,13 @@ import logging
 from collections.abc import Callable
 
 from django.contrib import messages
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from sessions_app import selectors, services
+from sessions_app.design import selectors as design_selectors
+from sessions_app.engine.flow import key_decisions
 from sessions_app.forms import (
     AttachPRDForm,
     BudgetForm,
@@ -97,9 +99,11 @@ def session_detail(request: HttpRequest, pk: int) -> HttpResponse:
 def _user_panel_context(request: HttpRequest, session: DesignSession, access) -> dict:
     from sessions_app.validation import required_approvals, validation_eligible
 
+    proposal = design_selectors.proposal_latest(session)
     points = [
         {
             "point": p,
+            "design": design_selectors.point_design_view(p, request.user, proposal),
             "form": ValidationResponseForm(point=p),
             "answered": any(r.user_id == request.user.pk for r in p.responses.all()),
             "can_answer": validation_eligible(point=p, user=request.user),
@@ -115,6 +119,7 @@ def _user_panel_context(request: HttpRequest, session: DesignSession, access) ->
         failed = [c for c in selectors.round_view(latest)["cards"] if c.status == Contribution.Status.FAILED]
     return {
         "points": points,
+        "key_decisions": key_decisions(session) if points else [],
         "can_steer": access.can(Action.RUN_SESSIONS),
         "can_post": access.can(Action.POST_MESSAGES),
         "conflicts": selectors.conflicts_waiting(session) if session.status == DesignSession.Status.AWAITING_USER else [],
@@ -249,7 +254,8 @@ def validation_respond(request: HttpRequest, pk: int, point_id: int) -> HttpResp
         if not form.is_valid():
             raise ApplicationError(BAD_VERDICT)
         respond(point=point, user=request.user, verdict=form.cleaned_data["verdict"],
-                comment=form.cleaned_data["comment"], answers=form.answers())
+                comment=form.cleaned_data["comment"], answers=form.answers(),
+                proposal_seen=form.cleaned_data["proposal_seen"])
         return "Thank you: your answer is recorded."
 
     # Who may answer is the point's own policy (product owners or its named approvers), checked
@@ -276,3 +282,9 @@ def session_continuation(request: HttpRequest, pk: int) -> HttpResponse:
     session, _ = selectors.session_access(user=request.user, pk=pk)
     return HttpResponse(continuation(session), content_type="text/plain; charset=utf-8")
 
+
+
+@require_GET
+def session_export(request: HttpRequest, pk: int) -> HttpResponse:
+    session, _ = selectors.session_access(user=request.user, pk=pk)  # 404 for non-members
+    return JsonResponse(selectors.session_export(session), json_dumps_params={"ensure_ascii": False})

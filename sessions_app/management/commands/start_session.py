@@ -8,6 +8,7 @@ import time
 from django.core.management.base import BaseCommand, CommandError
 
 from sessions_app import services
+from sessions_app.design import selectors as design
 from sessions_app.models import Contribution, DesignSession
 from teams_app.errors import ApplicationError
 from teams_app.models import PRD, Project, TeamTemplate
@@ -72,6 +73,8 @@ class Command(BaseCommand):
                 }
                 for r in session.rounds.order_by("number")
             ],
+            "proposal": design.proposal_document(design.proposal_latest(session)),
+            "plan": design.plan_document(session),
         }
         if o["json"]:
             self.stdout.write(json.dumps(outcome))
