@@ -28,7 +28,7 @@ ASSIST_PARAMS = {"context", "title", "files", "tags", "project"}
 
 
 def text(result) -> str:
-    return "\n".join(block.text for block in result.content)
+    return result.content[0].text  # the answer as people read it; a JSON copy of the structured result follows
 
 
 @pytest.mark.worker
