@@ -114,6 +114,11 @@ def _mentioned(request: AssistRequest, inventory: ParsedInventory) -> list[Servi
     return [s for s in inventory.services if re.search(rf"(?<![\w-]){re.escape(s.name.lower())}(?![\w-])", haystack)]
 
 
+def _of(name: str) -> str:
+    """The possessive: orders' pool, ordersdb's limit."""
+    return f"{name}'" if name.endswith("s") else f"{name}'s"
+
+
 def _has(text: str, *words: str) -> bool:
     low = text.lower()
     return any(w in low for w in words)
@@ -168,7 +173,7 @@ def _pool_arithmetic(brief: AssistBrief, request: AssistRequest, inventory: Pars
         where = "from the request" if text_replicas else "from the inventory"
         if pool is None:
             brief.unknowns.append(
-                f"{client.name}'s pool size: no *POOL_SIZE variable in its environment; the driver default applies "
+                f"{_of(client.name)} pool size: no *POOL_SIZE variable in its environment; the driver default applies "
                 "(SQLAlchemy 5 + 10 overflow, HikariCP 10, node-postgres 10)."
             )
             continue
@@ -181,7 +186,7 @@ def _pool_arithmetic(brief: AssistBrief, request: AssistRequest, inventory: Pars
         parts.append(f"{pool[1]} pool ({pool[0]})" + (f" + {overflow[1]} overflow ({overflow[0]})" if overflow else ""))
         line = f"{client.name}: " + " × ".join(parts) + f" = {total} connections at peak"
         if not workers:
-            brief.unknowns.append(f"{client.name}'s worker processes per replica: assumed 1 (no WEB_CONCURRENCY/WORKERS set).")
+            brief.unknowns.append(f"{_of(client.name)} worker processes per replica: assumed 1 (no WEB_CONCURRENCY/WORKERS set).")
         databases = _databases_of(client, inventory) or [s for s in named if s.kind == "database"]
         if not databases:
             brief.arithmetic.append(line + "; the database it uses is not in the inventory.")
@@ -191,19 +196,19 @@ def _pool_arithmetic(brief: AssistBrief, request: AssistRequest, inventory: Pars
             limit, source = _db_limit(db)
             if limit is None:
                 brief.arithmetic.append(line + f" against {db.name}, whose max_connections is unknown.")
-                brief.unknowns.append(f"{db.name}'s max_connections: not in its environment or labels.")
+                brief.unknowns.append(f"{_of(db.name)} max_connections: not in its environment or labels.")
                 continue
             others = _other_clients(db, client, inventory)
             used = total + sum(n for _, n in others)
             verdict = "over" if used > limit else ("at" if used == limit else "under")
             detail = f" (+ {', '.join(f'{name} {n}' for name, n in others)})" if others else ""
             brief.arithmetic.append(
-                f"{line}{detail} → {used} of {db.name}'s {limit} max_connections ({source}): {verdict} the limit"
+                f"{line}{detail} → {used} of {_of(db.name)} {limit} max_connections ({source}): {verdict} the limit"
                 + (f" by {used - limit}." if used > limit else f", {limit - used} to spare." if used < limit else ".")
             )
             fit = (limit - sum(n for _, n in others)) // max(processes, 1)
             brief.steps.append(
-                f"Keep {client.name}'s pool + overflow at or below {max(fit, 0)} per process for {processes} processes, "
+                f"Keep {_of(client.name)} pool + overflow at or below {max(fit, 0)} per process for {processes} processes, "
                 f"or put PgBouncer (transaction pooling) in front of {db.name}."
             )
 
@@ -266,7 +271,7 @@ def _debug(brief: AssistBrief, request: AssistRequest, inventory: ParsedInventor
             if limit:
                 brief.arithmetic.append(f"{s.name}: {s.replicas} replica(s) × {limit} = the memory the scheduler reserves.")
             elif named:
-                brief.unknowns.append(f"{s.name}'s memory limit: not set in the inventory.")
+                brief.unknowns.append(f"{_of(s.name)} memory limit: not set in the inventory.")
         brief.steps += ["Compare the process's resident memory at the kill with the limit.",
                         "Look for unbounded caches or batch loads proportional to input size."]
     elif _has(text, "timeout", "timed out", "504", "deadline exceeded", "latency", "slow"):
@@ -403,7 +408,7 @@ def _ui(brief: AssistBrief, request: AssistRequest, inventory: ParsedInventory, 
     fronts = [s for s in inventory.services if s.kind == "gateway" or _has(s.name + s.image, "web", "frontend", "ui", "nginx")]
     for s in fronts:
         brief.facts.append(f"{s.name} serves the front end ({s.image or s.kind}).")
-    brief.steps.append(f"Design {component}'s loading, empty, error and success states before its happy path.")
+    brief.steps.append(f"Design {_of(component)} loading, empty, error and success states before its happy path.")
     if brief.topic == "a dashboard":
         brief.steps += ["Lead with at most four numbers that answer the user's first question; details below the fold."]
     elif brief.topic == "a form flow":
