@@ -278,12 +278,13 @@ async def _follow(ctx: Context, caller: Caller, hub_task: HubTask) -> dict[str, 
             channel = await layer.new_channel()
             await layer.group_add(group, channel)
         while True:
+            # The status first, then the events: a finished status's own events are committed with it.
+            view = await db(_task_view, caller, hub_task.task_id)
             if hub_task.session_id:
                 for seq, kind, payload in await db(selectors.session_events_after, session_id=hub_task.session_id,
                                                    after=after):
                     after = seq
                     await progress.event(kind, payload)
-            view = await db(_task_view, caller, hub_task.task_id)
             remaining = deadline - time.monotonic()
             if view["status"] in FINISHED or remaining <= 0:
                 return view
@@ -326,8 +327,13 @@ def _prd_form(offered: list[dict[str, str]]) -> type[BaseModel]:
     fields: dict[str, Any] = {}
     if offered:
         choices = tuple(o["reference"] for o in offered)
+        def as_enum(schema: dict[str, Any]) -> None:  # one choice renders as "const"; forms want an enum
+            schema.pop("const", None)
+            schema["enum"] = list(choices)
+
         fields["prd"] = (Literal[choices] | None, Field(  # type: ignore[valid-type]
-            default=None, title="Active PRD", description="One of the project's active PRDs (the first is the latest)."))
+            default=None, title="Active PRD", description="One of the project's active PRDs (the first is the latest).",
+            json_schema_extra=as_enum))
     fields["other"] = (str | None, Field(default=None, title="Another PRD id or link", max_length=512,
                                          description="A PRD id such as PRD-123, or an http(s) link."))
     return create_model("PrdAnswer", **fields)
