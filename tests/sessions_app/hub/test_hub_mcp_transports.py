@@ -291,3 +291,38 @@ def test_streamable_http_current_client_and_older_client(hub_project, token):
     assert version == "2025-11-25"
     assert paused.structured_content["reason"] == "prd_required", paused  # no mid-call question over stateless HTTP
     assert routed.structured_content["specialist"] == "database-engineer.md"
+
+
+def test_closing_the_http_call_cancels_the_task_and_its_session(hub_project, token):
+    """Over Streamable HTTP at 2026-07-28, cancelling is closing the call's response stream."""
+    server = Daphne(subprocess_env(HUB_MCP_WAIT_SECONDS="90")).wait_ready()
+    started = anyio.Event()
+
+    async def on_progress(value, total, message):
+        started.set()
+
+    async def script():
+        with anyio.fail_after(90):
+            async with httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=60) as http:
+                async with Client(streamable_http_client(f"{server.url}/mcp/", http_client=http)) as client:
+                    async with anyio.create_task_group() as tg:
+                        async def call():
+                            await client.call_tool("orchestrator.run_task", {**TASK, "task_id": "T-8"},
+                                                   progress_callback=on_progress)
+
+                        tg.start_soon(call)
+                        await started.wait()
+                        tg.cancel_scope.cancel()
+                    for _ in range(300):  # the server sees the closed stream at its next write (a keep-alive)
+                        status = await client.call_tool("orchestrator.task_status", {"task_id": "T-8"})
+                        if status.structured_content["status"] == "cancelled":
+                            return status
+                        await anyio.sleep(0.1)
+                    return status
+
+    try:
+        status = anyio.run(script)
+    finally:
+        server.stop()
+    assert status.structured_content["status"] == "cancelled", status.structured_content
+    assert HubTask.objects.get(task_id="T-8").session.status == "cancelled"
