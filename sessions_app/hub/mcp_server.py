@@ -320,8 +320,6 @@ class _Prd:
 class _CannotAsk:
     """The client cannot show a form (no elicitation capability, or no way back on this transport)."""
 
-    latest: str | None
-
 
 def _prd_form(offered: list[dict[str, str]]) -> type[BaseModel]:
     fields: dict[str, Any] = {}
@@ -395,26 +393,29 @@ def _prd_resolver(model: type[BaseModel], *, bound_slug: str | None, cwd: str | 
         if use_latest and offered:
             return _Prd(offered[0]["reference"])
         if not _can_ask(ctx):
-            return _CannotAsk(offered[0]["reference"] if offered else None)
+            return _CannotAsk()
         return Elicit(_prd_message(offered), _prd_form(offered))
 
     ask_prd.__annotations__ = {"ctx": Context, "arguments": dict, "return": Any}
     return ask_prd
 
 
-def _answered_prd(outcome: Any) -> tuple[str | None, CallToolResult | None]:
-    """The reference the outcome carries, or the paused result to answer instead."""
-    if not isinstance(outcome, AcceptedElicitation):  # declined or cancelled: pause, as before
-        return None, paused_result(None)
+PAUSE = object()  # the person gave no PRD: answer with the paused result
+
+
+def _answered_prd(outcome: Any) -> str | object | None:
+    """The reference the resolver's outcome carries, PAUSE, or None (invalid arguments: nothing was asked)."""
+    if not isinstance(outcome, AcceptedElicitation):  # declined or cancelled
+        return PAUSE
     value = outcome.data
     if value is None:
-        return None, None
+        return None
     if isinstance(value, _Prd):
-        return value.reference, None
+        return value.reference
     if isinstance(value, _CannotAsk):
-        return None, paused_result(value.latest)
+        return PAUSE
     reference = (getattr(value, "prd", None) or getattr(value, "other", None) or "").strip()
-    return (reference, None) if reference else (None, paused_result(None))
+    return reference or PAUSE
 
 
 # -- tools ------------------------------------------------------------------------------------------
@@ -449,11 +450,10 @@ def _tool(name: str, model: type[BaseModel], handler: Handler, description: str,
           use_latest_prd: bool = False) -> Tool:
     async def run(ctx: Context, arguments: dict[str, Any], prd: Any = None) -> CallToolResult:
         try:
-            reference, answer = (None, None)
-            if asks_prd:
-                reference, answer = _answered_prd(prd)
-                if answer is not None:
-                    return answer
+            reference = _answered_prd(prd) if asks_prd else None
+            if reference is PAUSE:
+                caller = await db(_resolve_caller, _request_scope(ctx), bound_slug)
+                await db(services.prd_guard, project=caller.project, reference=None)  # raises: the paused result
             data = coerce_json_strings(model, arguments)
             if reference and "prd" in model.model_fields:
                 data = {**data, "prd": reference}

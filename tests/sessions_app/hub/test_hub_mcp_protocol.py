@@ -120,7 +120,7 @@ def test_declining_the_prd_question_gives_the_paused_result(hub_project, action)
 
     result = run_client(script, elicit=callback)
     assert not result.is_error
-    assert result.structured_content == {**PausedOut(latest_prd=None).model_dump()}
+    assert result.structured_content == PausedOut(latest_prd="PRD-7").model_dump()  # as before, with the latest PRD
     assert HubTask.objects.count() == 0
 
 
