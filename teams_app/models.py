@@ -71,6 +71,9 @@ class PRD(models.Model):
     title = models.CharField(max_length=200)
     body = models.TextField(blank=True, help_text="Markdown.")
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.ACTIVE)
+    source = models.CharField(
+        max_length=300, blank=True, help_text="Where the PRD was imported from, e.g. Task Master: .taskmaster/docs/prd.txt."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

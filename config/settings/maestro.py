@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from config.env import env_float, env_int, env_str
 
 # Global provider: rules | anthropic | openai. Projects and specialists may override it.
@@ -32,3 +34,5 @@ HUB_WORKER_PING_TIMEOUT = env_float("HUB_WORKER_PING_TIMEOUT", 0.5)
 HUB_WORKER_CACHE_SECONDS = env_float("HUB_WORKER_CACHE_SECONDS", 5.0)
 HUB_ROUTER_CACHE_SECONDS = env_float("HUB_ROUTER_CACHE_SECONDS", 2.0)  # a specialist edit reaches routing within this
 HUB_MCP_WAIT_SECONDS = env_float("HUB_MCP_WAIT_SECONDS", 300.0)  # how long MCP run_task/*_assist wait for the answer
+# Per project slug, a folder with Task Master planning files whose PRDs the hub offers: {"demo": "/srv/repos/demo"}
+HUB_PLANNING_DIRS: dict[str, str] = json.loads(env_str("HUB_PLANNING_DIRS", "") or "{}")

@@ -7,8 +7,12 @@ tools; then the SDK's session manager serves the request.
 The session manager needs its task group running before the first request. Daphne sends no
 ASGI lifespan events, so the manager is started lazily, once, by the first request: a background
 task enters ``session_manager.run()`` and stays inside it for the life of the process. The
-transport is stateless with JSON responses, so any daphne process behind a proxy can answer any
-request (no in-memory sessions to pin).
+transport is stateless, so any daphne process behind a proxy can answer any request (no in-memory
+sessions to pin; the PRD question's ``requestState`` is sealed with a key every process shares).
+Responses are plain JSON unless the tool sends progress, which switches that response to SSE.
+Protocol 2026-07-28 (one self-contained POST per request) and the 2025-11-25 handshake are both
+served by the SDK; over stateless HTTP a 2025-11-25 call cannot be asked anything mid-call, so a
+missing PRD there gives the paused result.
 """
 
 from __future__ import annotations
@@ -72,7 +76,7 @@ class McpHttpApp:
         # Host validation happens here (Django's ALLOWED_HOSTS) and every request needs a token,
         # so the SDK's localhost-only DNS-rebinding guard is replaced rather than doubled.
         server.streamable_http_app(
-            streamable_http_path=MCP_PATH, stateless_http=True, json_response=True,
+            streamable_http_path=MCP_PATH, stateless_http=True, json_response=False,
             transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False),
         )
         return server.session_manager

@@ -62,6 +62,7 @@ class HubTask(models.Model):
     score = models.FloatField(default=0)
     rationale = models.TextField(blank=True)
     runners_up = models.JSONField(default=list, blank=True)
+    brief = models.TextField(blank=True, help_text="An assist tool's rule-based brief, built from its parameters.")
     session = models.ForeignKey(
         "sessions_app.DesignSession", null=True, blank=True, on_delete=models.SET_NULL, related_name="hub_tasks"
     )

@@ -11,4 +11,5 @@ urlpatterns = [
     path("projects/<slug:slug>/hub/tokens/", pages.token_create, name="hub_token_create"),
     path("projects/<slug:slug>/hub/tokens/<int:token_id>/revoke/", pages.token_revoke, name="hub_token_revoke"),
     path("projects/<slug:slug>/hub/tasks/<str:task_id>/", pages.task_page, name="hub_task_page"),
+    path("projects/<slug:slug>/hub/prds/import/", pages.prds_import, name="hub_prds_import"),
 ]

@@ -11,7 +11,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from sessions_app.hub import selectors, services
-from sessions_app.hub.forms import ApiTokenForm
+from sessions_app.hub.forms import ApiTokenForm, PlanningImportForm
 from sessions_app.hub.models import ApiToken
 from teams_app.errors import ApplicationError
 from teams_app.permissions import Action
@@ -21,7 +21,7 @@ TASKS_SHOWN = 50
 
 
 def _render(request: HttpRequest, access: ProjectAccess, *, form: ApiTokenForm | None = None, new_token: str = "",
-            status: int = 200) -> HttpResponse:
+            import_form: PlanningImportForm | None = None, status: int = 200) -> HttpResponse:
     project = access.project
     tasks = list(selectors.hub_tasks_for_project(project=project)[:TASKS_SHOWN])
     return render(
@@ -35,6 +35,8 @@ def _render(request: HttpRequest, access: ProjectAccess, *, form: ApiTokenForm |
             "tasks": [(t, selectors.hub_task_status(t)) for t in tasks],
             "can_manage_tokens": access.can(Action.MANAGE_TOKENS),
             "form": form or ApiTokenForm(),
+            "import_form": import_form or PlanningImportForm(),
+            "can_import_prds": access.can(Action.EDIT_PRDS),
             "new_token": new_token,
             "hub_url": request.build_absolute_uri("/hub"),
         },
@@ -73,6 +75,21 @@ def token_revoke(request: HttpRequest, slug: str, token_id: int) -> HttpResponse
     else:
         messages.success(request, f"Token {token.prefix}… is revoked; agents using it now get 401.")
     return redirect("hub_page", slug=access.project.slug)
+
+
+@require_POST
+def prds_import(request: HttpRequest, slug: str) -> HttpResponse:
+    access = project_access_for(user=request.user, slug=slug, action=Action.EDIT_PRDS)
+    form = PlanningImportForm(request.POST)
+    if form.is_valid():
+        try:
+            prds, _summaries = services.prds_import_planning(project=access.project, path=form.cleaned_data["path"])
+        except ApplicationError as exc:
+            form.add_error("path", exc.message)
+        else:
+            messages.success(request, f"Imported {len(prds)} PRDs from Task Master; the latest is {prds[-1].reference}.")
+            return redirect("hub_page", slug=access.project.slug)
+    return _render(request, access, import_form=form, status=422)
 
 
 @require_GET

@@ -210,6 +210,7 @@ class TaskStatusOut(Strict):
     report: str | None = Field(description="The final report (markdown), when done.")
     continuation: str | None = Field(description="The continuation block.")
     cluster_view: str | None = Field(description="The ASCII cluster view.")
+    brief: str | None = Field(default=None, description="An assist tool's rule-based brief (markdown).")
 
 
 class HealthOut(Strict):

@@ -8,15 +8,16 @@ import time
 from typing import Any
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db import connection
 from django.db.models import Count, Max, QuerySet, Sum
 from django.urls import reverse
 
 from sessions_app.hub.models import ApiToken, HubTask
 from sessions_app.hub.schemas import TaskIn
-from sessions_app.models import Contribution, DesignSession, Synthesis
+from sessions_app.models import Contribution, DesignSession, SessionEvent, Synthesis
 from teams_app.errors import ApplicationError
-from teams_app.models import Project, Specialist
+from teams_app.models import PRD, Project, Specialist
 from teams_app.router import Candidate, Score, rank
 
 logger = logging.getLogger(__name__)
@@ -159,6 +160,7 @@ def hub_task_view(task: HubTask, *, base_url: str) -> dict[str, Any]:
         "report": None,
         "continuation": None,
         "cluster_view": None,
+        "brief": task.brief or None,
     }
     if session is None:
         return view
@@ -170,6 +172,73 @@ def hub_task_view(task: HubTask, *, base_url: str) -> dict[str, Any]:
         synthesis = Synthesis.objects.filter(session=session).order_by("-round__number").first()
         view["cluster_view"] = synthesis.ascii if synthesis is not None and synthesis.ascii else None
     return view
+
+
+def hub_task_resources(task: HubTask) -> dict[str, Any]:
+    """What a finished task can link to: its report, the ADRs its session recorded, its diagram."""
+    from sessions_app.decisions.models import Decision
+
+    session = task.session
+    if session is None:
+        return {"report": False, "adrs": [], "diagram": False}
+    adrs = list(Decision.objects.filter(project=task.project, session=session).order_by("number")
+                .values_list("number", "title"))
+    has_diagram = Synthesis.objects.filter(session=session).exclude(ascii="").exists()
+    return {"report": bool(session.report), "adrs": adrs, "diagram": has_diagram}
+
+
+def hub_task_report(*, project: Project, task_id: str) -> str:
+    task = hub_task_get(project=project, task_id=task_id)
+    if task.session is None or not task.session.report:
+        raise ApplicationError("This task has no report yet.", {"code": "not_found"})
+    return task.session.report
+
+
+def hub_task_diagram(*, project: Project, task_id: str) -> str:
+    task = hub_task_get(project=project, task_id=task_id)
+    synthesis = (Synthesis.objects.filter(session_id=task.session_id).exclude(ascii="").order_by("-round__number").first()
+                 if task.session_id else None)
+    if synthesis is None:
+        raise ApplicationError("This task has no diagram.", {"code": "not_found"})
+    return synthesis.ascii
+
+
+def hub_task_adr(*, project: Project, task_id: str, number: int) -> str:
+    """An ADR the task's session recorded, as MADR markdown."""
+    from sessions_app.decisions import madr
+    from sessions_app.decisions.selectors import decisions_for_export
+
+    task = hub_task_get(project=project, task_id=task_id)
+    recorded = number in dict(hub_task_resources(task)["adrs"])
+    exported = decisions_for_export(project=project, numbers=[number]) if recorded else []
+    if not exported:
+        raise ApplicationError("This task recorded no such ADR.", {"code": "not_found"})
+    return madr.render(exported[0])
+
+
+def session_events_after(*, session_id: int, after: int, limit: int = 200) -> list[tuple[int, str, dict]]:
+    """The session's logged events after sequence number ``after``: ``(seq, type, payload)``."""
+    rows = SessionEvent.objects.filter(session_id=session_id, seq__gt=after).order_by("seq")[:limit]
+    return [(r.seq, r.type, r.payload) for r in rows]
+
+
+# -- PRDs the hub offers ---------------------------------------------------------------------------
+
+
+def prds_offered(*, project: Project, limit: int = 10) -> list[dict[str, str]]:
+    """The project's active PRDs, latest first (the first is the one the hub suggests), with where each came from."""
+    rows = project.prds.filter(status=PRD.Status.ACTIVE).order_by("-created_at", "-id")[:limit]
+    return [{"reference": p.reference, "title": p.title, "source": p.source or "added in Maestro"} for p in rows]
+
+
+def prd_answer_key(*, project: Project, task_id: str) -> str:
+    return f"hub:prd-answer:{project.pk}:{task_id}"
+
+
+def prd_cached_for_task(*, project: Project, task_id: str) -> str | None:
+    """The PRD already chosen for this task: the recorded task's, else the cached answer."""
+    recorded = HubTask.objects.filter(project=project, task_id=task_id).values_list("prd_reference", flat=True).first()
+    return recorded or cache.get(prd_answer_key(project=project, task_id=task_id))
 
 
 # -- health ---------------------------------------------------------------------------------------

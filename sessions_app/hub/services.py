@@ -5,14 +5,18 @@ session). Interfaces (HTTP views, MCP tools, management commands) call these and
 from __future__ import annotations
 
 import secrets
+from pathlib import Path
 
 from django.contrib.auth.models import AbstractBaseUser
+from django.core.cache import cache
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from sessions_app.hub import selectors
+from sessions_app.hub.assist import AssistRequest, assist_brief
 from sessions_app.hub.auth import DISPLAY_CHARS, token_generate, token_hash
 from sessions_app.hub.models import ApiToken, HubTask
+from sessions_app.hub.planning import PlanningError, TaskSummary, read_planning_folder
 from sessions_app.hub.schemas import (
     PRD_QUESTION,
     ArchitectAssistIn,
@@ -23,6 +27,7 @@ from sessions_app.hub.schemas import (
     UiAssistIn,
 )
 from teams_app.errors import ApplicationError
+from teams_app.inventory.selectors import inventory_current
 from teams_app.models import PRD, Project, Specialist
 from teams_app.selectors import prd_latest_active
 
@@ -35,6 +40,7 @@ TASK_ID_CONFLICT = "task_id {task_id} is already used by a different task; choos
 NO_SPECIALISTS = "No specialists are loaded. Run `python manage.py load_specialists`."
 SPECIALIST_MISSING = "The {file} specialist is not loaded. Run `python manage.py load_specialists`."
 BUSY = "The task could not be recorded; try again."
+PRD_ANSWER_SECONDS = 7 * 24 * 3600
 
 # Which specialist answers each assist tool, and the area its task is filed under.
 ASSIST_TOOLS: dict[str, tuple[type[AssistIn], str, str]] = {
@@ -127,6 +133,7 @@ def hub_task_run(
     tool: str = HubTask.Tool.RUN_TASK,
     specialist: Specialist | None = None,
     details: str = "",
+    brief: str = "",
 ) -> tuple[HubTask, bool]:
     """Route the task, record it and start its task session (the specialist runs through Celery,
     enqueued on commit). Returns ``(task, created)``.
@@ -160,7 +167,7 @@ def hub_task_run(
                     project=project, token=token, tool=tool, task_id=task.task_id, area=task.area,
                     summary=task.summary, hints=list(task.hints), prd_reference=task.prd or "", prd=prd,
                     body_hash=body_hash, specialist=specialist, specialist_file=specialist.file_name,
-                    score=round(chosen.score, 3), rationale=rationale, runners_up=runners_up,
+                    score=round(chosen.score, 3), rationale=rationale, runners_up=runners_up, brief=brief,
                 )
                 session = task_session_start(
                     project=project, specialist=specialist, summary=task.summary, prd=prd,
@@ -196,23 +203,44 @@ def _task_details(task: TaskIn, rationale: str) -> str:
 
 
 def assist_run(
-    *, project: Project, tool: str, params: AssistIn, token: ApiToken | None = None
+    *, project: Project, tool: str, params: AssistIn, token: ApiToken | None = None, prd: str | None = None
 ) -> tuple[HubTask, bool]:
-    """An ``*_assist`` tool: the tool's specialist answers as a task session, under the project's
-    latest active PRD (none: the PRD guard pauses it)."""
+    """An ``*_assist`` tool: the tool's specialist answers as a task session, under ``prd`` or the
+    project's latest active PRD (none: the PRD guard pauses it). The session's requirement is the
+    rule-based assist brief built from the parameters and the project's inventory, so every
+    provider reads the same structured brief."""
     _model, slug, area = ASSIST_TOOLS[tool]
-    latest = prd_latest_active(project=project)
-    prd_guard(project=project, reference=latest.reference if latest else None)
+    if not prd:
+        latest = prd_latest_active(project=project)
+        prd = latest.reference if latest else None
+    prd_guard(project=project, reference=prd)
     specialist = Specialist.objects.filter(slug=slug).first()
     if specialist is None:
         raise ApplicationError(SPECIALIST_MISSING.format(file=f"{slug}.md"), {"code": "unavailable"})
+    _revision, inventory = inventory_current(project=project)
+    brief = assist_brief(_assist_request(tool, params), inventory).markdown()
     summary = _assist_summary(params)
     task = TaskIn(
         task_id=f"{tool.replace('_', '-')}-{secrets.token_hex(6)}", area=area, summary=summary,
-        hints=_assist_hints(params), prd=latest.reference,
+        hints=_assist_hints(params), prd=prd,
     )
     return hub_task_run(
-        project=project, task=task, token=token, tool=tool, specialist=specialist, details=_assist_details(params)
+        project=project, task=task, token=token, tool=tool, specialist=specialist,
+        details=brief + "\n" + _assist_details(params), brief=brief,
+    )
+
+
+def _as_list(value: str | list[str] | None) -> list[str]:
+    items = value if isinstance(value, list) else (value or "").split(",")
+    return [item.strip() for item in items if item.strip()]
+
+
+def _assist_request(tool: str, params: AssistIn) -> AssistRequest:
+    return AssistRequest(
+        tool=tool, context=params.context, error=getattr(params, "error", None) or "",
+        symptom=getattr(params, "symptom", None) or "", logs=getattr(params, "logs", None) or "",
+        component=getattr(params, "component", None) or "", files=_as_list(params.files),
+        tags=[t.lower() for t in _as_list(params.tags)],
     )
 
 
@@ -231,8 +259,7 @@ def _assist_summary(params: AssistIn) -> str:
 
 
 def _assist_hints(params: AssistIn) -> list[str]:
-    tags = params.tags if isinstance(params.tags, list) else (params.tags or "").split(",")
-    hints = [t.strip().lower()[:50] for t in tags if t.strip()]
+    hints = [t.lower()[:50] for t in _as_list(params.tags)]
     return list(dict.fromkeys(hints))[:20]
 
 
@@ -249,3 +276,41 @@ def _assist_details(params: AssistIn) -> str:
     if meta:
         parts.append("\n".join(meta))
     return "\n\n".join(parts)
+
+
+# -- cancelling, the PRD question's answer, planning files -----------------------------------------
+
+
+def hub_task_cancel(*, project: Project, task_id: str) -> HubTask:
+    """Cancel the task's session (its queued or running specialist stops). A finished task is left as it is."""
+    from sessions_app.services import session_cancel
+
+    task = selectors.hub_task_get(project=project, task_id=task_id)
+    if task.session is not None and selectors.hub_task_status(task) in ("queued", "running"):
+        session_cancel(session=task.session)
+    return task
+
+
+def prd_answer_remember(*, project: Project, task_id: str, reference: str) -> None:
+    """Cache the PRD the person chose for this task, so the question is asked once per task."""
+    cache.set(selectors.prd_answer_key(project=project, task_id=task_id), reference, PRD_ANSWER_SECONDS)
+
+
+@transaction.atomic
+def prds_import_planning(*, project: Project, path: str | Path) -> tuple[list[PRD], list[TaskSummary]]:
+    """Import the PRDs of a Task Master project folder as active PRDs, newest last (so it is the
+    project's latest). A PRD imported before is updated in place. Raises ApplicationError."""
+    try:
+        planned, summaries = read_planning_folder(path)
+    except (PlanningError, OSError) as exc:
+        raise ApplicationError(str(exc), {"code": "invalid", "field": "path"}) from None
+    imported = []
+    for item in planned:
+        prd = project.prds.filter(reference=item.reference).first()
+        if prd is None:
+            prd = PRD(project=project, reference=item.reference)
+        prd.title, prd.body, prd.source, prd.status = item.title, item.body, item.source, PRD.Status.ACTIVE
+        prd.full_clean(validate_constraints=False)
+        prd.save()
+        imported.append(prd)
+    return imported, summaries

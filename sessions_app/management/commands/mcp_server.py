@@ -2,11 +2,16 @@
 
 stdout carries the protocol; everything else goes to stderr. Without a broker (the embedded
 profile with no REDIS_URL, i.e. Celery's ``memory://``), the specialists run in this process.
+
+When a task comes without a PRD, the PRDs of Task Master AI's planning files in the working folder
+(``.taskmaster/docs/``, see ``sessions_app.hub.planning``) are imported and offered first;
+``--planning-dir`` names another folder.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import sys
 
 import anyio
@@ -24,8 +29,10 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--project", required=True, help="Project slug every tool call works in")
+        parser.add_argument("--planning-dir", default=None,
+                            help="Folder with Task Master planning files (.taskmaster/); default: the working folder")
 
-    def handle(self, *args, project: str, **options):
+    def handle(self, *args, project: str, planning_dir: str | None = None, **options):
         from config.celery import app
         from sessions_app.hub.mcp_server import build_server
 
@@ -34,5 +41,5 @@ class Command(BaseCommand):
         if settings.CELERY_BROKER_URL.startswith("memory://"):
             app.conf.task_always_eager = True
             print("mcp_server: no broker configured (REDIS_URL unset); specialists run in this process.", file=sys.stderr)
-        server = build_server(project_slug=project)
+        server = build_server(project_slug=project, planning_dir=planning_dir or os.getcwd())
         anyio.run(server.run_stdio_async)

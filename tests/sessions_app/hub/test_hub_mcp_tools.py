@@ -38,7 +38,7 @@ def run_client(project_slug: str, script):
 
 
 def text(result) -> str:
-    return "\n".join(block.text for block in result.content)
+    return result.content[0].text  # the answer as people read it; a JSON copy of the structured result follows
 
 
 def test_the_tools_and_their_exact_parameters(hub_project):
