@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('sessions_app', '0007_awaiting_input_label'),
+        ('sessions_app', '0011_response_proposal_seen'),
     ]
 
     operations = [
