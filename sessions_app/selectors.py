@@ -131,7 +131,7 @@ def session_page_state(session: DesignSession) -> dict:
             round_view(r)
             for r in session.rounds.prefetch_related("contributions").order_by("number")
         ]
-        from sessions_app.reports import awaiting
+        from sessions_app.reports import awaiting, continuation
 
         return {
             "session": session,
@@ -144,6 +144,7 @@ def session_page_state(session: DesignSession) -> dict:
             "open_points": list(session.validation_points.filter(state=ValidationPoint.State.OPEN)),
             "involved": ctx.involved_services,
             "awaiting": awaiting(session),
+            "continuation": continuation(session, ctx),
             "latest_prd": session.project.prds.filter(status="active").order_by("-created_at").first(),
         }
 

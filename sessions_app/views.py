@@ -22,6 +22,7 @@ from sessions_app.forms import (
 from sessions_app.models import Contribution, DesignSession, KeyQuestion, ValidationPoint
 from sessions_app.reports import continuation, final_report
 from teams_app.errors import ApplicationError
+from teams_app.links import absolute_links, base_url
 from teams_app.permissions import Action
 from teams_app.selectors import project_access, project_access_for, projects_for_user
 
@@ -264,7 +265,7 @@ def session_report(request: HttpRequest, pk: int) -> HttpResponse:
     session, access = selectors.session_access(user=request.user, pk=pk)
     report = session.report or final_report(session, SessionContext.load(session))
     if request.GET.get("format") == "md":
-        response = HttpResponse(report, content_type="text/markdown; charset=utf-8")
+        response = HttpResponse(absolute_links(report, base_url(request)), content_type="text/markdown; charset=utf-8")
         response["Content-Disposition"] = f'attachment; filename="session-{session.pk}-report.md"'
         return response
     return render(request, "sessions_app/session_report.html",

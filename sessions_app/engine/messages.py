@@ -95,7 +95,7 @@ def validation_message(*, feature: str, diagram: str, decisions: Sequence[str]) 
     decision_lines = "\n".join(f"{i}. {d}" for i, d in enumerate(decisions, start=1)) or "1. (no decisions recorded yet)"
     questions = "\n".join(f"- {q}" for q in VALIDATION_QUESTIONS)
     return (
-        f'"USER VALIDATION NEEDED:\n\nThe team has designed {feature} integration:\n\n'
+        f'"USER VALIDATION NEEDED:\n\nThe team has designed the integration for “{feature}”:\n\n'
         f"Architecture:\n```\n{diagram.rstrip()}\n```\n\n"
         f"Key Design Decisions:\n{decision_lines}\n\n"
         f"Please validate:\n{questions}\n\n"
