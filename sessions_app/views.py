@@ -96,8 +96,9 @@ def session_detail(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 def _user_panel_context(request: HttpRequest, session: DesignSession, access) -> dict:
-    from sessions_app.validation import required_approvals, validation_eligible
+    from sessions_app.validation import product_owners, required_approvals, validation_eligible
 
+    owners = product_owners(session)
     points = [
         {
             "point": p,
@@ -107,6 +108,7 @@ def _user_panel_context(request: HttpRequest, session: DesignSession, access) ->
             "approvals": sum(1 for r in p.responses.all() if r.verdict == "approve"),
             "required": required_approvals(p),
             "approvers": list(p.approvers.all()),
+            "answerers": [u.get_username() for u in (list(p.approvers.all()) or owners)],
         }
         for p in session.validation_points.filter(state=ValidationPoint.State.OPEN).prefetch_related("responses", "approvers")
     ]
@@ -117,6 +119,7 @@ def _user_panel_context(request: HttpRequest, session: DesignSession, access) ->
     return {
         "points": points,
         "can_steer": access.can(Action.RUN_SESSIONS),
+        "can_manage_members": access.can(Action.MANAGE_MEMBERS),
         "can_post": access.can(Action.POST_MESSAGES),
         "conflicts": selectors.conflicts_waiting(session) if session.status == DesignSession.Status.AWAITING_USER else [],
         "failed": failed,
