@@ -18,7 +18,7 @@ def test_pages_carry_a_nonce_based_policy(client, demo, make_user):
     user = make_user("ada")
     Membership.objects.create(user=user, project=demo, role="architect")
     seen = set()
-    for url in ("/accounts/login/", "/", "/projects/demo/", "/projects/demo/diagrams/"):
+    for url in ("/accounts/login/", "/", "/projects/demo/", "/projects/demo/diagrams/", "/projects/demo/decisions/"):
         if url != "/accounts/login/":
             client.force_login(user)
         response = client.get(url)
@@ -36,7 +36,7 @@ def test_pages_carry_a_nonce_based_policy(client, demo, make_user):
             assert "src=" in tag or f'nonce="{nonce.group(1)}"' in tag, (url, tag)
         assert not re.search(r"\son[a-z]+=", html), url  # no inline event handlers
         seen.add(nonce.group(1))
-    assert len(seen) == 4  # one nonce per response
+    assert len(seen) == 5  # one nonce per response
 
 
 def test_the_diagram_script_gets_the_nonce_it_hands_to_mermaid(client, demo, make_user):
