@@ -32,7 +32,7 @@ migrate: install
 seed: migrate
 	$(PY) manage.py load_specialists
 	$(PY) manage.py seed_demo
-	$(PY) manage.py ensure_admin
+	PORT=$(PORT) $(PY) manage.py ensure_admin
 
 run: seed
 	DEBUG=$${DEBUG:-1} PORT=$(PORT) $(PY) manage.py serve --port $(PORT)

@@ -10,6 +10,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from pathlib import Path
 
 import redis
 
@@ -96,3 +97,42 @@ def start() -> EmbeddedRedis:
     server = EmbeddedRedis()
     os.environ["REDIS_URL"] = server.url
     return server
+
+
+# While `manage.py serve` runs, the URL of its embedded Redis is kept in this file of the data
+# directory, so other commands of the checkout (start_session --wait, mcp_server) reach the
+# same broker and channel layer as the serving workers instead of an in-memory one.
+URL_FILE = "embedded-redis.url"
+
+
+def publish(server: EmbeddedRedis, data_dir: Path) -> Path:
+    data_dir.mkdir(parents=True, exist_ok=True)
+    path = data_dir / URL_FILE
+    path.write_text(server.url + "\n")
+    path.chmod(0o600)
+    return path
+
+
+def withdraw(path: Path, server: EmbeddedRedis) -> None:
+    """Remove the file, unless a newer `serve` has published its own server there since."""
+    try:
+        if path.read_text().strip() == server.url:
+            path.unlink()
+    except FileNotFoundError:
+        pass
+
+
+def serving_url(data_dir: Path) -> str:
+    """The published URL when that server answers now, else "" (nothing serves; a file left by
+    a killed `serve` points at a dead port and is ignored)."""
+    try:
+        url = (data_dir / URL_FILE).read_text().strip()
+    except (FileNotFoundError, NotADirectoryError, PermissionError):
+        return ""
+    if not url.startswith("redis://127.0.0.1:"):
+        return ""
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=0.3, socket_timeout=0.3).ping()
+    except (redis.RedisError, OSError, ValueError):
+        return ""
+    return url

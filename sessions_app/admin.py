@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+from django import forms
 from django.contrib import admin
+from django.contrib.auth import get_user_model
 
 from sessions_app.models import (
     Contribution,
@@ -32,8 +34,45 @@ class KeyQuestionInline(admin.TabularInline):
     readonly_fields = fields
 
 
+class _ApproversForm(forms.ModelForm):
+    """Named approvers must be members of the project: the widget offers only them, and a
+    posted outsider is refused (as the New session form does)."""
+
+    def _project(self):
+        raise NotImplementedError
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        field = self.fields.get("approvers")
+        project = self._project() if self.instance.pk else None
+        if field is not None and project is not None:
+            field.queryset = get_user_model().objects.filter(memberships__project=project).order_by("username")
+            field.help_text = f"Members of {project.name} only."
+
+    def clean(self):
+        data = super().clean()
+        project = self._project() if self.instance.pk else data.get("project")
+        approvers = data.get("approvers") or []
+        if project is not None and approvers:
+            outsiders = [u.get_username() for u in approvers if not project.memberships.filter(user=u).exists()]
+            if outsiders:
+                self.add_error("approvers", f"Not members of {project.name}: {', '.join(outsiders)}.")
+        return data
+
+
+class DesignSessionAdminForm(_ApproversForm):
+    def _project(self):
+        return self.instance.project
+
+
+class ValidationPointAdminForm(_ApproversForm):
+    def _project(self):
+        return self.instance.session.project
+
+
 @admin.register(DesignSession)
 class DesignSessionAdmin(admin.ModelAdmin):
+    form = DesignSessionAdminForm
     list_display = ["title", "project", "team_name", "phase", "status", "tokens_in", "tokens_out", "cost", "created_at"]
     list_filter = ["status", "phase", "project", "team_name"]
     search_fields = ["title", "requirement", "prd__reference"]
@@ -102,6 +141,7 @@ class ResponseInline(admin.TabularInline):
 
 @admin.register(ValidationPoint)
 class ValidationPointAdmin(admin.ModelAdmin):
+    form = ValidationPointAdminForm
     list_display = ["title", "session", "gate", "kind", "state", "opened_at", "closed_at"]
     list_filter = ["state", "kind", "gate"]
     search_fields = ["title", "body", "session__title"]

@@ -4,7 +4,24 @@ from django import forms
 
 from sessions_app.models import DesignSession
 from sessions_app.providers import PROVIDERS
+from sessions_app.selectors import providers_unavailable
 from teams_app.models import PRD, PRD_REFERENCE, TeamTemplate
+
+DEFAULT_TEAM = "new-service-integration"  # the team the README's path starts with
+
+
+class _SelectWithDisabled(forms.Select):
+    """A select whose unavailable options are shown, greyed out, with their reason."""
+
+    def __init__(self, *args, disabled: set[str] | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.disabled = disabled or set()
+
+    def create_option(self, name, value, label, selected, index, subindex=None, attrs=None):
+        option = super().create_option(name, value, label, selected, index, subindex, attrs)
+        if value in self.disabled:
+            option["attrs"]["disabled"] = True
+        return option
 
 
 class SessionStartForm(forms.Form):
@@ -35,6 +52,23 @@ class SessionStartForm(forms.Form):
         latest = project.prds.filter(status=PRD.Status.ACTIVE).order_by("-created_at").first()
         if latest and not self.is_bound:
             self.initial["prd"] = latest.pk
+        default_team = TeamTemplate.objects.filter(slug=DEFAULT_TEAM).first()
+        if default_team and not self.is_bound:
+            self.initial["template"] = default_team.pk
+        self.unavailable = providers_unavailable()
+        field = self.fields["provider"]
+        field.choices = [("", "Project default")] + [
+            (p, f"{p} (unavailable: {self.unavailable[p]})" if p in self.unavailable else p) for p in PROVIDERS
+        ]
+        field.widget = _SelectWithDisabled(choices=field.choices, disabled=set(self.unavailable))
+        if self.unavailable:
+            field.help_text = "Unavailable providers need their settings first (see the README's configuration)."
+
+    def clean_provider(self):
+        provider = self.cleaned_data.get("provider") or ""
+        if provider in self.unavailable:
+            raise forms.ValidationError(f"{provider} is unavailable: {self.unavailable[provider]}.")
+        return provider
 
 
 class AttachPRDForm(forms.Form):

@@ -37,13 +37,13 @@ def _round(rnd: Round, *, append: bool) -> str:
 
 
 def _header(session: DesignSession) -> str:
-    from sessions_app.reports import awaiting
+    from sessions_app.reports import awaiting, continuation
 
     ctx = SessionContext.load(session)
     return render_to_string(
         "sessions_app/partials/header.html",
         {"session": session, "steps": selectors.phase_steps(session), "involved": ctx.involved_services,
-         "awaiting": awaiting(session), "oob": True},
+         "awaiting": awaiting(session), "continuation": continuation(session, ctx), "oob": True},
     )
 
 

@@ -100,6 +100,14 @@ class DesignSession(models.Model):
         return PHASE_ORDER.index(self.phase) + 1
 
     @property
+    def phase_label(self) -> str:
+        """The phase as the agent definition numbers its five ("Phase 3: Integration Design"), and
+        "Completed (all 5 phases)" once done: completion is not a sixth phase."""
+        if self.phase == Phase.COMPLETED:
+            return f"Completed (all {len(PHASE_ORDER) - 1} phases)"
+        return f"Phase {self.phase_number}: {self.get_phase_display()}"
+
+    @property
     def is_active(self) -> bool:
         return self.status not in (self.Status.COMPLETED, self.Status.CANCELLED)
 

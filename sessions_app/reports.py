@@ -9,7 +9,7 @@ from sessions_app.engine import messages
 from sessions_app.engine.context import SessionContext
 from sessions_app.engine.flow import key_decisions
 from sessions_app.engine.gate import DESIGN_GATE
-from sessions_app.models import Contribution, DesignSession, KeyQuestion, ValidationPoint
+from sessions_app.models import Contribution, DesignSession, KeyQuestion, Phase, ValidationPoint
 
 
 def awaiting(session: DesignSession) -> str:
@@ -34,20 +34,19 @@ def continuation(session: DesignSession, ctx: SessionContext | None = None) -> s
     ctx = ctx or SessionContext.load(session)
     return messages.continuation_block(
         team=session.team_name,
-        phase=f"{session.phase_number} {session.get_phase_display()}",
+        phase=session.phase_label,
         services=ctx.involved_services,
         awaiting=awaiting(session),
     )
 
 
 def _adr_lines(session: DesignSession) -> list[str]:
-    from django.conf import settings
-
+    """Site-relative links: the report is stored, and made absolute where it leaves the site
+    (``teams_app.links.absolute_links``), with the base URL of that moment."""
     from sessions_app.decisions.models import Decision
 
-    base = settings.MAESTRO_BASE_URL.rstrip("/")
     adrs = Decision.objects.filter(session=session).select_related("project").order_by("number")
-    return [f"- [{d.adr_id}]({base}{d.get_absolute_url()}) {d.title} ({d.get_status_display().lower()})" for d in adrs]
+    return [f"- [{d.adr_id}]({d.get_absolute_url()}) {d.title} ({d.get_status_display().lower()})" for d in adrs]
 
 
 def _cell(text: str) -> str:
@@ -108,6 +107,8 @@ def final_report(session: DesignSession, ctx: SessionContext) -> str:
     changes = [
         f"{p.title}: {p.get_state_display()}"
         + (f" — {r.comment}" if (r := p.responses.order_by("created_at").last()) and r.comment else "")
+        if p.state != ValidationPoint.State.CANCELLED or p.responses.exists()
+        else f"{p.title}: not answered (closed with the session)"
         for p in session.validation_points.exclude(state=ValidationPoint.State.OPEN).order_by("opened_at")
     ]
     lines = [
@@ -115,7 +116,8 @@ def final_report(session: DesignSession, ctx: SessionContext) -> str:
         "",
         f"- **PRD**: {session.prd.reference if session.prd else 'none'}",
         f"- **Team**: {session.team_name} ({', '.join(specialists)})",
-        f"- **Status**: {session.get_status_display()} · phase {session.get_phase_display()}",
+        f"- **Status**: {session.get_status_display()}"
+        + ("" if session.phase == Phase.COMPLETED else f" · {session.phase_label}"),
         f"- **Usage**: {session.tokens_in + session.tokens_out} tokens · ${session.cost:.4f}",
         "",
         "## Key decisions",

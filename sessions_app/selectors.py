@@ -119,6 +119,18 @@ def key_questions_view(session: DesignSession) -> list[dict]:
     return views
 
 
+def providers_unavailable() -> dict[str, str]:
+    """Providers that cannot run with this site's settings, with the reason a person can act on."""
+    from django.conf import settings
+
+    reasons = {}
+    if not settings.ANTHROPIC_API_KEY:
+        reasons["anthropic"] = "ANTHROPIC_API_KEY is not set"
+    if not settings.OPENAI_BASE_URL:
+        reasons["openai"] = "OPENAI_BASE_URL is not set"
+    return reasons
+
+
 def session_page_state(session: DesignSession) -> dict:
     """Everything the session page renders, read in one consistent snapshot so ``last_seq``
     matches what is shown (events after it are replayed by the live connection)."""
@@ -133,7 +145,7 @@ def session_page_state(session: DesignSession) -> dict:
             round_view(r)
             for r in session.rounds.prefetch_related("contributions").order_by("number")
         ]
-        from sessions_app.reports import awaiting
+        from sessions_app.reports import awaiting, continuation
 
         return {
             "session": session,
@@ -146,6 +158,7 @@ def session_page_state(session: DesignSession) -> dict:
             "open_points": list(session.validation_points.filter(state=ValidationPoint.State.OPEN)),
             "involved": ctx.involved_services,
             "awaiting": awaiting(session),
+            "continuation": continuation(session, ctx),
             "latest_prd": session.project.prds.filter(status="active").order_by("-created_at").first(),
             **design_panels(session),
         }

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
-from django.utils import timezone
 
 from sessions_app import events
 from sessions_app.engine import flow
@@ -232,10 +231,7 @@ def session_cancel(*, session: DesignSession) -> DesignSession:
             session_id=session.pk,
             event=events.ContributionFailed(contribution_id=c.pk, round_id=c.round_id, error="Cancelled."),
         )
-    for point in session.validation_points.filter(state=ValidationPoint.State.OPEN):
-        point.state, point.closed_at = ValidationPoint.State.CANCELLED, timezone.now()
-        point.save(update_fields=["state", "closed_at"])
-        events.event_emit(session_id=session.pk, event=events.ValidationClosed(point_id=point.pk, state=point.state))
+    flow.close_open_points(session)
     flow._set_status(session, S.CANCELLED, "Cancelled by a team member.")
     return session
 

@@ -25,6 +25,7 @@ from sessions_app.engine.context import SessionContext
 from sessions_app.engine.gate import DESIGN_GATE
 from sessions_app.models import DesignProposal, DesignSession, Round, Synthesis, ValidationPoint, ValidationResponse
 from teams_app.errors import ApplicationError
+from teams_app.links import absolute_url
 from teams_app.models import Membership
 
 logger = logging.getLogger("maestro.audit")
@@ -99,7 +100,7 @@ def _notify(point_id: int, recipients: list[str]) -> None:
     if not recipients:
         return
     point = ValidationPoint.objects.select_related("session__project").get(pk=point_id)
-    url = settings.MAESTRO_BASE_URL.rstrip("/") + reverse("session_detail", kwargs={"pk": point.session_id}) + f"#point-{point.pk}"
+    url = absolute_url(reverse("session_detail", kwargs={"pk": point.session_id}) + f"#point-{point.pk}")
     deadline = f"\nPlease answer by {point.deadline:%Y-%m-%d %H:%M %Z}." if point.deadline else ""
     try:
         send_mail(

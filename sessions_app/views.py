@@ -24,6 +24,7 @@ from sessions_app.forms import (
 from sessions_app.models import Contribution, DesignSession, KeyQuestion, ValidationPoint
 from sessions_app.reports import continuation, final_report
 from teams_app.errors import ApplicationError
+from teams_app.links import absolute_links, base_url
 from teams_app.permissions import Action
 from teams_app.selectors import project_access, project_access_for, projects_for_user
 
@@ -97,9 +98,10 @@ def session_detail(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 def _user_panel_context(request: HttpRequest, session: DesignSession, access) -> dict:
-    from sessions_app.validation import required_approvals, validation_eligible
+    from sessions_app.validation import product_owners, required_approvals, validation_eligible
 
     proposal = design_selectors.proposal_latest(session)
+    owners = product_owners(session)
     points = [
         {
             "point": p,
@@ -110,6 +112,7 @@ def _user_panel_context(request: HttpRequest, session: DesignSession, access) ->
             "approvals": sum(1 for r in p.responses.all() if r.verdict == "approve"),
             "required": required_approvals(p),
             "approvers": list(p.approvers.all()),
+            "answerers": [u.get_username() for u in (list(p.approvers.all()) or owners)],
         }
         for p in session.validation_points.filter(state=ValidationPoint.State.OPEN).prefetch_related("responses", "approvers")
     ]
@@ -121,6 +124,7 @@ def _user_panel_context(request: HttpRequest, session: DesignSession, access) ->
         "points": points,
         "key_decisions": key_decisions(session) if points else [],
         "can_steer": access.can(Action.RUN_SESSIONS),
+        "can_manage_members": access.can(Action.MANAGE_MEMBERS),
         "can_post": access.can(Action.POST_MESSAGES),
         "conflicts": selectors.conflicts_waiting(session) if session.status == DesignSession.Status.AWAITING_USER else [],
         "failed": failed,
@@ -270,7 +274,7 @@ def session_report(request: HttpRequest, pk: int) -> HttpResponse:
     session, access = selectors.session_access(user=request.user, pk=pk)
     report = session.report or final_report(session, SessionContext.load(session))
     if request.GET.get("format") == "md":
-        response = HttpResponse(report, content_type="text/markdown; charset=utf-8")
+        response = HttpResponse(absolute_links(report, base_url(request)), content_type="text/markdown; charset=utf-8")
         response["Content-Disposition"] = f'attachment; filename="session-{session.pk}-report.md"'
         return response
     return render(request, "sessions_app/session_report.html",

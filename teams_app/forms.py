@@ -18,7 +18,15 @@ class ProjectForm(forms.ModelForm):
 
 
 class MembershipForm(forms.Form):
-    username = forms.CharField(max_length=150)
+    username = forms.CharField(
+        max_length=254, label="Username or email",
+        help_text="An email nobody uses yet creates an account and sends a link to choose a password.",
+    )
+    role = forms.ChoiceField(choices=Membership.Role.choices, initial=Membership.Role.PRODUCT_OWNER)
+
+
+class MembershipRoleForm(forms.Form):
+    membership = forms.IntegerField(widget=forms.HiddenInput)
     role = forms.ChoiceField(choices=Membership.Role.choices)
 
 

@@ -19,6 +19,10 @@ class ProjectAccess:
     role: str | None  # None for a superuser who is not a member
     is_superuser: bool
 
+    @property
+    def role_label(self) -> str:
+        return Membership.Role(self.role).label if self.role else ""
+
     def can(self, action: Action) -> bool:
         return self.is_superuser or role_allows(self.role, action)
 

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
+from django.core.mail import send_mail
+from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
 from django.utils.text import slugify
 
@@ -14,6 +19,10 @@ from teams_app.models import PRD, Membership, Project
 SLUG_TAKEN = "A project with this slug already exists."
 ALREADY_MEMBER = "{username} is already a member of this project."
 NO_SUCH_USER = "There is no user named {username}."
+BAD_EMAIL = "{email} is not a valid email address."
+BAD_ROLE = "Choose one of the roles."
+NO_SUCH_MEMBER = "That person is not a member of this project."
+LAST_OWNER = "A project keeps at least one owner: make someone else owner first."
 PRD_EXISTS = "This project already has a PRD with reference {reference}."
 
 
@@ -53,13 +62,78 @@ def project_create(
     return project
 
 
-@transaction.atomic
-def membership_add(*, project: Project, username: str, role: str) -> Membership:
+def _username_for_email(email: str) -> str:
     User = get_user_model()
-    try:
-        user = User.objects.get(username=username.strip())
-    except User.DoesNotExist:
-        raise ApplicationError(NO_SUCH_USER.format(username=username), {"field": "username"}) from None
+    stem = slugify(email.split("@", 1)[0])[:100] or "member"
+    candidate, n = stem, 1
+    while User.objects.filter(username=candidate).exists():
+        n += 1
+        candidate = f"{stem}{n}"
+    return candidate
+
+
+@transaction.atomic
+def membership_invite(
+    *, project: Project, identifier: str, role: str, set_password_url: Callable[[AbstractBaseUser], str] | None = None
+) -> tuple[Membership, bool]:
+    """Add a person by username or email with a role. An email nobody uses yet gets a new
+    account without a password and, on commit, a message with a link to choose one
+    (``set_password_url`` builds it). Returns the membership and whether the account is new."""
+    User = get_user_model()
+    identifier = (identifier or "").strip()
+    created = False
+    if "@" in identifier:
+        try:
+            validate_email(identifier)
+        except ValidationError:
+            raise ApplicationError(BAD_EMAIL.format(email=identifier), {"field": "username"}) from None
+        user = User.objects.filter(email__iexact=identifier).order_by("pk").first()
+        if user is None:
+            if role not in Membership.Role.values:
+                raise ApplicationError(BAD_ROLE, {"field": "role"})
+            user = User(username=_username_for_email(identifier), email=identifier)
+            user.set_unusable_password()
+            user.save()
+            created = True
+    else:
+        user = User.objects.filter(username=identifier).first()
+        if user is None:
+            raise ApplicationError(NO_SUCH_USER.format(username=identifier), {"field": "username"})
+    membership = _membership_create(project=project, user=user, role=role)
+    if created and set_password_url is not None:
+        link = set_password_url(user)
+        transaction.on_commit(lambda: _send_invitation(project.name, user.email, user.get_username(), link))
+    return membership, created
+
+
+def _send_invitation(project_name: str, email: str, username: str, link: str) -> None:
+    send_mail(
+        subject=f"[Maestro] You are invited to {project_name}",
+        message=(
+            f"You were added to {project_name} on Maestro.\n\n"
+            f"Your username is {username}. Choose a password here:\n{link}\n"
+        ),
+        from_email=settings.DEFAULT_FROM_EMAIL,
+        recipient_list=[email],
+    )
+
+
+@transaction.atomic
+def membership_set_role(*, project: Project, membership_id: int, role: str) -> Membership:
+    membership = project.memberships.select_for_update().filter(pk=membership_id).first()
+    if membership is None:
+        raise ApplicationError(NO_SUCH_MEMBER)
+    if role not in Membership.Role.values:
+        raise ApplicationError(BAD_ROLE, {"field": "role"})
+    owners = project.memberships.filter(role=Membership.Role.OWNER)
+    if membership.role == Membership.Role.OWNER and role != Membership.Role.OWNER and owners.count() == 1:
+        raise ApplicationError(LAST_OWNER)
+    membership.role = role
+    membership.save(update_fields=["role"])
+    return membership
+
+
+def _membership_create(*, project: Project, user: AbstractBaseUser, role: str) -> Membership:
     membership = Membership(project=project, user=user, role=role)
     try:
         membership.full_clean(validate_constraints=False)

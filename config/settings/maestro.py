@@ -17,8 +17,11 @@ OPENAI_MODEL = env_str("OPENAI_MODEL", "gpt-4o-mini")
 PROVIDER_TIMEOUT = env_float("PROVIDER_TIMEOUT", 120.0)
 PROVIDER_MAX_RETRIES = env_int("PROVIDER_MAX_RETRIES", 4)
 
-# Links in emails
-MAESTRO_BASE_URL = env_str("MAESTRO_BASE_URL", "http://127.0.0.1:8000")  # links in emails and MCP answers
+# Absolute links (teams_app.links): MAESTRO_BASE_URL when set, else the request's own scheme and
+# host, else (no request: emails from workers, the stdio MCP server) where `make run` serves.
+MAESTRO_BASE_URL = env_str("MAESTRO_BASE_URL")
+_SERVE_HOST = env_str("HOST", "127.0.0.1")
+MAESTRO_SERVE_URL = f"http://{'127.0.0.1' if _SERVE_HOST in ('0.0.0.0', '::', '') else _SERVE_HOST}:{env_int('PORT', 8000)}"
 
 # Sessions
 MAESTRO_DISCUSSION_ROUNDS = env_int("MAESTRO_DISCUSSION_ROUNDS", 2)

@@ -7,12 +7,18 @@ embedded Redis and exports its URL before any child process reads these settings
 
 from __future__ import annotations
 
+from config import embedded_redis
 from config.env import env_int, env_str
+from config.settings.base import DATA_DIR
 
 REDIS_URL = env_str("REDIS_URL")
-# The embedded profile leaves it empty until `serve` starts a server; commands that need no
-# Redis (migrate, seed_demo) still run.
+# The embedded profile: no REDIS_URL given. While `manage.py serve` runs, its embedded Redis is
+# published under the data directory, and every command of the checkout uses it; with nothing
+# serving it stays empty (an in-memory layer and broker), and commands that need no Redis
+# (migrate, seed_demo) still run.
 EMBEDDED_REDIS = not REDIS_URL
+if EMBEDDED_REDIS:
+    REDIS_URL = embedded_redis.serving_url(DATA_DIR)
 
 # RedisPubSubChannelLayer fits broadcast to many viewers of one session: one PUBLISH per
 # group message, no per-channel lists (measured in `make bench`).

@@ -199,11 +199,13 @@ def open_round(
         members = [m for m in members if m["specialist"] in addressed_to] or members
     mission, report = ROUND_MISSIONS[kind]
     if note:
-        mission = f"{mission}. {note}"
+        # On a line of its own: a multi-line note ("Design agreed:" and its list) must not end
+        # the mission's first line, which the rule-based provider quotes as the scope.
+        mission = f"{_sentence(mission)}\n{note}"
     rnd = Round.objects.create(
         session=session, number=_next_round_number(session), phase=session.phase, kind=kind,
         addressed_to=[m["specialist"] for m in members], status=Round.Status.RUNNING,
-        brief=f"{mission}.\nReport: {report}.", feedback=feedback.strip(),
+        brief=f"{_sentence(mission)}\nReport: {_sentence(report)}", feedback=feedback.strip(),
     )
     events.event_emit(session_id=session.pk, event=events.RoundStarted(round_id=rnd.pk))
     involved = ctx.involved_services
@@ -213,7 +215,7 @@ def open_round(
             agent=member["name"],
             team_name=session.team_name,
             feature=session.title,
-            mission=f"{member['role']}. {mission}",
+            mission=f"{_sentence(member['role'])} {mission}",
             cluster_state=ctx.cluster_line(),
             patterns=ctx.patterns_line(),
             integrate_with=involved,
@@ -782,6 +784,12 @@ def unmet_gate_items(session: DesignSession, ctx: SessionContext) -> list[str]:
     return [label for key, label in GATE_ITEMS if key != "user_requirements_confirmed" and not gate[key]]
 
 
+def _sentence(text: str) -> str:
+    """``text`` ending with exactly one full stop (roles and missions may bring their own)."""
+    text = text.rstrip()
+    return text if text.endswith((".", ":", "!", "?")) else f"{text}."
+
+
 def _decisions_note(session: DesignSession) -> str:
     decisions = key_decisions(session)
     return "Design agreed:\n" + "\n".join(f"- {d}" for d in decisions) if decisions else "Design agreed."
@@ -798,9 +806,20 @@ def _user_message(session: DesignSession, text: str, user) -> Contribution:
     return contribution
 
 
+def close_open_points(session: DesignSession) -> None:
+    """A session that ends (completed or cancelled) closes the points still open, such as the
+    optional business-requirements input, so nobody's waiting list keeps them.
+    Precondition: session row locked."""
+    for point in session.validation_points.filter(state=ValidationPoint.State.OPEN):
+        point.state, point.closed_at = ValidationPoint.State.CANCELLED, timezone.now()
+        point.save(update_fields=["state", "closed_at"])
+        events.event_emit(session_id=session.pk, event=events.ValidationClosed(point_id=point.pk, state=point.state))
+
+
 def session_complete(session: DesignSession, ctx: SessionContext) -> None:
     from sessions_app.reports import final_report
 
+    close_open_points(session)
     _set_phase(session, Phase.COMPLETED)
     _set_status(session, S.COMPLETED)  # first, so the report and its continuation block say so
     session.completed_at = timezone.now()

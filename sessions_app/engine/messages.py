@@ -104,7 +104,7 @@ def validation_message(
     questions = "\n".join(f"- {q}" for q in VALIDATION_QUESTIONS)
     extra = "".join(f"{heading}:\n{_bullets(lines)}\n\n" for heading, lines in sections if lines)
     return (
-        f'"USER VALIDATION NEEDED:\n\nThe team has designed the integration of {feature.strip().rstrip(".")}:\n\n'
+        f'"USER VALIDATION NEEDED:\n\nThe team has designed the integration for “{feature}”:\n\n'
         f"Architecture:\n```\n{diagram.rstrip()}\n```\n\n"
         f"Key Design Decisions:\n{decision_lines}\n\n"
         f"{extra}"

@@ -33,6 +33,7 @@ from mcp.server.transport_security import TransportSecuritySettings
 from sessions_app.hub.auth import WWW_AUTHENTICATE, WWW_AUTHENTICATE_INVALID, bearer_from_header, token_authenticate
 from sessions_app.hub.mcp_server import build_server, db
 from sessions_app.hub.ratelimit import rate_limit_hit
+from teams_app.links import base_url
 
 logger = logging.getLogger(__name__)
 
@@ -132,7 +133,7 @@ class McpHttpApp:
         scope = {
             **scope,
             "user": AuthenticatedUser(principal),
-            "maestro.hub": {"token_id": token.pk, "project_id": token.project_id, "base_url": f"{scheme}://{host}"},
+            "maestro.hub": {"token_id": token.pk, "project_id": token.project_id, "base_url": base_url(origin=f"{scheme}://{host}")},
         }
         manager = await self._started()
         await manager.handle_request(scope, receive, send)

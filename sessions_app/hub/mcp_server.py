@@ -76,6 +76,7 @@ from sessions_app.hub.schemas import (
     field_errors,
 )
 from teams_app.errors import ApplicationError
+from teams_app.links import base_url
 from teams_app.models import Project
 
 logger = logging.getLogger(__name__)
@@ -218,7 +219,7 @@ def _resolve_caller(hub: dict[str, Any] | None, bound_slug: str | None) -> Calle
     if bound_slug:
         project = Project.objects.filter(slug=bound_slug).first()
         if project is not None:
-            return Caller(project=project, token=None, base_url=settings.MAESTRO_BASE_URL)
+            return Caller(project=project, token=None, base_url=base_url())
     raise ApplicationError(NOT_BOUND, {"code": "unavailable"})
 
 

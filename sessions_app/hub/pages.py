@@ -14,6 +14,7 @@ from sessions_app.hub import selectors, services
 from sessions_app.hub.forms import ApiTokenForm, PlanningImportForm
 from sessions_app.hub.models import ApiToken
 from teams_app.errors import ApplicationError
+from teams_app.links import absolute_url
 from teams_app.permissions import Action
 from teams_app.selectors import ProjectAccess, project_access, project_access_for
 
@@ -38,7 +39,7 @@ def _render(request: HttpRequest, access: ProjectAccess, *, form: ApiTokenForm |
             "import_form": import_form or PlanningImportForm(),
             "can_import_prds": access.can(Action.EDIT_PRDS),
             "new_token": new_token,
-            "hub_url": request.build_absolute_uri("/hub"),
+            "hub_url": absolute_url("/hub", request),
         },
         status=status,
     )

@@ -17,6 +17,7 @@ from sessions_app.hub.models import ApiToken, HubTask
 from sessions_app.hub.schemas import TaskIn
 from sessions_app.models import Contribution, DesignSession, SessionEvent, Synthesis
 from teams_app.errors import ApplicationError
+from teams_app.links import absolute_links
 from teams_app.models import PRD, Project, Specialist
 from teams_app.router import Candidate, Score, rank
 
@@ -168,7 +169,7 @@ def hub_task_view(task: HubTask, *, base_url: str) -> dict[str, Any]:
     if finished:
         if answer is not None:
             view["answer"] = answer.text if answer.status == Contribution.Status.DONE else f"(no answer: {answer.error})"
-        view["report"] = session.report or None
+        view["report"] = absolute_links(session.report, base_url) if session.report else None
         synthesis = Synthesis.objects.filter(session=session).order_by("-round__number").first()
         view["cluster_view"] = synthesis.ascii if synthesis is not None and synthesis.ascii else None
     return view

@@ -25,6 +25,7 @@ from sessions_app.hub.openapi import openapi_document
 from sessions_app.hub.ratelimit import rate_limit_hit
 from sessions_app.hub.schemas import INVALID_BODY, NOT_JSON, TASK_ID_PATTERN, PausedOut, TaskIn, field_errors
 from teams_app.errors import ApplicationError
+from teams_app.links import base_url
 
 UNAUTHORIZED = "Send a project API token: Authorization: Bearer <token>."
 INVALID_TOKEN = "The token is invalid or revoked."
@@ -101,7 +102,7 @@ def parse_body(request: HttpRequest, model: type[BaseModel]) -> Any:
 
 
 def _base_url(request: HttpRequest) -> str:
-    return request.build_absolute_uri("/")
+    return base_url(request)
 
 
 @hub_endpoint("GET")

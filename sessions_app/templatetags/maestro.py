@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import nh3
 from django import template
 from django.utils.safestring import mark_safe
@@ -16,9 +18,32 @@ ALLOWED_TAGS = {
 }
 ALLOWED_ATTRIBUTES = {"a": {"href", "title"}, "th": {"align"}, "td": {"align"}}
 
+# A masked secret (``amqp://shop:***@rabbitmq``, ``PASSWORD=***``) is a run of asterisks with no
+# letter or digit on either side; emphasis always touches a word (``***both***``). Two masks on
+# one line would otherwise pair up as bold-italic and swallow the text between them. The run is
+# swapped for a private-use character markdown ignores, then put back (code spans included).
+_MASK_RUN = re.compile(r"(?<![A-Za-z0-9*\\])\*{3,}(?![A-Za-z0-9*])")
+_MASK_HOLDER = "\ue000"
+_HELD = re.compile("\ue000|%EE%80%80")  # as written, or percent-encoded inside a link target
+_RULE_LINE = re.compile(r"[ \t]*\*{3,}[ \t]*")  # a line of asterisks alone is a horizontal rule
+
 
 def render_markdown(text: str) -> str:
-    html = _md.render(text or "")
+    text = (text or "").replace(_MASK_HOLDER, "")
+    masks: list[str] = []
+
+    def hold(match: re.Match) -> str:
+        start = text.rfind("\n", 0, match.start()) + 1
+        end = text.find("\n", match.end())
+        if _RULE_LINE.fullmatch(text, start, len(text) if end < 0 else end):
+            return match.group(0)
+        masks.append(match.group(0))
+        return _MASK_HOLDER
+
+    html = _md.render(_MASK_RUN.sub(hold, text))
+    if masks:
+        runs = iter(masks)
+        html = _HELD.sub(lambda _m: next(runs, "***"), html)
     return nh3.clean(
         html,
         tags=ALLOWED_TAGS,

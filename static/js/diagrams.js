@@ -2,6 +2,32 @@
 // is shown next to the diagram, never swallowed; without Mermaid the source and ASCII stay.
 (function () {
   "use strict";
+  // Mermaid writes a <style> element into each SVG. Under the Content-Security-Policy a style
+  // element needs the page's nonce, which this script carries (a script can read its own).
+  const nonce = (document.currentScript && document.currentScript.nonce) || "";
+  function withNonce(el, name) {
+    if (nonce && String(name).toLowerCase() === "style") el.setAttribute("nonce", nonce);
+    return el;
+  }
+  async function renderWithNonce(id, source) {
+    // While Mermaid lays the diagram out in the page, the style elements it creates get the nonce.
+    // Its sanitiser re-parses the SVG (DOMParser), where a style without the nonce is reported too.
+    const create = document.createElement, createNS = document.createElementNS;
+    const parse = DOMParser.prototype.parseFromString;
+    document.createElement = function (name, options) { return withNonce(create.call(document, name, options), name); };
+    document.createElementNS = function (ns, name, options) { return withNonce(createNS.call(document, ns, name, options), name); };
+    DOMParser.prototype.parseFromString = function (text, type) { return parse.call(this, svgWithNonce(String(text)), type); };
+    try {
+      return await window.mermaid.render(id, source);
+    } finally {
+      document.createElement = create;
+      document.createElementNS = createNS;
+      DOMParser.prototype.parseFromString = parse;
+    }
+  }
+  function svgWithNonce(svg) {
+    return nonce ? svg.replace(/<style(?=[\s>])/g, '<style nonce="' + nonce + '"') : svg;
+  }
   function notice(wrap, text) {
     const p = wrap.querySelector(".diagram-error");
     if (p) { p.hidden = false; p.textContent = text; }
@@ -25,10 +51,10 @@
       const wrap = pre.parentElement;
       const id = "mermaid-" + (++n);
       try {
-        const { svg } = await window.mermaid.render(id, pre.textContent);
+        const { svg } = await renderWithNonce(id, pre.textContent);
         const holder = document.createElement("div");
         holder.className = "mermaid-rendered";
-        holder.innerHTML = svg;
+        holder.innerHTML = svgWithNonce(svg);
         pre.hidden = true;
         wrap.insertBefore(holder, pre);
       } catch (err) {

@@ -94,7 +94,10 @@ class Server:
 # Installed before any page script runs: a marker that a reload would erase, the first
 # ``live-seq`` the server rendered, and a count of WebSocket messages htmx applied.
 RECORDER = """
-window.__maestro = {loadedAt: Date.now(), wsMessages: 0, wsOpens: 0, initialSeq: null};
+window.__maestro = {loadedAt: Date.now(), wsMessages: 0, wsOpens: 0, initialSeq: null, csp: []};
+document.addEventListener("securitypolicyviolation", function (e) {
+  window.__maestro.csp.push([e.violatedDirective, e.sourceFile, e.lineNumber, e.columnNumber, e.blockedURI].join(" "));
+});
 document.addEventListener("DOMContentLoaded", function () {
   var marker = document.getElementById("live-seq");
   if (marker) window.__maestro.initialSeq = parseInt(marker.dataset.seq || "0", 10);

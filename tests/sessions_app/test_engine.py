@@ -156,7 +156,7 @@ def test_approving_validation_completes_with_a_report(run_engine, demo, nsi, po)
     assert session.report.startswith("# Final report:")
     for part in ("PRD-101", "## Key decisions", "## Follow-ups and risks", "## Next steps", "Currently Active Team:"):
         assert part in session.report
-    assert "[ADR-0001](http://127.0.0.1:8000/projects/demo/decisions/1/)" in session.report
+    assert "[ADR-0001](/projects/demo/decisions/1/)" in session.report  # made absolute where it leaves the site
     assert "(accepted)" in session.report
 
 

@@ -21,7 +21,7 @@ PROJECT_GET_URLS = [
     ("diagram_list", {}),
 ]
 PROJECT_POST_URLS = [
-    "membership_add",
+    "project_members",
     "prd_create",
     "session_create",
     "inventory_import",
@@ -120,7 +120,7 @@ def test_only_owner_adds_members(client, project, member_factory, make_user):
     architect = member_factory(Membership.Role.ARCHITECT)
     newcomer = make_user("newcomer")
     client.force_login(architect)
-    url = reverse("membership_add", kwargs={"slug": project.slug})
+    url = reverse("project_members", kwargs={"slug": project.slug})
     assert client.post(url, {"username": "newcomer", "role": "viewer"}).status_code == 403
     owner = member_factory(Membership.Role.OWNER)
     client.force_login(owner)
@@ -131,7 +131,7 @@ def test_only_owner_adds_members(client, project, member_factory, make_user):
 def test_adding_unknown_user_or_duplicate_member_changes_nothing(client, project, member_factory):
     owner = member_factory(Membership.Role.OWNER)
     client.force_login(owner)
-    url = reverse("membership_add", kwargs={"slug": project.slug})
+    url = reverse("project_members", kwargs={"slug": project.slug})
     before = Membership.objects.count()
     response = client.post(url, {"username": "ghost", "role": "viewer"}, follow=True)
     assert "There is no user named ghost" in response.content.decode()

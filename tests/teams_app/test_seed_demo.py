@@ -58,4 +58,6 @@ def test_ensure_admin_creates_once_and_prints_credentials(capsys, settings, tmp_
 
     admin = get_user_model().objects.get(username="admin")
     assert admin.is_superuser and admin.check_password(password)
-    assert admin.memberships.get(project__slug="demo").role == "owner"
+    # The golden path: the printed account approves the demo design (owners do not); as a superuser
+    # it keeps the owner rights.
+    assert admin.memberships.get(project__slug="demo").role == "product_owner"

@@ -15,7 +15,6 @@ import os
 import sys
 
 import anyio
-from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from teams_app.models import Project
@@ -33,13 +32,12 @@ class Command(BaseCommand):
                             help="Folder with Task Master planning files (.taskmaster/); default: the working folder")
 
     def handle(self, *args, project: str, planning_dir: str | None = None, **options):
-        from config.celery import app
+        from config.celery import run_here_without_broker
         from sessions_app.hub.mcp_server import build_server
 
         if not Project.objects.filter(slug=project).exists():
             raise CommandError(f"No project with slug {project!r}.")
-        if settings.CELERY_BROKER_URL.startswith("memory://"):
-            app.conf.task_always_eager = True
+        if run_here_without_broker():
             print("mcp_server: no broker configured (REDIS_URL unset); specialists run in this process.", file=sys.stderr)
         server = build_server(project_slug=project, planning_dir=planning_dir or os.getcwd())
         anyio.run(server.run_stdio_async)

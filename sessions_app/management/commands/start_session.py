@@ -7,6 +7,7 @@ import time
 
 from django.core.management.base import BaseCommand, CommandError
 
+from config.celery import run_here_without_broker
 from sessions_app import services
 from sessions_app.design import selectors as design
 from sessions_app.models import Contribution, DesignSession
@@ -41,6 +42,9 @@ class Command(BaseCommand):
         if template is None:
             known = ", ".join(TeamTemplate.objects.values_list("slug", flat=True)) or "none (run load_specialists and seed_demo)"
             raise CommandError(f"There is no team template {o['team']!r}. Known: {known}.")
+        if run_here_without_broker():
+            # Nothing serves (no `make run`, no REDIS_URL): no worker would ever take the tasks.
+            self.stderr.write("No broker is serving (start `make run` or set REDIS_URL); the specialists run in this command.")
         try:
             prd: PRD | None = (
                 services.prd_for_reference(project=project, reference=o["prd"]) if o["prd"] else None
@@ -79,7 +83,7 @@ class Command(BaseCommand):
         if o["json"]:
             self.stdout.write(json.dumps(outcome))
             return
-        self.stdout.write(f"session {session.pk}: {session.get_status_display()} · {session.get_phase_display()}")
+        self.stdout.write(f"session {session.pk}: {session.get_status_display()} · {session.phase_label}")
         if session.status_reason:
             self.stdout.write(f"  {session.status_reason}")
         for r in outcome["rounds"]:

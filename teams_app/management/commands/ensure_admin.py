@@ -1,12 +1,12 @@
 from __future__ import annotations
 
-import os
 import secrets
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 
+from teams_app.links import base_url
 from teams_app.models import Membership, Project
 
 
@@ -28,7 +28,19 @@ class Command(BaseCommand):
             secret_file.chmod(0o600)
         demo = Project.objects.filter(slug="demo").first()
         if demo is not None:
-            Membership.objects.get_or_create(user=user, project=demo, defaults={"role": Membership.Role.OWNER})
+            # The golden path: this account starts the demo's session and approves its design.
+            # Approving takes the product-owner role (owners do not approve); as a superuser it
+            # keeps every owner right (sessions, members, tokens) on every project.
+            membership, _ = Membership.objects.get_or_create(
+                user=user, project=demo, defaults={"role": Membership.Role.PRODUCT_OWNER}
+            )
+            if membership.role == Membership.Role.OWNER:  # the role earlier versions gave it
+                membership.role = Membership.Role.PRODUCT_OWNER
+                membership.save(update_fields=["role"])
         password = secret_file.read_text().strip() if secret_file.exists() else "(set before this file existed)"
-        port = os.environ.get("PORT", "8000")
-        self.stdout.write(self.style.SUCCESS(f"Sign in at http://127.0.0.1:{port}/ as {username} / {password}"))
+        self.stdout.write(self.style.SUCCESS(f"Sign in at {base_url()}/ as {username} / {password}"))
+        if demo is not None:
+            self.stdout.write(
+                f"{username} is a site admin and the product owner of {demo.name}: it can start the demo's "
+                "session and approve its design. Invite others on the project's Members page."
+            )

@@ -27,8 +27,15 @@ class Command(BaseCommand):
             from config import embedded_redis
 
             redis_server = embedded_redis.start()
-            self.stdout.write(f"embedded Redis on {redis_server.url}")
-        env = {**os.environ, "MAESTRO_SERVE_STATIC": os.environ.get("MAESTRO_SERVE_STATIC", "1")}
+            published = embedded_redis.publish(redis_server, settings.DATA_DIR)
+            self.stdout.write(f"embedded Redis on {redis_server.url} (other commands find it in {published})")
+        env = {
+            **os.environ,
+            "MAESTRO_SERVE_STATIC": os.environ.get("MAESTRO_SERVE_STATIC", "1"),
+            # Workers build links without a request (emails): they point where this serves.
+            "PORT": str(port),
+            "HOST": host,
+        }
         python = sys.executable
         children = [
             subprocess.Popen(
@@ -72,5 +79,6 @@ class Command(BaseCommand):
                 except subprocess.TimeoutExpired:
                     child.kill()
             if redis_server is not None:
+                embedded_redis.withdraw(published, redis_server)
                 redis_server.stop()
             self.stdout.write("stopped")
