@@ -205,7 +205,7 @@ def proposal_diff(old: ProposalChanges | None, new: ProposalChanges) -> dict[str
             elif b is None:
                 removed.append(line(a))
             elif a != b:
-                changed.append(f"{line(a)}  ⟶  {line(b)}")
+                changed.append(_changed_line(kind, key, a, b))
 
     compare("service", {s.name: s for s in old.services}, {s.name: s for s in new.services}, _service_line)
     compare("edge", {_edge_key(e): e for e in old.edges}, {_edge_key(e): e for e in new.edges}, edge_line)
@@ -216,6 +216,26 @@ def proposal_diff(old: ProposalChanges | None, new: ProposalChanges) -> dict[str
     )
     compare("risk", {r: r for r in old.risks}, {r: r for r in new.risks}, lambda r: f"risk: {r}")
     return {"added": added, "removed": removed, "changed": changed}
+
+
+def _changed_line(kind: str, key, a, b) -> str:
+    """What changed in one item, field by field: "event payment.completed: consumers +inventory"."""
+    if isinstance(a, str):
+        return f"risk: {a}  ⟶  {b}"
+    name = " → ".join(key) if isinstance(key, tuple) else str(key)
+    old, new = a.model_dump(), b.model_dump()
+    parts = []
+    for name_ in old:
+        x, y = old[name_], new.get(name_)
+        if x == y:
+            continue
+        if isinstance(x, list) and isinstance(y, list):
+            plus = [f"+{v}" for v in y if v not in x]
+            minus = [f"−{v}" for v in x if v not in y]
+            parts.append(f"{name_} {' '.join(plus + minus)}")
+        else:
+            parts.append(f"{name_} {x or '(none)'} → {y or '(none)'}")
+    return f"{kind} {name}: " + "; ".join(parts)
 
 
 def diff_is_empty(diff: dict[str, list[str]]) -> bool:
