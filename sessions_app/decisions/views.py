@@ -244,7 +244,12 @@ def decision_markdown(request: HttpRequest, slug: str, number: int) -> HttpRespo
 @require_GET
 def decisions_export_zip(request: HttpRequest, slug: str) -> HttpResponse:
     access = project_access(user=request.user, slug=slug)
-    content = madr.export_zip(selectors.decisions_for_export(project=access.project))
+    fmt = request.GET.get("format", "madr4")
+    if fmt not in madr.FORMATS:  # bad input changes nothing: say what is offered
+        return HttpResponse(
+            f"Unknown format {fmt[:40]!r}; use one of {', '.join(madr.FORMATS)}.", status=400, content_type="text/plain"
+        )
+    content = madr.export_zip(selectors.decisions_for_export(project=access.project), fmt=fmt)
     response = HttpResponse(content, content_type="application/zip")
     response["Content-Disposition"] = f'attachment; filename="{access.project.slug}-decisions.zip"'
     return response

@@ -299,6 +299,16 @@ def test_zip_export_holds_one_madr_file_per_decision(client, log, member_factory
     assert 'filename="0002-use-postgresql.md"' in single["Content-Disposition"]
 
 
+def test_zip_export_in_the_log4brains_layout(client, log, member_factory):
+    client.force_login(member_factory(R.VIEWER))
+    response = client.get(url("decisions_export_zip"), {"format": "log4brains"})
+    archive = zipfile.ZipFile(io.BytesIO(response.content))
+    text = archive.read("decisions/0002-use-postgresql.md").decode()
+    assert text.startswith("# Use PostgreSQL\n\n- Status: accepted\n")
+    bad = client.get(url("decisions_export_zip"), {"format": "docx"})
+    assert bad.status_code == 400 and "madr4, log4brains" in bad.content.decode()
+
+
 # -- the list ------------------------------------------------------------------------------------
 
 

@@ -338,3 +338,51 @@ def test_duplicate_workload_names_are_listed() -> None:
     text = _deployment("api") + "---\n" + _deployment("api").replace("Deployment", "StatefulSet")
     with pytest.raises(ApplicationError, match="Duplicate service names: api"):
         import_text(text, "k8s")
+
+
+def test_ingress_and_host_port_publish_a_workload_and_appprotocol_states_grpc() -> None:
+    inv = k8s(
+        """
+        apiVersion: apps/v1
+        kind: Deployment
+        metadata: {name: web}
+        spec:
+          template:
+            metadata: {labels: {app: web}}
+            spec:
+              containers: [{name: web, image: acme/web:1.0, ports: [{containerPort: 8080}]}]
+        ---
+        apiVersion: v1
+        kind: Service
+        metadata: {name: web}
+        spec:
+          selector: {app: web}
+          ports: [{port: 80, targetPort: 8080, appProtocol: kubernetes.io/h2c}]
+        ---
+        apiVersion: networking.k8s.io/v1
+        kind: Ingress
+        metadata: {name: web}
+        spec:
+          tls: [{hosts: [shop.example.com]}]
+          rules:
+            - http:
+                paths: [{path: /, pathType: Prefix, backend: {service: {name: web, port: {number: 80}}}}]
+        ---
+        apiVersion: apps/v1
+        kind: DaemonSet
+        metadata: {name: agent}
+        spec:
+          template:
+            metadata: {labels: {app: agent}}
+            spec:
+              containers:
+                - name: agent
+                  image: acme/agent:1.0
+                  ports: [{containerPort: 9100, hostPort: 9100}, {containerPort: 9101, hostPort: 9101, hostIP: 127.0.0.1}]
+        """
+    )
+    assert inv.service("web").ports == [PortSpec(8080, 443)]  # published through the TLS Ingress
+    assert inv.service("web").patterns["communication"] == ["grpc"]
+    agent = inv.service("agent").ports
+    assert agent == [PortSpec(9100, 9100), PortSpec(9101, 9101, host_ip="127.0.0.1")]
+    assert [p.loopback for p in agent] == [False, True]
