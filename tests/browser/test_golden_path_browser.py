@@ -65,7 +65,8 @@ def test_the_printed_admin_walks_the_golden_path(demo, browser, start_worker, se
 
     b.open(f"/sessions/{pk}/report/")
     report = b.text("main")
-    assert "Final report" in report and "amqp://shop:***@rabbitmq:5672/shop" in report
+    assert "Final report" in report and "Proposed Architecture" in report and "Implementation plan" in report
+    assert "shop:@rabbitmq" not in report  # masked secrets render as written
     hrefs = b.js("return Array.from(document.querySelectorAll('main a')).map(function (a) { return a.href; })")
     assert f"{b.base_url}/projects/demo/decisions/1/" in hrefs
     b.open("/")

@@ -106,7 +106,7 @@ def test_integration_design_key_questions_positions_and_gate(run_engine, demo, n
     assert design.kind == "design" and design.phase == "design"
     questions = {q.key: q for q in session.key_questions.order_by("ref")}
     # From the requirement (subscriptions, payments) and the cluster, not a fixed list.
-    assert set(questions) == {"payments.store", "payments.webhooks", "payments.sync", "subscriptions.renewals"}
+    assert set(questions) == {"payments.store", "payments.webhooks", "payments.sync", "subscriptions.store", "subscriptions.renewals"}
     assert "PCI DSS" in questions["payments.store"].text  # the project's constraints name PCI DSS
     assert "stripe" in questions["payments.webhooks"].text and "gateway" in questions["payments.webhooks"].options[0]
     for q in questions.values():

@@ -202,6 +202,14 @@ def subscriptions(cx: Cluster, facts: Facts) -> Draft:
         "subscriptions.renewals", "What drives renewals?",
         [f"A scheduler inside {svc} that starts each cycle", f"{provider} subscriptions, with {svc} following their webhooks"], g,
     ))
+    shared = cx.shared_database_rule()
+    if shared and not existing:
+        d.questions.append(QuestionDraft(
+            "subscriptions.store", f"Does {svc} get its own database?",
+            [f"A separate {cx.db_engine} database owned by {svc}", f"A {svc} schema in the shared {cx.database}"],
+            {"dataflow": Ground(0, f"{cx.database} is already shared ({shared}); a new owner should not add to it", [shared]),
+             "performance": Ground(0, f"renewal runs are batch load; a store of its own keeps them off the shared {cx.database}", [shared])},
+        ))
     service_plan(d, cx, facts, svc, new=not existing, callers=[x for x in (orders, payments_svc) if x],
                  events=["subscription.renewed", "subscription.paused"])
     d.checks += ["Can a customer subscribe, pause, skip and cancel a cycle?", "Does each cycle create one order and one charge, even on retries?"]
