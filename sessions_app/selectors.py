@@ -173,7 +173,12 @@ def design_panels(session: DesignSession, names: tuple[str, ...] = tuple(_PANELS
 
 
 def conflicts_waiting(session: DesignSession) -> list[KeyQuestion]:
-    return list(session.key_questions.filter(state=KeyQuestion.State.CONFLICT))
+    """Questions waiting for a person: those the team disputes, and during Integration Design
+    those no evidence settled (open)."""
+    states = [KeyQuestion.State.CONFLICT]
+    if session.phase == "design":
+        states.append(KeyQuestion.State.OPEN)
+    return list(session.key_questions.filter(state__in=states).order_by("ref"))
 
 
 def session_export(session: DesignSession) -> dict:

@@ -139,3 +139,19 @@ def test_the_same_session_twice_gives_the_same_proposal(run_engine, demo, at_des
     again = run_engine(services.session_start, project=demo, template=template, requirement=PAY, user=None, prd=demo.prds.get())
     first = DesignProposal.objects.get(session=at_design_gate, version=1).content
     assert DesignProposal.objects.get(session=again, version=1).content == first
+
+
+def test_an_open_question_is_offered_to_the_user_and_decided(run_engine, demo, po, client):
+    template = TeamTemplate.objects.get(slug="new-service-integration")
+    s = run_engine(services.session_start, project=demo, template=template, user=None, prd=demo.prds.get(),
+                   requirement="Add a subscriptions service that creates recurring orders through orders")
+    q = s.key_questions.get(key="subscriptions.renewals")
+    assert q.state == "open"  # one voice with evidence: a recommendation, not consensus
+    client.force_login(po)
+    html = client.get(s.get_absolute_url()).content.decode()
+    assert f"Decide {q.ref}" in html and "Decide what the team could not settle" in html
+    run_engine(services.key_question_decide, question=q, option=q.options[1], user=po)
+    q.refresh_from_db()
+    assert (q.state, q.chosen, q.decided_by) == ("decided", q.options[1], po)
+    assert s.decisions.filter(title__icontains="renewals").exists()
+    assert s.validation_points.filter(gate=DESIGN_GATE, state="open").count() == 1
