@@ -150,3 +150,8 @@ def session_page_state(session: DesignSession) -> dict:
 
 def conflicts_waiting(session: DesignSession) -> list[KeyQuestion]:
     return list(session.key_questions.filter(state=KeyQuestion.State.CONFLICT))
+
+
+def session_last_seq(*, session_id: int) -> int | None:
+    """The sequence number of the session's last event (None for a session that is gone)."""
+    return DesignSession.objects.filter(pk=session_id).values_list("last_seq", flat=True).first()
