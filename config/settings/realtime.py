@@ -60,11 +60,12 @@ CELERY_TASK_TIME_LIMIT = env_int("SPECIALIST_TIME_LIMIT", 360)
 # contribution to another worker once the lease has expired.
 SPECIALIST_LEASE_SECONDS = env_float("SPECIALIST_LEASE_SECONDS", 30.0)
 SPECIALIST_HEARTBEAT_SECONDS = env_float("SPECIALIST_HEARTBEAT_SECONDS", SPECIALIST_LEASE_SECONDS / 3)
-# The sweeper runs in every worker (a timer thread, see the README) this often.
-MAESTRO_SWEEP_INTERVAL = env_float("MAESTRO_SWEEP_INTERVAL", 10.0)
+# The sweeper runs in every worker (a timer thread, see sessions_app/sweeper.py) this often;
+# 0 turns it off.
+MAESTRO_SWEEP_INTERVAL = env_float("MAESTRO_SWEEP_INTERVAL", 5.0)
 # A round left synthesizing this long after its last contribution settled gets its synthesis
 # enqueued again (the first message was lost, e.g. with a broker restart).
-MAESTRO_SYNTHESIS_STALL_SECONDS = env_float("MAESTRO_SYNTHESIS_STALL_SECONDS", 30.0)
+MAESTRO_SYNTHESIS_STALL_SECONDS = env_float("MAESTRO_SYNTHESIS_STALL_SECONDS", 5.0)
 
 # The broker redelivers an unacknowledged message after the visibility timeout. The longest a
 # live task legitimately holds one is the hard time limit of a specialist call (or the lease
