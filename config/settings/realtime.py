@@ -42,6 +42,8 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # Workers ride out broker restarts: retry connecting forever, at start-up too, and keep running
 # tasks alive across the outage (they report through the database, not the broker).
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+    CELERY_BROKER_TRANSPORT = "config.broker:Transport"  # kombu's, minus a crash on reconnect
 CELERY_BROKER_CONNECTION_RETRY = True
 CELERY_BROKER_CONNECTION_MAX_RETRIES = None
 CELERY_BROKER_CONNECTION_TIMEOUT = env_float("CELERY_BROKER_CONNECTION_TIMEOUT", 4.0)

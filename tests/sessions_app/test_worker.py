@@ -11,7 +11,7 @@ from sessions_app import services
 from sessions_app.models import Contribution, DesignSession
 from sessions_app.tasks import run_contribution
 from teams_app.models import Project, Specialist, TeamTemplate
-from tests.sessions_app.workers import Worker, wait_for
+from tests.support.processes import Worker, wait_for
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 REQ = "Add a subscriptions service that creates recurring orders through orders"
