@@ -13,11 +13,12 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from urllib.parse import quote
 
 import redis
 from django.conf import settings
 from django.db import connection
+
+from bench.db import database_url
 
 ROOT = Path(__file__).resolve().parents[2]
 LOGS = ROOT / "var"
@@ -35,13 +36,11 @@ def free_port() -> int:
 
 def subprocess_database_url() -> str:
     """The test database as a DATABASE_URL for processes the test starts."""
-    db = connection.settings_dict
     if connection.vendor == "postgresql":
-        user = quote(db.get("USER") or "postgres")
-        password = f":{quote(db['PASSWORD'])}" if db.get("PASSWORD") else ""
-        return f"postgres://{user}{password}@{db.get('HOST') or '127.0.0.1'}:{db.get('PORT') or 5432}/{db['NAME']}"
+        return database_url()
+    # SQLite shared by several processes: wait for the write lock instead of failing at once.
     options = "timeout=20&transaction_mode=IMMEDIATE"
-    return f"sqlite:///{Path(db['NAME']).resolve()}?{options}"
+    return f"sqlite:///{Path(connection.settings_dict['NAME']).resolve()}?{options}"
 
 
 def subprocess_env(**extra: str) -> dict[str, str]:
