@@ -82,10 +82,13 @@ class _Handler(BaseHTTPRequestHandler):
         wait = owner.delay(call.index, body)
         if owner.released.wait(wait):
             return
+        self._stream(owner, call, body)
+
+    def handle(self) -> None:
         try:
-            self._stream(owner, call, body)
+            super().handle()
         except (BrokenPipeError, ConnectionResetError):
-            pass  # the caller went away mid-answer (a worker was killed): that call is over
+            pass  # the caller went away (a worker was killed mid-answer): that call is over
 
     def _stream(self, owner: LLMServer, call: Call, body: dict) -> None:
         words = owner.reply.split(" ")

@@ -123,3 +123,23 @@ def test_an_unknown_socket_path_is_closed_as_not_found(client, viewer):
             assert (await comm.receive_output(timeout=2)) == {"type": "websocket.close", "code": CLOSE_NOT_FOUND}
 
     async_to_sync(scenario)()
+
+
+def test_a_replay_renders_each_card_and_the_header_once_and_keeps_every_seq(client, shop, viewer, monkeypatch):
+    import re as regex
+
+    from sessions_app import live
+
+    session = paused_session(shop)
+    services.session_attach_prd(session=session, prd=shop.prds.get())
+    total = last_seq(session.pk)
+    seq, html = live.render_events_after(session_id=session.pk, after=0, until=None, limit=10_000)
+    assert seq == total
+    assert [int(s) for s in SEQ.findall(html)] == list(range(1, total + 1)), "every event keeps its seq marker"
+    assert html.count('id="session-header"') == 1
+    monkeypatch.setattr(live, "_state_key", lambda row: None)  # every event rendered, as before
+    _, every = live.render_events_after(session_id=session.pk, after=0, until=None, limit=10_000)
+    cards = regex.compile(r'id="(card-[^"]+)"')
+    assert len(cards.findall(html)) < len(cards.findall(every))
+    assert set(cards.findall(html)) == set(cards.findall(every)), "the same cards, each shown as it is now"
+    assert len(html) < 0.7 * len(every)
