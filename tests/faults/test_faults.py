@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.support.faults import Cluster, demo_project_on_openai, vendor_calls_match_tries
+from tests.support.faults import Cluster, demo_project_on_openai, vendor_calls
 
 pytestmark = [pytest.mark.worker, pytest.mark.faults, pytest.mark.django_db(transaction=True)]
 
@@ -24,7 +24,7 @@ def cluster(transactional_db):
 
 
 def check(figures, *, stall_limit: float) -> None:
-    print(figures)
+    print(figures)  # shown with -s: the figures of the run
     assert figures.problems == []
     assert figures.lost == 0, "every page got every event"
     assert figures.duplicates == 0, "no page got an event twice"
@@ -36,20 +36,22 @@ def test_a_worker_killed_mid_round_is_replaced_and_its_calls_run_again(cluster):
     # The killed worker's calls ran again once their leases expired (4 s here, 30 s by default);
     # the 60 s of the spec hold with room to spare.
     check(figures, stall_limit=30)
-    calls, tries = vendor_calls_match_tries(cluster.llm)
-    assert calls == tries, "one vendor call per try, including the ones the kill cut short"
-    assert tries > 6, "some calls ran twice: once on the killed worker, once on its replacement"
+    calls, tries, contributions = vendor_calls(cluster.llm)
+    assert contributions <= calls <= tries, "at most one vendor call per try"
+    assert calls > contributions, "the calls the kill cut short ran again on the new worker"
 
 
 def test_a_redis_restart_mid_round_loses_nothing(cluster):
     figures = cluster.run("redis_restart")
     check(figures, stall_limit=10)
     assert cluster.workers[0].process.poll() is None, "the worker rode out the outage"
-    calls, tries = vendor_calls_match_tries(cluster.llm)
-    assert calls == tries
+    calls, tries, contributions = vendor_calls(cluster.llm)
+    assert calls == tries == contributions, "no call ran twice"
 
 
 def test_a_daphne_restart_mid_stream_loses_nothing_on_connected_pages(cluster):
     figures = cluster.run("daphne_restart", pages=3)
-    check(figures, stall_limit=10)
+    # Pages are back within 5 s of daphne listening again; starting daphne itself takes a few
+    # seconds (more on a busy machine), so that time is allowed on top.
+    check(figures, stall_limit=figures.fault_seconds + 5)
     assert all(page.opens >= 2 for page in cluster.pages), "every page reconnected to the new daphne"

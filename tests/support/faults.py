@@ -47,6 +47,7 @@ class Figures:
     lost: int
     duplicates: int
     stall: float
+    fault_seconds: float = 0.0  # how long injecting the fault took (e.g. until daphne listened again)
     problems: list[str] = field(default_factory=list)
 
 
@@ -123,7 +124,9 @@ class Cluster:
             timeout, interval=0.05, what="specialists streaming",
         )
 
-    def inject(self, fault: str) -> None:
+    def inject(self, fault: str) -> float:
+        """Inject ``fault``; returns how long that took, until the replacement was ready."""
+        started = time.monotonic()
         if fault == "worker_kill":
             victim = next(w for w in self.workers if w.process.poll() is None)
             victim.kill()  # SIGKILL mid-call: nothing acknowledged, nothing cleaned up
@@ -134,16 +137,20 @@ class Cluster:
             self.daphne.restart(kill=True)
         else:
             raise ValueError(f"unknown fault {fault!r}; known: {', '.join(FAULTS)}")
+        return time.monotonic() - started
 
     def run(self, fault: str | None, *, pages: int = 2, timeout: float = 150) -> Figures:
         """One session, with ``fault`` injected mid-round, watched by ``pages`` pages."""
         session_id = self.start_session()
         watching = self.open_pages(session_id, pages)
+        took = 0.0
         if fault:
             self.wait_mid_round(session_id)
-            self.inject(fault)
+            took = self.inject(fault)
         wait_for(lambda: settled(session_id), timeout, interval=0.2, what=f"session {session_id} to settle after {fault}")
-        return figures(session_id, watching, self.llm)
+        result = figures(session_id, watching, self.llm)
+        result.fault_seconds = took
+        return result
 
 
 def settled(session_id: int) -> bool:
@@ -188,10 +195,12 @@ def figures(session_id: int, pages: list[Page], llm: LLMServer, catch_up: float 
                    stall=longest_stall(session_id, pages), problems=problems)
 
 
-def vendor_calls_match_tries(llm: LLMServer) -> tuple[int, int]:
-    """(calls the model server saw, tries recorded): one vendor call per try."""
-    tries = sum(Contribution.objects.filter(author=Contribution.Author.SPECIALIST).values_list("tries", flat=True))
-    return len(llm.calls), tries
+def vendor_calls(llm: LLMServer) -> tuple[int, int, int]:
+    """(calls the model server saw, tries recorded, contributions): at most one vendor call per
+    try (a worker killed between its claim and its request makes a try without a call), and at
+    least one per contribution."""
+    specialist = Contribution.objects.filter(author=Contribution.Author.SPECIALIST)
+    return len(llm.calls), sum(specialist.values_list("tries", flat=True)), specialist.count()
 
 
 def measure(runs: int, faults: tuple[str, ...] = FAULTS) -> dict:
@@ -204,7 +213,7 @@ def measure(runs: int, faults: tuple[str, ...] = FAULTS) -> dict:
             fault = faults[n % len(faults)]
             result = cluster.run(fault)
             results.append((fault, result))
-        calls, tries = vendor_calls_match_tries(cluster.llm)
+        calls, tries, contributions = vendor_calls(cluster.llm)
     finally:
         cluster.close()
     stall = {fault: max((r.stall for f, r in results if f == fault), default=0.0) for fault in faults}
@@ -215,7 +224,9 @@ def measure(runs: int, faults: tuple[str, ...] = FAULTS) -> dict:
         "duplicates": sum(r.duplicates for _, r in results),
         "longest stall s": round(max(stall.values(), default=0.0), 1),
         **{f"longest stall s ({fault})": round(value, 1) for fault, value in stall.items()},
-        "vendor calls / tries": f"{calls} / {tries}",
+        "longest fault s (until the replacement was ready)": round(max((r.fault_seconds for _, r in results), default=0.0), 1),
+        "vendor calls / tries / contributions": f"{calls} / {tries} / {contributions}",
+        "calls within tries": contributions <= calls <= tries,
         "problems": sum(len(r.problems) for _, r in results),
         "seconds": round(time.monotonic() - started, 1),
     }
