@@ -164,8 +164,8 @@ class RedisServer(_Process):
     """A ``redis-server`` of the test's own on a free port, nothing on disk: a restart loses
     every key, as a Redis without persistence does."""
 
-    def __init__(self) -> None:
-        self.port = free_port()
+    def __init__(self, port: int | None = None) -> None:
+        self.port = port or free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.workdir = tempfile.mkdtemp(prefix="maestro-test-redis-")
         self.log_path, self.log = _open_log(f"redis-{self.port}")
