@@ -45,7 +45,7 @@ class Claim:
     session_id: int
     round_id: int
     first_try: bool
-    tries: int = 0
+    tries: int | None = None  # the try this claim took; None: whichever try is running
 
 
 class Busy(Exception):
@@ -125,7 +125,8 @@ def claim(contribution_id: int) -> Claim | None:
 
 def _held(claim_: Claim):
     """The contribution's row while this claim still holds it (same try, still running)."""
-    return Contribution.objects.filter(pk=claim_.contribution_id, status=C.RUNNING, tries=claim_.tries)
+    rows = Contribution.objects.filter(pk=claim_.contribution_id, status=C.RUNNING)
+    return rows if claim_.tries is None else rows.filter(tries=claim_.tries)
 
 
 def lease_renew(claim_: Claim) -> bool:
