@@ -6,6 +6,7 @@ reach a page).
 
     make bench faults                       # 6 sessions
     python -m bench faults -- --sessions 12 --faults worker_kill,redis_restart
+    python -m bench faults -- --sessions 2 --faults worker_kill --lease 30 --sweep 5   # production timings
 
 The processes and the cluster are those of the fault tests (``tests/support/faults.py``), on a
 throwaway database: PostgreSQL when DATABASE_URL names it, SQLite otherwise; the Redis is the
@@ -24,6 +25,8 @@ def run(args: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(prog="python -m bench faults --")
     parser.add_argument("--sessions", type=int, default=6, help="sessions to run, one fault each")
     parser.add_argument("--faults", default="worker_kill,redis_restart,daphne_restart", help="faults to cycle through")
+    parser.add_argument("--lease", type=float, default=4.0, help="SPECIALIST_LEASE_SECONDS (30 in production)")
+    parser.add_argument("--sweep", type=float, default=1.0, help="MAESTRO_SWEEP_INTERVAL (5 in production)")
     options = parser.parse_args(args or [])
     setup_django()
     from tests.support.faults import FAULTS, demo_project_on_openai, measure
@@ -34,4 +37,9 @@ def run(args: list[str] | None = None) -> dict[str, Any]:
         parser.error(f"unknown fault(s) {', '.join(unknown)}; known: {', '.join(FAULTS)}")
     with throwaway_database("faults"):
         demo_project_on_openai()
-        return measure(options.sessions, faults)
+        overrides = {
+            "SPECIALIST_LEASE_SECONDS": str(options.lease),
+            "SPECIALIST_HEARTBEAT_SECONDS": str(options.lease / 3),
+            "MAESTRO_SWEEP_INTERVAL": str(options.sweep),
+        }
+        return {"lease s": options.lease, "sweep s": options.sweep, **measure(options.sessions, faults, overrides)}

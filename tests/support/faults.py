@@ -62,10 +62,10 @@ def demo_project_on_openai() -> Project:
 
 
 class Cluster:
-    def __init__(self, *, word_delay: float = 0.08, workers: int = 1) -> None:
+    def __init__(self, *, word_delay: float = 0.08, workers: int = 1, settings: dict[str, str] | None = None) -> None:
         self.redis = RedisServer()
         self.llm = LLMServer(word_delay=word_delay).start()
-        self.env = {"REDIS_URL": self.redis.url, "OPENAI_BASE_URL": self.llm.base_url, **FAST}
+        self.env = {"REDIS_URL": self.redis.url, "OPENAI_BASE_URL": self.llm.base_url, **FAST, **(settings or {})}
         self.workers: list[Worker] = []
         self.pages: list[Page] = []
         self.daphne = Daphne(self.env)
@@ -203,9 +203,10 @@ def vendor_calls(llm: LLMServer) -> tuple[int, int, int]:
     return len(llm.calls), sum(specialist.values_list("tries", flat=True)), specialist.count()
 
 
-def measure(runs: int, faults: tuple[str, ...] = FAULTS) -> dict:
-    """The soak: ``runs`` sessions, cycling through ``faults``, on one cluster."""
-    cluster = Cluster()
+def measure(runs: int, faults: tuple[str, ...] = FAULTS, settings: dict[str, str] | None = None) -> dict:
+    """The soak: ``runs`` sessions, cycling through ``faults``, on one cluster (``settings``
+    override the short leases and sweeps of :data:`FAST`)."""
+    cluster = Cluster(settings=settings)
     started = time.monotonic()
     try:
         results = []
