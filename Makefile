@@ -40,8 +40,14 @@ run: seed
 test: install
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+# `make bench faults` runs one benchmark: words after `bench` name modules, not make targets.
+ifeq (bench,$(firstword $(MAKECMDGOALS)))
+BENCH_NAMES := $(wordlist 2,$(words $(MAKECMDGOALS)),$(MAKECMDGOALS))
+$(eval $(BENCH_NAMES):;@:)
+endif
+
 bench: install
-	$(PY) -m bench $(BENCH_ARGS)
+	$(PY) -m bench $(BENCH_NAMES) $(BENCH_ARGS)
 
 lint: install
 	$(PY) -m ruff check .

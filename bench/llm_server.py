@@ -26,9 +26,11 @@ class Call:
 
 @dataclass
 class LLMServer:
-    """``delay(index, body) -> seconds`` decides how long each call takes before it answers."""
+    """``delay(index, body) -> seconds`` decides how long each call takes before it answers;
+    ``word_delay`` spaces the streamed words, so an answer streams for a while."""
 
     delay: Callable[[int, dict], float] = lambda index, body: 0.0
+    word_delay: float = 0.0
     reply: str = (
         "Rule-checked answer from a local model.\n\n## Findings\n- The inventory names the services to integrate.\n\n"
         "## Recommendations\n- Follow the established REST and event patterns.\n\n## Open questions\n- None.\n"
@@ -80,6 +82,15 @@ class _Handler(BaseHTTPRequestHandler):
         wait = owner.delay(call.index, body)
         if owner.released.wait(wait):
             return
+        self._stream(owner, call, body)
+
+    def handle(self) -> None:
+        try:
+            super().handle()
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the caller went away (a worker was killed mid-answer): that call is over
+
+    def _stream(self, owner: LLMServer, call: Call, body: dict) -> None:
         words = owner.reply.split(" ")
         self.send_response(200)
         self.send_header("content-type", "text/event-stream")
@@ -88,6 +99,8 @@ class _Handler(BaseHTTPRequestHandler):
         created = int(time.time())
         for i, word in enumerate(words):
             text = word if i == 0 else " " + word
+            if owner.word_delay and i and owner.released.wait(owner.word_delay):
+                return
             self._chunk({"id": "cmpl-local", "object": "chat.completion.chunk", "created": created,
                          "model": body.get("model", ""), "choices": [{"index": 0, "delta": {"content": text}, "finish_reason": None}]})
         self._chunk({"id": "cmpl-local", "object": "chat.completion.chunk", "created": created, "model": body.get("model", ""),

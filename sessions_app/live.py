@@ -139,12 +139,34 @@ def render_events_after(*, session_id: int, after: int, until: int | None, limit
         Contribution.objects.filter(pk__in=delta_ids, status__in=[Contribution.Status.PENDING, Contribution.Status.RUNNING])
         .values_list("pk", flat=True)
     ) if delta_ids else set()
+    # Fragments that show something's current state (a card, a round's progress, the header)
+    # are the same for every event about that thing: a replay renders each once, at its last
+    # event, and sends only the seq marker for the earlier ones. The page ends the same, and a
+    # long log replays in a fraction of the time.
+    last_of = {key: row.seq for row in rows if (key := _state_key(row)) is not None}
     return rows[-1].seq, "".join(
         _seq_marker(row.seq)
-        if row.type == "contribution.delta" and row.payload["contribution_id"] not in streaming
+        if (row.type == "contribution.delta" and row.payload["contribution_id"] not in streaming)
+        or ((key := _state_key(row)) is not None and last_of[key] != row.seq)
         else render_event(row)
         for row in rows
     )
+
+
+_HEADER_EVENTS = ("phase.changed", "status.changed", "gate.changed", "key_question.changed")
+
+
+def _state_key(row: SessionEvent) -> tuple | None:
+    """What an event's fragment shows the current state of, or None for fragments that add
+    something (token deltas, posted messages, new rounds) and must all be sent."""
+    kind = row.type
+    if kind in ("contribution.started", "contribution.finished"):
+        return ("card", row.payload["contribution_id"])
+    if kind == "round.progress":
+        return ("progress", row.payload["round_id"])
+    if kind in _HEADER_EVENTS:
+        return ("header",)
+    return None
 
 
 def render_error(message: str) -> str:

@@ -187,10 +187,16 @@ class Contribution(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # Running: the lease, renewed by the call's heartbeat. Pending: when the sweeper next
+    # re-enqueues it if nobody claimed it (a lost message). Empty: not leased yet.
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["round", "created_at", "id"]
-        indexes = [models.Index(fields=["round", "status"])]
+        indexes = [
+            models.Index(fields=["round", "status"]),
+            models.Index(fields=["status", "lease_expires_at"], name="contribution_lease_idx"),  # the sweeper's query
+        ]
 
     def __str__(self) -> str:
         return f"{self.author_name} in {self.round}"

@@ -8,6 +8,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection, transaction
 from django.db.models import Prefetch, QuerySet
 from django.http import Http404
+from django.utils import timezone
 
 from sessions_app.decisions.models import Decision
 from sessions_app.design import selectors as design
@@ -234,3 +235,18 @@ def session_export(session: DesignSession) -> dict:
             for p in points
         ],
     }
+
+
+def session_last_seq(*, session_id: int) -> int | None:
+    """The sequence number of the session's last event (None for a session that is gone)."""
+    return DesignSession.objects.filter(pk=session_id).values_list("last_seq", flat=True).first()
+
+
+def validation_points_overdue(*, limit: int = 100) -> list[int]:
+    """Open points past their deadline whose expiry action pauses the session (the others
+    stay open and are shown as overdue)."""
+    return list(
+        ValidationPoint.objects.filter(
+            state=ValidationPoint.State.OPEN, deadline__lt=timezone.now(), expiry_action=DesignSession.ExpiryAction.PAUSE
+        ).values_list("pk", flat=True)[:limit]
+    )

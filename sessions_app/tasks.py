@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import logging
 import random
+import time
+from datetime import timedelta
 
 from celery import group, shared_task
 from celery.exceptions import SoftTimeLimitExceeded
+from celery.signals import worker_ready, worker_shutdown
 from django.conf import settings
 from django.db import transaction
+from django.utils import timezone
 
+from sessions_app import selectors, sweeper
 from sessions_app.engine import flow, runner
 from sessions_app.providers.base import ProviderError
+from sessions_app.validation import validation_expire
 
 logger = logging.getLogger(__name__)
 
@@ -36,21 +42,34 @@ def run_contribution(self, contribution_id: int) -> str:
         return "done"
     except runner.Skip:
         return "skipped"
+    except runner.Busy as busy:
+        # Another delivery holds a live lease. Come back when it ends: if that worker died,
+        # this delivery takes over; if it finished, this one finds nothing to do. (Run inline,
+        # without a broker, the holder is this very process: nothing to come back to.)
+        if self.request.is_eager:
+            return "busy"
+        run_contribution.apply_async(args=[contribution_id], countdown=busy.retry_in)
+        return "deferred"
     except ProviderError as exc:
+        tries = getattr(exc, "tries", None)
         if exc.transient and self.request.retries < settings.PROVIDER_MAX_RETRIES:
             attempt = self.request.retries + 1
+            countdown = _backoff(self.request.retries, exc.retry_after)
             runner.note_retry(contribution_id, f"{exc.message} Retrying ({attempt} of {settings.PROVIDER_MAX_RETRIES}).")
-            runner.release(contribution_id)
-            raise self.retry(countdown=_backoff(self.request.retries, exc.retry_after), exc=exc) from exc
+            runner.release(contribution_id, hold_for=countdown, tries=tries)
+            raise self.retry(countdown=countdown, exc=exc) from exc
         suffix = " (gave up after retries)" if exc.transient else ""
-        runner.fail(contribution_id, exc.message + suffix)
+        runner.fail(contribution_id, exc.message + suffix, tries=tries)
         return "failed"
-    except SoftTimeLimitExceeded:
-        runner.fail(contribution_id, f"The specialist did not answer within {settings.CELERY_TASK_SOFT_TIME_LIMIT} seconds.")
+    except SoftTimeLimitExceeded as exc:
+        runner.fail(
+            contribution_id, f"The specialist did not answer within {settings.CELERY_TASK_SOFT_TIME_LIMIT} seconds.",
+            tries=getattr(exc, "tries", None),
+        )
         return "failed"
     except Exception as exc:  # a bug must not leave the round waiting forever
         logger.exception("contribution %s crashed", contribution_id)
-        runner.fail(contribution_id, f"The call failed unexpectedly: {type(exc).__name__}.")
+        runner.fail(contribution_id, f"The call failed unexpectedly: {type(exc).__name__}.", tries=getattr(exc, "tries", None))
         return "failed"
 
 
@@ -61,19 +80,74 @@ def synthesize_round(round_id: int) -> None:
 
 @shared_task(acks_late=True, reject_on_worker_lost=True)
 def expire_validation_point(point_id: int) -> None:
-    from sessions_app.validation import validation_expire
-
     validation_expire(point_id=point_id)
 
 
 def enqueue_expiry(point_id: int, deadline) -> None:
-    transaction.on_commit(lambda: expire_validation_point.apply_async(args=[point_id], eta=deadline))
+    # An ETA message waits unacknowledged in a worker; past the visibility timeout the broker
+    # would hand out copies of it. Far deadlines are left to the sweeper instead.
+    if deadline - timezone.now() < timedelta(seconds=settings.CELERY_VISIBILITY_TIMEOUT / 2):
+        transaction.on_commit(lambda: _publish(lambda: expire_validation_point.apply_async(args=[point_id], eta=deadline)))
 
 
 def enqueue_contributions(ids: list[int]) -> None:
     if ids:
-        transaction.on_commit(lambda: group(run_contribution.si(i) for i in ids).apply_async())
+        transaction.on_commit(lambda: _send_contributions(ids))
 
 
 def enqueue_synthesis(round_id: int) -> None:
-    transaction.on_commit(lambda: synthesize_round.delay(round_id))
+    transaction.on_commit(lambda: _publish(lambda: synthesize_round.delay(round_id)))
+
+
+def _publish(send) -> bool:
+    """Send a message; when the broker is down, log it and let the sweeper send it later
+    (the work is in the database either way). Never raises into the committing caller."""
+    try:
+        send()
+        return True
+    except Exception:
+        logger.warning("could not reach the broker; the sweeper will enqueue this work again", exc_info=True)
+        return False
+
+
+def _send_contributions(ids: list[int]) -> None:
+    if not _publish(lambda: group(run_contribution.si(i) for i in ids).apply_async()):
+        runner.contributions_due_now(ids)
+
+
+# -- the sweeper (see sessions_app/sweeper.py for why it is a timer in the worker) ------------
+
+_synthesis_sent: dict[int, float] = {}
+
+
+def sweep() -> dict[str, int]:
+    """One pass: re-enqueue contributions whose lease expired or whose message was lost,
+    syntheses that never ran, and expire validation points past their deadline."""
+    due = runner.contributions_due()
+    if due:
+        logger.info("sweeper: enqueueing %d contribution(s) again: %s", len(due), due)
+        _send_contributions(due)
+    now = time.monotonic()
+    stalled = [
+        pk for pk in runner.rounds_stalled()
+        if now - _synthesis_sent.get(pk, 0.0) >= settings.MAESTRO_SYNTHESIS_STALL_SECONDS
+    ]
+    for pk in stalled:
+        logger.info("sweeper: round %s is still synthesizing; enqueueing its synthesis again", pk)
+        if _publish(lambda pk=pk: synthesize_round.delay(pk)):
+            _synthesis_sent[pk] = now
+    for pk in [pk for pk, sent in _synthesis_sent.items() if now - sent > 3600]:
+        del _synthesis_sent[pk]
+    expired = sum(validation_expire(point_id=pk) for pk in selectors.validation_points_overdue())
+    return {"contributions": len(due), "syntheses": len(stalled), "expired": expired}
+
+
+@worker_ready.connect
+def _start_sweeper(**_kwargs) -> None:
+    if settings.MAESTRO_SWEEP_INTERVAL > 0:
+        sweeper.start(sweep, settings.MAESTRO_SWEEP_INTERVAL)
+
+
+@worker_shutdown.connect
+def _stop_sweeper(**_kwargs) -> None:
+    sweeper.stop()

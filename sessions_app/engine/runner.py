@@ -1,13 +1,19 @@
 """One specialist call, from a pending contribution to a finished or failed one.
 
 The call itself runs outside any transaction; every state change around it is a short
-transaction that also records its event. A contribution is claimed with a lease so a
-duplicated delivery does nothing while the first is alive, and a redelivery after a worker
-died (lease expired) takes over.
+transaction that also records its event. A contribution is claimed with a short lease
+(``SPECIALIST_LEASE_SECONDS``) that a heartbeat renews while the call runs; every streamed
+frame renews it too. A delivery that finds a live lease is told to come back later
+(:class:`Busy`), never dropped; once a lease has expired (its worker died) the next delivery
+takes over, and :func:`contributions_due` finds such contributions for the sweeper. The try
+number (``tries``) fences a call that outlived its lease: its late result is discarded.
 """
 
 from __future__ import annotations
 
+import logging
+import random
+import threading
 import time
 from dataclasses import dataclass
 from datetime import timedelta
@@ -15,19 +21,22 @@ from decimal import Decimal
 from functools import lru_cache
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from sessions_app import events
 from sessions_app.engine import flow
 from sessions_app.engine.context import SessionContext
 from sessions_app.engine.questions import match_option
-from sessions_app.models import Contribution, DesignSession, KeyQuestion, Position
+from sessions_app.models import Contribution, DesignSession, KeyQuestion, Position, Round
 from sessions_app.providers import ProviderConfig, build_provider
 from sessions_app.providers.base import KeyQuestionBrief, ProviderError, ProviderRequest, ProviderResult
 from teams_app.models import Specialist
 
 C = Contribution.Status
+R = Round.Status
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -36,6 +45,19 @@ class Claim:
     session_id: int
     round_id: int
     first_try: bool
+    tries: int | None = None  # the try this claim took; None: whichever try is running
+
+
+class Busy(Exception):
+    """Another delivery holds a live lease on the contribution: deliver again in ``retry_in`` s."""
+
+    def __init__(self, retry_in: float) -> None:
+        super().__init__(f"leased for another {retry_in:.1f} s")
+        self.retry_in = retry_in
+
+
+def _lease() -> timedelta:
+    return timedelta(seconds=settings.SPECIALIST_LEASE_SECONDS)
 
 
 def provider_config() -> ProviderConfig:
@@ -69,25 +91,76 @@ def _lock_session_then(contribution_id: int) -> tuple[DesignSession, Contributio
     return session, Contribution.objects.select_for_update().get(pk=contribution_id)
 
 
+def _lease_left(c: Contribution, now) -> float:
+    """Seconds the running contribution's lease has left (0 when expired)."""
+    if c.lease_expires_at is not None:
+        return max(0.0, (c.lease_expires_at - now).total_seconds())
+    if c.started_at is not None:  # claimed before leases were renewed: the old, long lease
+        return max(0.0, settings.CELERY_TASK_TIME_LIMIT - (now - c.started_at).total_seconds())
+    return 0.0
+
+
 @transaction.atomic
 def claim(contribution_id: int) -> Claim | None:
-    """Take the contribution for this delivery, or None when there is nothing to do."""
+    """Take the contribution for this delivery, or None when there is nothing to do.
+
+    Raises :class:`Busy` while another delivery's lease is live."""
     session, c = _lock_session_then(contribution_id)
     now = timezone.now()
     if c.status in (C.DONE, C.FAILED, C.CANCELLED):
         return None
-    lease = timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT)
-    if c.status == C.RUNNING and c.started_at and now - c.started_at < lease:
-        return None  # another delivery is working on it
+    if c.status == C.RUNNING and (left := _lease_left(c, now)) > 0:
+        raise Busy(left + random.uniform(0.5, 1.5))  # another delivery is working on it
     if session.status == DesignSession.Status.CANCELLED:
         c.status = C.CANCELLED
         c.save(update_fields=["status"])
         return None
     first_try = c.tries == 0
     c.status, c.started_at, c.tries, c.text = C.RUNNING, now, c.tries + 1, ""
-    c.save(update_fields=["status", "started_at", "tries", "text"])
+    c.lease_expires_at = now + _lease()
+    c.save(update_fields=["status", "started_at", "tries", "text", "lease_expires_at"])
     events.event_emit(session_id=c.session_id, event=events.ContributionStarted(contribution_id=c.pk, round_id=c.round_id))
-    return Claim(contribution_id=c.pk, session_id=c.session_id, round_id=c.round_id, first_try=first_try)
+    return Claim(contribution_id=c.pk, session_id=c.session_id, round_id=c.round_id, first_try=first_try, tries=c.tries)
+
+
+def _held(claim_: Claim):
+    """The contribution's row while this claim still holds it (same try, still running)."""
+    rows = Contribution.objects.filter(pk=claim_.contribution_id, status=C.RUNNING)
+    return rows if claim_.tries is None else rows.filter(tries=claim_.tries)
+
+
+def lease_renew(claim_: Claim) -> bool:
+    """Extend the claim's lease; False when the contribution is no longer this claim's."""
+    return bool(_held(claim_).update(lease_expires_at=timezone.now() + _lease()))
+
+
+class Heartbeat:
+    """Renews a claim's lease from a thread while the call runs (the call may wait a long
+    time for its first token). Each beat uses a short-lived connection of its own, so a
+    worker holds no extra connection per running call."""
+
+    def __init__(self, claim_: Claim) -> None:
+        self.claim = claim_
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._run, name=f"lease-{claim_.contribution_id}", daemon=True)
+
+    def __enter__(self) -> Heartbeat:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stopped.set()
+        self.thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while not self.stopped.wait(settings.SPECIALIST_HEARTBEAT_SECONDS):
+            try:
+                if not lease_renew(self.claim):
+                    return  # finished, cancelled or taken over: nothing left to keep alive
+            except Exception:  # the next beat tries again; the lease outlasts a few misses
+                logger.warning("lease renewal of contribution %s failed", self.claim.contribution_id, exc_info=True)
+            finally:
+                connection.close()  # no idle connection per running call between beats
 
 
 def build_request(contribution: Contribution) -> tuple[ProviderRequest, str]:
@@ -175,7 +248,7 @@ class DeltaWriter:
                 session_id=self.claim.session_id,
                 event=events.ContributionDelta(contribution_id=self.claim.contribution_id, text=chunk),
             )
-            updated = Contribution.objects.filter(pk=self.claim.contribution_id, status=C.RUNNING).update(text=self.text)
+            updated = _held(self.claim).update(text=self.text, lease_expires_at=timezone.now() + _lease())
             if updated:
                 transaction.savepoint_commit(sid)
             else:
@@ -189,17 +262,22 @@ def execute(contribution_id: int) -> ProviderResult:
     claim_ = claim(contribution_id)
     if claim_ is None:
         raise _Skip()
-    contribution = Contribution.objects.select_related(
-        "session__project", "session__prd", "session__inventory_revision", "session__template", "round", "specialist"
-    ).get(pk=contribution_id)
-    request, provider_name = build_request(contribution)
-    writer = DeltaWriter(claim_, settings.MAESTRO_DELTA_FRAME_MS)
-    started = time.monotonic()
-    provider = _provider(provider_name, provider_config())
-    result = provider.run(request, writer)
-    writer.flush()
+    try:
+        with Heartbeat(claim_):
+            contribution = Contribution.objects.select_related(
+                "session__project", "session__prd", "session__inventory_revision", "session__template", "round", "specialist"
+            ).get(pk=contribution_id)
+            request, provider_name = build_request(contribution)
+            writer = DeltaWriter(claim_, settings.MAESTRO_DELTA_FRAME_MS)
+            started = time.monotonic()
+            provider = _provider(provider_name, provider_config())
+            result = provider.run(request, writer)
+            writer.flush()
+    except BaseException as exc:
+        exc.tries = claim_.tries  # lets the caller's fail/release touch only this try
+        raise
     latency_ms = int((time.monotonic() - started) * 1000)
-    finish(contribution_id, result, latency_ms)
+    finish(contribution_id, result, latency_ms, tries=claim_.tries)
     return result
 
 
@@ -208,9 +286,11 @@ class _Skip(Exception):
 
 
 @transaction.atomic
-def finish(contribution_id: int, result: ProviderResult, latency_ms: int) -> None:
+def finish(contribution_id: int, result: ProviderResult, latency_ms: int, *, tries: int | None = None) -> None:
+    """Record the result. With ``tries``, only if that try still holds the contribution (a call
+    that outlived its lease while another worker took over is discarded)."""
     session, c = _lock_session_then(contribution_id)
-    if c.status != C.RUNNING:
+    if c.status != C.RUNNING or (tries is not None and c.tries != tries):
         return
     c.status = C.DONE
     c.text = result.text
@@ -231,6 +311,7 @@ def finish(contribution_id: int, result: ProviderResult, latency_ms: int) -> Non
     c.latency_ms = latency_ms
     c.error = ""
     c.finished_at = timezone.now()
+    c.lease_expires_at = None
     c.save()
     _record_positions(session, c, result)
     flow.add_usage(session.pk, tokens_in=c.tokens_in, tokens_out=c.tokens_out, cost=c.cost)
@@ -239,15 +320,16 @@ def finish(contribution_id: int, result: ProviderResult, latency_ms: int) -> Non
 
 
 @transaction.atomic
-def fail(contribution_id: int, message: str, *, provider: str = "") -> None:
+def fail(contribution_id: int, message: str, *, provider: str = "", tries: int | None = None) -> None:
     _, c = _lock_session_then(contribution_id)
-    if c.status in (C.DONE, C.FAILED, C.CANCELLED):
+    if c.status in (C.DONE, C.FAILED, C.CANCELLED) or (tries is not None and c.tries != tries):
         return
     c.status = C.FAILED
     c.error = message
     c.provider = provider or c.provider
     c.finished_at = timezone.now()
-    c.save(update_fields=["status", "error", "provider", "finished_at"])
+    c.lease_expires_at = None
+    c.save(update_fields=["status", "error", "provider", "finished_at", "lease_expires_at"])
     events.event_emit(
         session_id=c.session_id, event=events.ContributionFailed(contribution_id=c.pk, round_id=c.round_id, error=message)
     )
@@ -258,9 +340,59 @@ def note_retry(contribution_id: int, message: str) -> None:
     Contribution.objects.filter(pk=contribution_id).update(error=message)
 
 
-def release(contribution_id: int) -> None:
-    """Hand a running contribution back before a retry, so the retry's claim can take it."""
-    Contribution.objects.filter(pk=contribution_id, status=C.RUNNING).update(status=C.PENDING)
+def release(contribution_id: int, *, hold_for: float = 0.0, tries: int | None = None) -> None:
+    """Hand a running contribution back before a retry, so the retry's claim can take it. The
+    sweeper leaves it alone for ``hold_for`` seconds (the retry's backoff) plus a lease."""
+    rows = Contribution.objects.filter(pk=contribution_id, status=C.RUNNING)
+    if tries is not None:
+        rows = rows.filter(tries=tries)
+    rows.update(status=C.PENDING, lease_expires_at=timezone.now() + timedelta(seconds=hold_for) + _lease())
+
+
+# -- the sweeper's side: work whose worker or message was lost ---------------------------------
+
+
+def contributions_due(*, limit: int = 500) -> list[int]:
+    """Contributions to enqueue again: running ones whose lease expired (their worker died)
+    and pending ones nobody claimed in time (their message was lost). Each is marked with a
+    new deadline by a compare-and-set, so concurrent sweepers enqueue it once; a running one
+    goes back to pending, so the next delivery claims it at once. Only rounds still running."""
+    now = timezone.now()
+    cutoff = now - _lease()
+    candidates = (
+        Contribution.objects.filter(author=Contribution.Author.SPECIALIST, round__status=R.RUNNING)
+        .filter(
+            Q(status=C.RUNNING, lease_expires_at__lt=now)
+            | Q(status=C.RUNNING, lease_expires_at__isnull=True, started_at__lt=now - timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT))
+            | Q(status=C.PENDING, lease_expires_at__lt=now)
+            | Q(status=C.PENDING, lease_expires_at__isnull=True, created_at__lt=cutoff)
+        )
+        .exclude(session__status=DesignSession.Status.CANCELLED)
+        .values_list("pk", "status", "lease_expires_at")[:limit]
+    )
+    due = []
+    for pk, status, lease in list(candidates):
+        unchanged = Q(lease_expires_at=lease) if lease is not None else Q(lease_expires_at__isnull=True)
+        if Contribution.objects.filter(unchanged, pk=pk, status=status).update(status=C.PENDING, lease_expires_at=now + _lease()):
+            due.append(pk)
+    return due
+
+
+def contributions_due_now(ids: list[int]) -> None:
+    """Their messages could not be sent (the broker is down): the next sweep tries again."""
+    Contribution.objects.filter(pk__in=ids, status=C.PENDING).update(lease_expires_at=timezone.now())
+
+
+def rounds_stalled(*, limit: int = 100) -> list[int]:
+    """Rounds left synthesizing for ``MAESTRO_SYNTHESIS_STALL_SECONDS`` after their last
+    contribution settled: the synthesis message was lost. Synthesis is idempotent."""
+    cutoff = timezone.now() - timedelta(seconds=settings.MAESTRO_SYNTHESIS_STALL_SECONDS)
+    return list(
+        Round.objects.filter(status=R.SYNTHESIZING)
+        .exclude(contributions__finished_at__gte=cutoff)
+        .exclude(session__status=DesignSession.Status.CANCELLED)
+        .values_list("pk", flat=True)[:limit]
+    )
 
 
 def _summary(text: str) -> str:
@@ -289,4 +421,7 @@ def _record_positions(session: DesignSession, c: Contribution, result: ProviderR
 
 
 Skip = _Skip
-__all__ = ["execute", "fail", "note_retry", "release", "Skip", "ProviderError"]
+__all__ = [
+    "execute", "fail", "note_retry", "release", "Skip", "Busy", "ProviderError",
+    "contributions_due", "contributions_due_now", "rounds_stalled",
+]

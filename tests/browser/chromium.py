@@ -11,15 +11,12 @@ import base64
 import json
 import os
 import shutil
-import socket
-import subprocess
-import sys
 import tempfile
 import time
 import urllib.request
 from pathlib import Path
 
-from tests.sessions_app.workers import ROOT, test_database_url, wait_for
+from tests.support.processes import ROOT, Daphne, wait_for
 
 CHROMIUM = Path(os.environ.get("MAESTRO_CHROMIUM", "/usr/bin/chromium"))
 CHROMEDRIVER = Path(os.environ.get("MAESTRO_CHROMEDRIVER", "/usr/bin/chromedriver"))
@@ -39,54 +36,27 @@ PASSWORD = "pw-Secret-1"
 SCREENSHOTS = ROOT / "var" / "screenshots"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Server:
-    """daphne serving ``config.asgi`` (HTTP, static files and the session WebSocket)."""
+class Server(Daphne):
+    """daphne serving ``config.asgi`` (HTTP, its own static files and the session WebSocket);
+    ready when the sign-in page answers."""
 
     def __init__(self) -> None:
-        self.port = _free_port()
-        self.base_url = f"http://127.0.0.1:{self.port}"
-        env = {
-            **os.environ,
-            "DJANGO_SETTINGS_MODULE": "config.settings.test",
-            "DATABASE_URL": test_database_url(),  # REDIS_URL is exported by the test settings
-            "MAESTRO_SERVE_STATIC": "1",
-            "DEBUG": "0",
-        }
-        self.log_path = ROOT / "var" / f"daphne-browser-{os.getpid()}.log"
-        self.log = open(self.log_path, "w")  # noqa: SIM115
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port), "config.asgi:application"],
-            cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT,
-        )
+        super().__init__({"MAESTRO_SERVE_STATIC": "1", "DEBUG": "0"})  # REDIS_URL comes from the test settings
+        self.base_url = self.url
 
     def wait_ready(self, timeout: float = 30.0) -> Server:
         deadline = time.monotonic() + timeout
+        super().wait_ready(timeout)
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"daphne exited: {self.log_path.read_text()[-2000:]}")
+                raise RuntimeError(f"daphne exited: {self.tail()}")
             try:
                 with urllib.request.urlopen(self.base_url + "/accounts/login/", timeout=2) as response:  # noqa: S310
                     if response.status == 200:
                         return self
             except OSError:
                 time.sleep(0.1)
-        raise RuntimeError(f"daphne not ready: {self.log_path.read_text()[-2000:]}")
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
-        self.log.close()
+        raise RuntimeError(f"daphne not ready: {self.tail()}")
 
 
 # -- the browser -------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from django.core.management import call_command
 
 from teams_app.models import Membership, Project
 from tests.browser.chromium import CHROMEDRIVER, CHROMIUM, PASSWORD, Browser, Server
-from tests.sessions_app.workers import Worker
+from tests.support.processes import Worker
 
 
 @pytest.fixture(autouse=True)

@@ -11,7 +11,7 @@ from sessions_app import services
 from sessions_app.models import Contribution, DesignSession
 from sessions_app.tasks import run_contribution
 from teams_app.models import Project, Specialist, TeamTemplate
-from tests.sessions_app.workers import Worker, wait_for
+from tests.support.processes import Worker, wait_for
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 REQ = "Add a subscriptions service that creates recurring orders through orders"
@@ -86,6 +86,7 @@ def test_a_killed_workers_task_completes_after_redelivery(shop, workers):
         fast_redelivery = {
             "OPENAI_BASE_URL": hanging.base_url, "CELERY_VISIBILITY_TIMEOUT": "3", "CELERY_RESTORE_INTERVAL": "1",
             "CELERY_RESTORE_THROTTLE": "1", "SPECIALIST_TIME_LIMIT": "2", "SPECIALIST_SOFT_TIME_LIMIT": "1",
+            "SPECIALIST_LEASE_SECONDS": "2", "SPECIALIST_HEARTBEAT_SECONDS": "0.5", "MAESTRO_SWEEP_INTERVAL": "1",
         }
         first = workers("doomed", **fast_redelivery)
         specialist = Specialist.objects.get(slug="database-engineer")

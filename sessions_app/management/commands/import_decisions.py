@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from sessions_app.decisions import services
+from sessions_app.decisions import madr, services
 from teams_app.errors import ApplicationError
 from teams_app.models import Project
 
@@ -30,7 +32,12 @@ class Command(BaseCommand):
         directory = Path(options["directory"])
         if not directory.is_dir():
             raise CommandError(f"{directory} is not a directory.")
-        files = [(path.name, path.read_bytes()) for path in sorted(directory.glob("*.md")) if path.is_file()]
+        files, refused = _read_folder(directory)
+        if refused:
+            # A link out of the folder is not a bad ADR but a bad folder: nothing is imported.
+            for name in sorted(refused):
+                self.stderr.write(f"{name}: {refused[name]}")
+            raise CommandError(f"Nothing was imported: {len(refused)} file(s) have problems.")
         try:
             report = services.decisions_import(project=project, files=files, strict=options["strict"])
         except ApplicationError as exc:
@@ -52,3 +59,35 @@ class Command(BaseCommand):
         )
         if report.problems:
             self.stdout.write(self.style.WARNING(f"{len(report.problems)} file(s) were not imported (see above)."))
+
+
+SYMLINK = "is a symbolic link; only regular files inside the folder are imported"
+NOT_REGULAR = "is not a regular file"
+
+
+def _read_folder(directory: Path) -> tuple[list[tuple[str, bytes]], dict[str, str]]:
+    """Regular ``*.md`` files of ``directory`` and the names refused with a reason.
+
+    Symbolic links are refused rather than followed, so an import never reads outside the
+    folder. A file is opened without following links and read up to one byte past the limit:
+    an oversized file is never read whole, and the parser reports it as too large."""
+    files: list[tuple[str, bytes]] = []
+    refused: dict[str, str] = {}
+    for path in sorted(directory.glob("*.md")):
+        info = path.lstat()
+        if stat.S_ISLNK(info.st_mode):
+            refused[path.name] = SYMLINK
+            continue
+        if not stat.S_ISREG(info.st_mode):
+            continue  # a folder named like a file is not an ADR
+        try:
+            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        except OSError as exc:
+            refused[path.name] = f"could not be read ({exc.strerror})"
+            continue
+        with os.fdopen(fd, "rb") as handle:
+            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+                refused[path.name] = NOT_REGULAR
+                continue
+            files.append((path.name, handle.read(madr.MAX_FILE_BYTES + 1)))
+    return files, refused

@@ -1,23 +1,14 @@
 from __future__ import annotations
 
 import json
-import os
-import socket
-import subprocess
-import sys
-import time
-from pathlib import Path
-from urllib.parse import quote
 
 import pytest
-from django.db import connection
 
 from sessions_app.hub import services
 from sessions_app.hub.ratelimit import rate_limit_reset
 from sessions_app.hub.selectors import health_cache_clear
 from teams_app.models import PRD, Project
 
-ROOT = Path(__file__).resolve().parents[3]
 TASK = {
     "task_id": "T-1",
     "area": "db",
@@ -86,67 +77,3 @@ class Api:
 @pytest.fixture
 def api(client, token) -> Api:
     return Api(client, token)
-
-
-# -- subprocesses on the test database --------------------------------------------------------------
-
-
-def subprocess_database_url() -> str:
-    """The test database as a DATABASE_URL for processes the test starts (daphne, workers, MCP)."""
-    db = connection.settings_dict
-    if connection.vendor == "postgresql":
-        user = quote(db.get("USER") or "postgres")
-        password = f":{quote(db['PASSWORD'])}" if db.get("PASSWORD") else ""
-        return f"postgres://{user}{password}@{db.get('HOST') or '127.0.0.1'}:{db.get('PORT') or 5432}/{db['NAME']}"
-    options = "timeout=20&transaction_mode=IMMEDIATE"
-    return f"sqlite:///{Path(db['NAME']).resolve()}?{options}"
-
-
-def subprocess_env(**extra: str) -> dict[str, str]:
-    return {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "config.settings.test",
-        "DATABASE_URL": subprocess_database_url(),
-        "HUB_RATE_LIMIT_PER_MINUTE": "100000",
-        "PYTHONUNBUFFERED": "1",
-        **extra,
-    }
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class Daphne:
-    def __init__(self, env: dict[str, str]) -> None:
-        self.port = free_port()
-        self.log = open(ROOT / "var" / f"daphne-hub-{os.getpid()}-{self.port}.log", "w")  # noqa: SIM115
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port), "config.asgi:application"],
-            cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT,
-        )
-        self.url = f"http://127.0.0.1:{self.port}"
-
-    def wait_ready(self, timeout: float = 30.0) -> Daphne:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError("daphne exited: " + Path(self.log.name).read_text()[-3000:])
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                    return self
-            except OSError:
-                time.sleep(0.1)
-        raise RuntimeError("daphne did not start: " + Path(self.log.name).read_text()[-3000:])
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=5)
-        self.log.close()

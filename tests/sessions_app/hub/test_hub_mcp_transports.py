@@ -21,8 +21,8 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp_types import ElicitResult, InputRequiredResult
 
 from sessions_app.hub.models import HubTask
-from tests.sessions_app.hub.conftest import ROOT, TASK, Daphne, subprocess_database_url, subprocess_env
-from tests.sessions_app.workers import Worker
+from tests.sessions_app.hub.conftest import TASK
+from tests.support.processes import ROOT, Daphne, Worker, subprocess_database_url, subprocess_env
 
 pytestmark = pytest.mark.django_db(transaction=True)  # the subprocesses read what the test commits
 
@@ -111,7 +111,7 @@ def test_stdio_server_without_a_broker_runs_specialists_in_process(hub_project):
 
 
 def test_streamable_http_on_daphne_with_a_bearer_token(hub_project, token):
-    server = Daphne(subprocess_env()).wait_ready()
+    server = Daphne().wait_ready()
 
     async def script():
         with anyio.fail_after(60):

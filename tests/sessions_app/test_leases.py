@@ -1,0 +1,115 @@
+"""Leases on running contributions and what the sweeper finds: a live lease makes a second
+delivery come back later, an expired one lets it take over, a call that outlived its lease
+cannot overwrite the try that replaced it, and lost work is found again."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from sessions_app import services, tasks
+from sessions_app.engine import runner
+from sessions_app.models import Contribution, DesignSession, Round
+from sessions_app.providers.base import ProviderResult
+from teams_app.models import TeamTemplate
+
+pytestmark = pytest.mark.django_db
+C = Contribution.Status
+REQ = "Add a subscriptions service that creates recurring orders through orders"
+
+
+@pytest.fixture
+def analysis(demo, settings):
+    """A running round of pending contributions whose messages were never sent (on-commit
+    callbacks do not run inside the test's transaction)."""
+    settings.SPECIALIST_LEASE_SECONDS = 30
+    template = TeamTemplate.objects.get(slug="new-service-integration")
+    session = services.session_start(project=demo, template=template, requirement=REQ, user=None, prd=demo.prds.get())
+    rnd = session.rounds.get(kind="analysis")
+    assert rnd.status == Round.Status.RUNNING and rnd.contributions.filter(status=C.PENDING).count() == 6
+    return rnd
+
+
+def age(contribution: Contribution, **fields) -> None:
+    Contribution.objects.filter(pk=contribution.pk).update(**fields)
+
+
+def test_a_second_delivery_inside_a_live_lease_is_told_to_come_back(analysis):
+    c = analysis.contributions.first()
+    first = runner.claim(c.pk)
+    assert first is not None and first.tries == 1
+    with pytest.raises(runner.Busy) as busy:
+        runner.claim(c.pk)
+    assert 29 < busy.value.retry_in < 32  # about the lease that is left
+    assert Contribution.objects.get(pk=c.pk).tries == 1, "the busy delivery changed nothing"
+
+
+def test_an_expired_lease_is_taken_over_and_the_late_result_is_discarded(analysis):
+    c = analysis.contributions.first()
+    stale = runner.claim(c.pk)
+    age(c, lease_expires_at=timezone.now() - timedelta(seconds=1))  # its worker died
+    fresh = runner.claim(c.pk)
+    assert fresh is not None and fresh.tries == 2
+    late = ProviderResult(text="late", provider="openai", model="m")
+    runner.finish(c.pk, late, 10, tries=stale.tries)
+    assert Contribution.objects.get(pk=c.pk).status == C.RUNNING, "the old try cannot finish the new one"
+    runner.fail(c.pk, "old try failed", tries=stale.tries)
+    assert Contribution.objects.get(pk=c.pk).status == C.RUNNING
+    runner.finish(c.pk, ProviderResult(text="answer", provider="openai", model="m"), 10, tries=fresh.tries)
+    done = Contribution.objects.get(pk=c.pk)
+    assert done.status == C.DONE and done.text == "answer" and done.lease_expires_at is None
+
+
+def test_the_sweeper_finds_expired_leases_and_lost_messages_once(analysis):
+    running, lost, fresh, *_ = list(analysis.contributions.order_by("id"))
+    runner.claim(running.pk)
+    age(running, lease_expires_at=timezone.now() - timedelta(seconds=1))
+    age(lost, created_at=timezone.now() - timedelta(seconds=31))
+    due = runner.contributions_due()
+    assert sorted(due) == sorted([running.pk, lost.pk])
+    assert fresh.pk not in due
+    assert Contribution.objects.get(pk=running.pk).status == C.PENDING, "handed back for the next delivery"
+    assert runner.contributions_due() == [], "each is enqueued once per lease, not on every sweep"
+    # A publish that failed (broker down) makes them due again at the next sweep.
+    runner.contributions_due_now(due)
+    assert sorted(runner.contributions_due()) == sorted(due)
+
+
+def test_the_sweeper_leaves_cancelled_sessions_and_settled_rounds_alone(analysis):
+    c = analysis.contributions.first()
+    age(c, created_at=timezone.now() - timedelta(minutes=5))
+    DesignSession.objects.filter(pk=analysis.session_id).update(status=DesignSession.Status.CANCELLED)
+    assert runner.contributions_due() == []
+    DesignSession.objects.filter(pk=analysis.session_id).update(status=DesignSession.Status.RUNNING)
+    Round.objects.filter(pk=analysis.pk).update(status=Round.Status.DONE)
+    assert runner.contributions_due() == []
+
+
+def test_a_round_left_synthesizing_is_found_after_the_stall_time(analysis, settings):
+    settings.MAESTRO_SYNTHESIS_STALL_SECONDS = 5
+    analysis.contributions.update(status=C.DONE, finished_at=timezone.now())
+    Round.objects.filter(pk=analysis.pk).update(status=Round.Status.SYNTHESIZING)
+    assert runner.rounds_stalled() == [], "its synthesis may still be on its way"
+    analysis.contributions.update(finished_at=timezone.now() - timedelta(seconds=6))
+    assert runner.rounds_stalled() == [analysis.pk]
+
+
+def test_sweeps_run_lost_work_to_the_end(analysis, eager_celery, settings):
+    """A dead worker's contribution, five lost messages, then a lost synthesis: sweeps (tasks
+    run inline here) get the round done."""
+    settings.MAESTRO_SYNTHESIS_STALL_SECONDS = 5
+    first = analysis.contributions.first()
+    runner.claim(first.pk)
+    age(first, lease_expires_at=timezone.now() - timedelta(seconds=1))
+    analysis.contributions.exclude(pk=first.pk).update(created_at=timezone.now() - timedelta(minutes=1))
+    assert tasks.sweep()["contributions"] == 6
+    assert not analysis.contributions.exclude(status=C.DONE).exists()
+    assert Contribution.objects.get(pk=first.pk).tries == 2
+    # The synthesis message is lost too (on-commit callbacks never run in this test).
+    assert Round.objects.get(pk=analysis.pk).status == Round.Status.SYNTHESIZING
+    analysis.contributions.update(finished_at=timezone.now() - timedelta(seconds=6))
+    assert tasks.sweep()["syntheses"] == 1
+    assert Round.objects.get(pk=analysis.pk).status == Round.Status.DONE
+    assert tasks.sweep() == {"contributions": 0, "syntheses": 0, "expired": 0}

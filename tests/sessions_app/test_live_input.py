@@ -1,0 +1,145 @@
+"""What the session socket does with bad or abusive frames, unknown paths, and events the channel
+layer never delivered."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from asgiref.sync import async_to_sync
+from channels.db import database_sync_to_async
+from channels.testing import WebsocketCommunicator
+
+from config.asgi import application
+from sessions_app import events, services
+from sessions_app.consumers import CLOSE_NOT_FOUND
+from tests.sessions_app import test_live
+from tests.sessions_app.test_live import ORIGIN, SEQ, communicator, cookie_for, last_seq, paused_session, receive_until
+
+shop, viewer = test_live.shop, test_live.viewer  # the same fixtures
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def test_deep_and_oversized_frames_get_an_error_and_the_socket_stays_usable(client, shop, viewer):
+    session = paused_session(shop)
+    cookie = cookie_for(client, viewer)
+
+    async def scenario():
+        comm = communicator(session.pk, cookie)
+        assert (await comm.connect())[0]
+        cases = {
+            "[" * 100_000 + "]" * 100_000: "too large",
+            "[" * 50 + "]" * 50: "nested too deeply",
+            json.dumps({"type": "resume", "last_seq": 0, "pad": "x" * 10_000}): "too large",
+            '{"type": "resume", "last_seq": 0, "HEADERS": {"a": "[[[[[[[[[[[[[["}}': None,  # brackets in a string
+        }
+        for frame, problem in cases.items():
+            await comm.send_to(text_data=frame)
+            reply = await comm.receive_from(timeout=5)
+            if problem is None:
+                assert SEQ.search(reply), "a valid resume with bracket characters in a string is served"
+                continue
+            assert 'id="live-error"' in reply and problem in reply
+        # Still connected and serving: a resume from the start replays the log.
+        await comm.send_json_to({"type": "resume", "last_seq": 0})
+        seen: list[int] = []
+        await receive_until(comm, await database_sync_to_async(last_seq)(session.pk), seen)
+        assert seen[0] == 1
+        await comm.disconnect()
+
+    async_to_sync(scenario)()
+
+
+def test_resume_is_paged_and_rate_limited_per_connection(client, shop, viewer, settings):
+    settings.LIVE_RESUME_BURST, settings.LIVE_RESUME_INTERVAL, settings.LIVE_REPLAY_PAGE = 2, 60.0, 3
+    session = paused_session(shop)
+    cookie = cookie_for(client, viewer)
+    services.session_attach_prd(session=session, prd=shop.prds.get())
+    total = last_seq(session.pk)
+    assert total > 6
+
+    async def scenario():
+        comm = communicator(session.pk, cookie)
+        assert (await comm.connect())[0]
+        for _ in range(20):
+            await comm.send_json_to({"type": "resume", "last_seq": 0})
+        replays = refusals = 0
+        pages: list[int] = []
+        while not await comm.receive_nothing(timeout=0.5):
+            frame = await comm.receive_from()
+            if "asked to catch up too often" in frame:
+                refusals += 1
+            else:
+                seqs = [int(s) for s in SEQ.findall(frame)]
+                pages.append(len(seqs))
+                replays += seqs[-1] == total
+        assert replays == 2 and refusals == 18
+        assert max(pages) <= 3, "each frame holds at most one page of events"
+        # Another connection has its own allowance.
+        other = communicator(session.pk, cookie)
+        assert (await other.connect())[0]
+        await other.send_json_to({"type": "resume", "last_seq": total - 1})
+        assert SEQ.findall(await other.receive_from(timeout=5)) == [str(total)]
+        await comm.disconnect()
+        await other.disconnect()
+
+    async_to_sync(scenario)()
+
+
+def test_events_the_channel_layer_never_delivered_arrive_through_the_heartbeat(client, shop, viewer, settings, monkeypatch):
+    settings.LIVE_HEARTBEAT_SECONDS = 0.3
+    session = paused_session(shop)
+    services.session_attach_prd(session=session, prd=shop.prds.get())
+    cookie = cookie_for(client, viewer)
+
+    async def scenario():
+        comm = communicator(session.pk, cookie)
+        assert (await comm.connect())[0]
+        start = await database_sync_to_async(last_seq)(session.pk)
+        await comm.send_json_to({"type": "resume", "last_seq": start})
+        assert await comm.receive_nothing(timeout=0.2)
+        # The last events of a burst are written but never published (the layer is down).
+        monkeypatch.setattr(events, "_deliver", lambda row: None)
+        await database_sync_to_async(services.message_post)(session=session, text="Weekly too", user=viewer)
+        target = await database_sync_to_async(last_seq)(session.pk)
+        assert target > start
+        seen: list[int] = []
+        await receive_until(comm, target, seen, timeout=3)
+        assert seen == list(range(start + 1, target + 1))
+        await comm.disconnect()
+
+    async_to_sync(scenario)()
+
+
+def test_an_unknown_socket_path_is_closed_as_not_found(client, viewer):
+    cookie = cookie_for(client, viewer)
+
+    async def scenario():
+        for path in ("/ws/nowhere/", "/ws/sessions/abc/", "/favicon.ico"):
+            comm = WebsocketCommunicator(application, path, headers=[ORIGIN, (b"cookie", cookie)])
+            connected, _ = await comm.connect()
+            assert connected
+            assert (await comm.receive_output(timeout=2)) == {"type": "websocket.close", "code": CLOSE_NOT_FOUND}
+
+    async_to_sync(scenario)()
+
+
+def test_a_replay_renders_each_card_and_the_header_once_and_keeps_every_seq(client, shop, viewer, monkeypatch):
+    import re as regex
+
+    from sessions_app import live
+
+    session = paused_session(shop)
+    services.session_attach_prd(session=session, prd=shop.prds.get())
+    total = last_seq(session.pk)
+    seq, html = live.render_events_after(session_id=session.pk, after=0, until=None, limit=10_000)
+    assert seq == total
+    assert [int(s) for s in SEQ.findall(html)] == list(range(1, total + 1)), "every event keeps its seq marker"
+    assert html.count('id="session-header"') == 1
+    monkeypatch.setattr(live, "_state_key", lambda row: None)  # every event rendered, as before
+    _, every = live.render_events_after(session_id=session.pk, after=0, until=None, limit=10_000)
+    cards = regex.compile(r'id="(card-[^"]+)"')
+    assert len(cards.findall(html)) < len(cards.findall(every))
+    assert set(cards.findall(html)) == set(cards.findall(every)), "the same cards, each shown as it is now"
+    assert len(html) < 0.7 * len(every)
