@@ -14,8 +14,8 @@ from django.core.management import call_command
 from config import embedded_redis
 from sessions_app.models import DesignSession
 from tests.config.test_settings_profiles import _settings
-from tests.sessions_app.workers import ROOT
-from tests.sessions_app.workers import test_database_url as database_url
+from tests.support.processes import ROOT
+from tests.support.processes import subprocess_database_url as database_url
 
 REQ = "Add a subscriptions service that creates recurring orders through orders"
 

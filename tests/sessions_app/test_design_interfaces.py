@@ -218,13 +218,12 @@ def test_validation_respond_without_an_open_point_or_session(full_session, peopl
 
 
 def test_a_command_error_exits_non_zero():
-    import os
     import subprocess
     import sys
 
-    from tests.sessions_app.workers import ROOT, test_database_url
+    from tests.support.processes import ROOT, subprocess_env
 
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings.test", "DATABASE_URL": test_database_url()}
+    env = subprocess_env()
     done = subprocess.run(
         [sys.executable, "manage.py", "validation_respond", "--session", "4242", "--user", "nobody", "--answer", "approve"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,

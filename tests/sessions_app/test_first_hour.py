@@ -21,7 +21,7 @@ from sessions_app.templatetags.maestro import render_markdown
 from sessions_app.validation import validation_respond
 from teams_app.inventory.rules.security import url_credentials
 from teams_app.models import Membership, TeamTemplate
-from tests.sessions_app.workers import ROOT
+from tests.support.processes import ROOT
 
 pytestmark = pytest.mark.django_db
 REQ = "Add a payment service integration"
