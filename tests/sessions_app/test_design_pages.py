@@ -118,7 +118,7 @@ def test_the_proposal_panel_shows_the_latest_version_its_content_and_what_change
     changed = re.findall(r'<li class="diff-replace">.*?Changed: </span>(.*?)</li>', html)
     assert any("inventory.reserved" in line for line in added), added
     assert any("orders → inventory AMQP async" in line for line in added), added
-    assert any("payment.completed" in line and "inventory, notifications, orders" in line for line in changed), changed
+    assert any("payment.completed" in line and "consumers +inventory" in line for line in changed), changed
     diagram = Diagram.objects.get(session=session, kind=Diagram.Kind.PROPOSED)
     compare = reverse("diagram_compare", kwargs={"slug": session.project.slug, "diagram_id": diagram.pk})
     assert f'href="{compare}?a=current&amp;b={v2.diagram_version.number}">Compare with current cluster</a>' in html
