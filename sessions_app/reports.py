@@ -8,7 +8,7 @@ from sessions_app.diagrams.ascii import render_ascii
 from sessions_app.engine import messages
 from sessions_app.engine.context import SessionContext
 from sessions_app.engine.flow import key_decisions
-from sessions_app.engine.gate import DESIGN_GATE
+from sessions_app.engine.gate import DESIGN_GATE, VALIDATION_GATE
 from sessions_app.models import Contribution, DesignSession, KeyQuestion, Phase, ValidationPoint
 
 
@@ -59,8 +59,9 @@ def _design_sections(session: DesignSession, ctx: SessionContext) -> list[str]:
     if proposal is None:
         return ["## Proposal", "- no proposal was made", ""]
     content = design.proposal_content(proposal)
+    # Approved when a person approved a gate that showed this version (design or validation).
     approved = session.validation_points.filter(
-        gate=DESIGN_GATE, state=ValidationPoint.State.APPROVED, closed_at__gte=proposal.created_at
+        gate__in=[DESIGN_GATE, VALIDATION_GATE], state=ValidationPoint.State.APPROVED, closed_at__gte=proposal.created_at
     ).exists()
     heading = f"## Approved proposal (v{proposal.version})" if approved else f"## Proposal (v{proposal.version}, not approved yet)"
     by = f"by {proposal.author_name}" + (f" in round {proposal.round.number}" if proposal.round_id else "")

@@ -354,6 +354,20 @@ def _merge_proposal(session: DesignSession, rnd: Round, ctx: SessionContext, don
     ctx.refresh_proposal()
     if rnd.kind == Round.Kind.FOLLOW_UP and session.plan and ctx.brief is not None:
         _replan_for_feedback(session, ctx, rnd.feedback)
+    if rnd.kind == Round.Kind.FOLLOW_UP and session.checklist and ctx.brief is not None:
+        _recheck_for_feedback(session, ctx, rnd.feedback)
+
+
+def _recheck_for_feedback(session: DesignSession, ctx: SessionContext, feedback: str) -> None:
+    """The integration checklist follows the changed proposal: the Maestro's derived checks are
+    derived again; the specialists' own checks stay."""
+    drafts = ctx.drafts() + feedback_drafts(ctx.brief, ctx.cluster, feedback)
+    derived_sources = {"Maestro", *(d.label for d in drafts)}
+    kept = [(c["check"], c["source"]) for c in session.checklist if c.get("source") not in derived_sources]
+    proposal = design.proposal_content(ctx.proposal)
+    derived = [(check, "Maestro") for check in checks_for([], proposal, ctx.brief, ctx.cluster)]
+    derived += [(check, d.label) for d in drafts for check in d.checks]
+    design.checklist_record(session=session, checks=derived + kept)
 
 
 def _replan_for_feedback(session: DesignSession, ctx: SessionContext, feedback: str) -> None:
@@ -539,7 +553,8 @@ def _escalate_or_gate(session: DesignSession, ctx: SessionContext, *, discuss: b
         return
     if conflicts:
         refs = ", ".join(q.ref for q in conflicts)
-        _set_status(session, S.AWAITING_USER, f"The team could not agree on {refs}. Decide them to continue.")
+        what = "it" if len(conflicts) == 1 else "them"
+        _set_status(session, S.AWAITING_USER, f"The team could not agree on {refs}. Decide {what} to continue.")
         return
     open_design_gate(session, ctx)
 

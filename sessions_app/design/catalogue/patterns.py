@@ -185,6 +185,9 @@ def subscriptions(cx: Cluster, facts: Facts) -> Draft:
               responsibility="Owns subscriptions (plan, cadence, next cycle, status) and starts each renewal cycle")
     if not existing:
         d.new_services.append((svc, "Subscriptions: cadence, renewals, pause/skip/cancel"))
+        d.service(f"{svc}-db", change="add", kind="database", by=("dataflow",),
+                  responsibility=f"{cx.db_engine} database owned by {svc} only")
+        d.edge(svc, f"{svc}-db", protocol="SQL", purpose="subscriptions and their cycles", by=("dataflow",))
     d.edge(svc, orders, protocol=cx.sync_protocol, purpose="create the order of each cycle", by=("integration",))
     d.edge(svc, payments_svc, protocol=cx.sync_protocol, purpose="charge the saved payment method", by=("integration",))
     if cx.broker:

@@ -155,3 +155,20 @@ def test_an_open_question_is_offered_to_the_user_and_decided(run_engine, demo, p
     assert (q.state, q.chosen, q.decided_by) == ("decided", q.options[1], po)
     assert s.decisions.filter(title__icontains="renewals").exists()
     assert s.validation_points.filter(gate=DESIGN_GATE, state="open").count() == 1
+
+
+def test_the_checklist_follows_a_changed_proposal(run_engine, at_design_gate, po):
+    s = at_design_gate
+    run_engine(validation_respond, point=s.validation_points.get(gate=DESIGN_GATE, state="open"), user=po, verdict="approve")
+    point = DesignSession.objects.get(pk=s.pk).validation_points.get(gate=VALIDATION_GATE, state="open")
+    run_engine(validation_respond, point=point, user=po, verdict="request_changes", comment=HOLD)
+    s = DesignSession.objects.get(pk=s.pk)
+    checks = [c["check"] for c in s.checklist]
+    assert any("inventory.reserved" in c for c in checks)
+    assert "Is stock held during payment processing and released on failure?" in checks
+    point = s.validation_points.get(gate=VALIDATION_GATE, state="open")
+    run_engine(validation_respond, point=point, user=po, verdict="approve")
+    s = DesignSession.objects.get(pk=s.pk)
+    latest = s.proposals.order_by("-version").first()
+    assert f"## Approved proposal (v{latest.version})" in s.report
+    assert "subscriptions-db" in str(latest.content["services"])
