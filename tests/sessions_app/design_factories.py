@@ -10,8 +10,7 @@ from __future__ import annotations
 
 from django.db import transaction
 
-from sessions_app import events
-from sessions_app.design.proposal import apply_to_inventory, normalized, proposal_diff
+from sessions_app.design.proposal import normalized
 from sessions_app.design.schema import (
     Brief,
     Capability,
@@ -26,10 +25,9 @@ from sessions_app.design.schema import (
     ServiceChange,
     TouchedService,
 )
-from sessions_app.diagrams.ascii import render_ascii
-from sessions_app.diagrams.mermaid import render_mermaid
+from sessions_app.design.services import proposal_record
 from sessions_app.engine.context import SessionContext
-from sessions_app.models import DesignProposal, DesignSession, Diagram, DiagramVersion, Round
+from sessions_app.models import DesignProposal, DesignSession, Round
 from sessions_app.services import _team_snapshot
 from teams_app.models import Project, TeamTemplate
 
@@ -134,34 +132,12 @@ def design_round(session: DesignSession, *, number: int = 3, kind: str = "design
     return Round.objects.create(session=session, number=number, kind=kind, phase=phase, status=Round.Status.DONE)
 
 
-@transaction.atomic
 def proposal_add(session: DesignSession, content: ProposalContent, *, reason: str, round: Round | None = None,
-                 author_kind: str = "maestro", author_name: str = "Maestro", contributors: list[str] | None = None,
-                 emit: bool = True) -> DesignProposal:
-    """A new proposal version with its proposed diagram version, as the engine records it."""
-    DesignSession.objects.select_for_update().get(pk=session.pk)
-    previous = DesignProposal.objects.filter(session=session).order_by("-version").first()
-    old = ProposalContent.model_validate(previous.content) if previous else None
-    content = normalized(content)
-    version = (previous.version if previous else 0) + 1
-    inventory = SessionContext.load(session).inventory
-    proposed, marked, marked_edges = apply_to_inventory(inventory, content)
-    diagram, _ = Diagram.objects.get_or_create(
-        project=session.project, session=session, kind=Diagram.Kind.PROPOSED, defaults={"title": f"Proposed: {session.title}"}
-    )
-    number = (diagram.versions.order_by("-number").values_list("number", flat=True).first() or 0) + 1
-    diagram_version = DiagramVersion.objects.create(
-        diagram=diagram, number=number,
-        mermaid=render_mermaid(proposed, highlight_services=marked, highlight_edges=marked_edges),
-        ascii=render_ascii(proposed, title="Proposed Architecture", highlight_services=marked),
-        inventory_revision=session.inventory_revision, author_kind=DiagramVersion.Author.SPECIALIST,
-        author_specialist=author_name, note=f"Proposal v{version}: {reason}"[:300],
-    )
-    proposal = DesignProposal.objects.create(
-        session=session, version=version, round=round, author_kind=author_kind, author_name=author_name,
-        contributors=contributors or [], reason=reason, content=content.model_dump(),
-        diff=proposal_diff(old, content), diagram_version=diagram_version,
-    )
-    if emit:
-        events.event_emit(session_id=session.pk, event=events.ProposalUpdated(proposal_id=proposal.pk, version=version))
-    return proposal
+                 author_kind: str = "maestro", author_name: str = "Maestro", contributors: list[str] | None = None) -> DesignProposal:
+    """A new proposal version with its proposed diagram version, through the engine's own service."""
+    with transaction.atomic():
+        session = DesignSession.objects.select_for_update().get(pk=session.pk)
+        return proposal_record(
+            session=session, content=normalized(content), inventory=SessionContext.load(session).inventory,
+            reason=reason, round=round, author_kind=author_kind, author_name=author_name, contributors=contributors,
+        )
