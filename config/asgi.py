@@ -9,7 +9,6 @@ from django.core.asgi import get_asgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 django_asgi_app = get_asgi_application()
 
-from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
@@ -17,6 +16,7 @@ from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: 
 from config.env import env_bool  # noqa: E402
 from sessions_app.hub.mcp_http import with_mcp  # noqa: E402
 from sessions_app.routing import websocket_urlpatterns  # noqa: E402
+from sessions_app.socket_db import SocketAuthMiddlewareStack  # noqa: E402
 
 # The one-command profile serves its own static files; behind a proxy, the proxy does.
 http_app = ASGIStaticFilesHandler(django_asgi_app) if env_bool("MAESTRO_SERVE_STATIC", False) else django_asgi_app
@@ -24,6 +24,6 @@ http_app = ASGIStaticFilesHandler(django_asgi_app) if env_bool("MAESTRO_SERVE_ST
 application = ProtocolTypeRouter(
     {
         "http": with_mcp(http_app),  # /mcp/: the hub's MCP server (Streamable HTTP); the rest: Django
-        "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
+        "websocket": AllowedHostsOriginValidator(SocketAuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
     }
 )

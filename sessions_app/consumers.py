@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import time
 
-from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from sessions_app import selectors
-from sessions_app.events import session_group
-from sessions_app.live import render_error, render_events_after
+from sessions_app.fanout import hub
+from sessions_app.live import render_error
+from sessions_app.socket_db import socket_db
 
 logger = logging.getLogger(__name__)
 CLOSE_UNAUTHENTICATED = 4401
@@ -75,60 +74,35 @@ class TokenBucket:
         return True
 
 
-# Last sequence numbers read by heartbeats, shared by the connections of one process: many
-# viewers of one session cost one query per heartbeat, not one each.
-_last_seq_cache: dict[int, tuple[float, int]] = {}
-
-
-def _cached_last_seq(session_id: int) -> int | None:
-    hit = _last_seq_cache.get(session_id)
-    if hit and time.monotonic() - hit[0] < settings.LIVE_HEARTBEAT_SECONDS / 2:
-        return hit[1]
-    seq = selectors.session_last_seq(session_id=session_id)
-    if seq is not None:
-        _last_seq_cache[session_id] = (time.monotonic(), seq)
-    return seq
-
-
 class SessionConsumer(AsyncWebsocketConsumer):
-    """Sends each event at most once, in sequence order, with no gaps.
+    """Sends each event at most once, in sequence order, with no gaps, and the session's
+    streamed text as it comes.
 
-    Until the client says where it is (``{"type": "resume", "last_seq": N}``) live events are
-    not sent: the resume replay covers them. Afterwards a live event that skips ahead makes
-    the consumer read the missing events from the log first, and a heartbeat compares the
-    log's last sequence number with the last one sent, so events the channel layer dropped
-    at the end of a burst (nothing later reveals the gap) arrive too. Every send goes through
-    one lock, so the heartbeat and the handlers never interleave.
+    Until the client says where it is (``{"type": "resume", "last_seq": N}``) nothing is sent:
+    the resume replay covers it. The process's feed for the session (:mod:`sessions_app.fanout`)
+    does the rest: live events, catching up after a gap, the heartbeat, streamed text.
     """
 
     async def connect(self) -> None:
         user = self.scope.get("user")
         self.session_id = int(self.scope["url_route"]["kwargs"]["session_id"])
         self.last_sent: int | None = None
-        self.sending = asyncio.Lock()
+        self.feed = None
         self.resumes = TokenBucket(settings.LIVE_RESUME_BURST, settings.LIVE_RESUME_INTERVAL)
-        self.heartbeat: asyncio.Task | None = None
-        self.last_live = time.monotonic()
         if user is None or not user.is_authenticated:
             await self.close(code=CLOSE_UNAUTHENTICATED)
             return
-        allowed = await database_sync_to_async(selectors.session_visible_to)(session_id=self.session_id, user=user)
+        allowed = await socket_db(selectors.session_visible_to, session_id=self.session_id, user=user)
         if not allowed:
             await self.close(code=CLOSE_FORBIDDEN)
             return
-        self.group = session_group(self.session_id)
-        await self.channel_layer.group_add(self.group, self.channel_name)
+        self.feed = await hub.join(self.session_id, self)
         await self.accept()
-        self.heartbeat = asyncio.ensure_future(self._heartbeat())
 
     async def disconnect(self, code: int) -> None:
-        if self.heartbeat is not None:
-            self.heartbeat.cancel()
-        if getattr(self, "group", None):
-            try:
-                await self.channel_layer.group_discard(self.group, self.channel_name)
-            except Exception:  # the layer's Redis may be down; the subscription dies with it
-                logger.debug("group_discard failed for %s", self.channel_name, exc_info=True)
+        if self.feed is not None:
+            hub.leave(self.session_id, self)
+            self.feed = None
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         error = self._parse_error(text_data)
@@ -142,9 +116,8 @@ class SessionConsumer(AsyncWebsocketConsumer):
         if error is not None:
             await self.send(text_data=render_error(error))
             return
-        async with self.sending:
-            self.last_sent = message.last_seq
-            await self._catch_up()
+        if self.feed is not None:
+            await self.feed.resume(self, message.last_seq)
 
     @staticmethod
     def _parse_error(text_data: str | None) -> str | None:
@@ -156,59 +129,6 @@ class SessionConsumer(AsyncWebsocketConsumer):
         if json_depth_exceeds(text_data, settings.LIVE_MAX_JSON_DEPTH):
             return TOO_DEEP
         return None
-
-    async def _catch_up(self, until: int | None = None) -> None:
-        """Send the log after ``last_sent`` in pages. Precondition: ``self.sending`` held."""
-        while True:
-            seq, html = await database_sync_to_async(render_events_after)(
-                session_id=self.session_id, after=self.last_sent, until=until, limit=settings.LIVE_REPLAY_PAGE
-            )
-            if seq is None:
-                return
-            await self.send(text_data=html)
-            self.last_sent = seq
-
-    async def _heartbeat(self) -> None:
-        interval = settings.LIVE_HEARTBEAT_SECONDS
-        while True:
-            await asyncio.sleep(interval)
-            if self.last_sent is None or time.monotonic() - self.last_live < interval:
-                continue  # not resumed yet, or live events are flowing (a gap among them shows itself)
-            try:
-                seq = await database_sync_to_async(_cached_last_seq)(self.session_id)
-            except Exception:  # a database hiccup: try again next beat
-                logger.warning("live heartbeat of session %s failed", self.session_id, exc_info=True)
-                continue
-            if seq is not None and seq > self.last_sent:
-                async with self.sending:
-                    await self._catch_up(until=seq)
-
-    async def dispatch(self, message: dict) -> None:
-        # Channels runs close_old_connections() through sync_to_async before every handler, on
-        # the one thread-sensitive executor thread of the process: a broadcast to N viewers
-        # became N serialized thread hops per event, about half of daphne's CPU per delivered
-        # frame (bench/broadcast.py: ~235 µs → ~105 µs). A live event needs no such hop: it
-        # touches the database only in _catch_up, through database_sync_to_async, which
-        # closes old connections itself. Connect, receive and disconnect keep the default.
-        if message.get("type") == "session.event":
-            await self.session_event(message)
-            return
-        await super().dispatch(message)
-
-    async def session_event(self, message: dict) -> None:
-        self.last_live = time.monotonic()
-        if self.last_sent is None:
-            return
-        seq = message["seq"]
-        async with self.sending:
-            if seq <= self.last_sent:
-                return
-            if seq > self.last_sent + 1:
-                await self._catch_up(until=seq)
-                if seq <= self.last_sent:
-                    return
-            await self.send(text_data=message["html"])
-            self.last_sent = seq
 
 
 class NotFoundConsumer(AsyncWebsocketConsumer):

@@ -13,7 +13,7 @@ from django.utils.html import escape, format_html
 from sessions_app import selectors
 from sessions_app.engine.context import SessionContext
 from sessions_app.engine.gate import anti_patterns, gate_checklist
-from sessions_app.events import EVENT_ADAPTER
+from sessions_app.events import EVENT_ADAPTER, LEGACY_DELTA
 from sessions_app.models import Contribution, DesignSession, Round, SessionEvent
 
 
@@ -76,16 +76,14 @@ def _design(session: DesignSession, kind: str) -> str:
 
 def render_event(row: SessionEvent) -> str:
     """The HTML one event adds to the page. State-based where possible (re-rendering is
-    idempotent); token deltas append their text."""
-    payload = EVENT_ADAPTER.validate_python(row.payload).model_dump()  # typed on the way out too
+    idempotent). Rendered once per event by the delivery module, which keeps it with the event."""
     kind = row.type
     session_id = row.session_id
+    if kind == LEGACY_DELTA:  # streamed text of an older version: the card holds it now
+        return str(_seq_marker(row.seq))
+    payload = EVENT_ADAPTER.validate_python(row.payload).model_dump()  # typed on the way out too
     html = ""
-    if kind == "contribution.delta":
-        html = format_html(
-            '<div hx-swap-oob="beforeend:#text-{}">{}</div>', payload["contribution_id"], payload["text"]
-        )
-    elif kind in ("contribution.started", "contribution.finished", "contribution.failed"):
+    if kind in ("contribution.started", "contribution.finished", "contribution.failed"):
         c = Contribution.objects.select_related("round").filter(pk=payload["contribution_id"]).first()
         if c is not None:
             html = _card(c)
@@ -111,7 +109,7 @@ def render_event(row: SessionEvent) -> str:
             html = render_to_string(
                 "sessions_app/partials/synthesis.html", {"s": getattr(rnd, "synthesis", None), "round_id": rnd.pk, "oob": True}
             ) + _side(session)
-    elif kind in ("phase.changed", "status.changed", "gate.changed", "key_question.changed"):
+    elif kind in _HEADER_EVENTS:
         session = DesignSession.objects.select_related("project", "prd").get(pk=session_id)
         html = _header(session) + _side(session) + _user_panel_refresh(session_id)
     elif kind in ("validation.opened", "validation.answered", "validation.closed"):
@@ -124,33 +122,49 @@ def render_event(row: SessionEvent) -> str:
     return str(html) + _seq_marker(row.seq)
 
 
+def fragment_of(row: SessionEvent) -> str:
+    """The event's fragment: the one kept with it, or rendered now and kept (an event whose
+    delivery has not run yet, or failed)."""
+    if row.html:
+        return row.html
+    html = render_event(row)
+    SessionEvent.objects.filter(pk=row.pk, html="").update(html=html)
+    row.html = html
+    return html
+
+
 def render_events_after(*, session_id: int, after: int, until: int | None, limit: int) -> tuple[int | None, str]:
-    """(last seq, concatenated fragments) of up to ``limit`` events after ``after``; (None, "") if none."""
+    """(last seq, concatenated fragments) of up to ``limit`` events after ``after``; (None, "") if none.
+
+    Sends the fragments kept with the events: a replay renders nothing, however many viewers
+    ask. Two exceptions, both small: a fragment that shows the current state of something (a
+    card, a round's progress, the header, a design panel) is sent only at that thing's last
+    event in the page (the earlier ones send their seq marker only; the page ends the same),
+    and the card of a contribution still streaming is rendered now, with the text it has so
+    far (its kept fragment shows it as it started, and streamed text is not in the log)."""
     qs = SessionEvent.objects.filter(session_id=session_id, seq__gt=after).order_by("seq")
     if until is not None:
         qs = qs.filter(seq__lte=until)
-    rows = list(qs[:limit])
+    rows = list(qs.only("pk", "session_id", "seq", "type", "payload", "html")[:limit])
     if not rows:
         return None, ""
-    # A replay renders cards as they are now. A contribution that is no longer streaming has no
-    # stream left for its token deltas (its text already holds them): send only their seq markers.
-    delta_ids = {row.payload["contribution_id"] for row in rows if row.type == "contribution.delta"}
-    streaming = set(
-        Contribution.objects.filter(pk__in=delta_ids, status__in=[Contribution.Status.PENDING, Contribution.Status.RUNNING])
-        .values_list("pk", flat=True)
-    ) if delta_ids else set()
-    # Fragments that show something's current state (a card, a round's progress, the header)
-    # are the same for every event about that thing: a replay renders each once, at its last
-    # event, and sends only the seq marker for the earlier ones. The page ends the same, and a
-    # long log replays in a fraction of the time.
     last_of = {key: row.seq for row in rows if (key := _state_key(row)) is not None}
-    return rows[-1].seq, "".join(
-        _seq_marker(row.seq)
-        if (row.type == "contribution.delta" and row.payload["contribution_id"] not in streaming)
-        or ((key := _state_key(row)) is not None and last_of[key] != row.seq)
-        else render_event(row)
-        for row in rows
-    )
+    card_ids = {row.payload["contribution_id"] for row in rows if _state_key(row) and _state_key(row)[0] == "card"}
+    streaming = {
+        c.pk: c for c in Contribution.objects.select_related("round").filter(
+            pk__in=card_ids, status__in=[Contribution.Status.PENDING, Contribution.Status.RUNNING]
+        )
+    } if card_ids else {}
+    parts = []
+    for row in rows:
+        key = _state_key(row)
+        if row.type == LEGACY_DELTA or (key is not None and last_of[key] != row.seq):
+            parts.append(_seq_marker(row.seq))
+        elif key is not None and key[0] == "card" and key[1] in streaming:
+            parts.append(_card(streaming[key[1]]) + _seq_marker(row.seq))
+        else:
+            parts.append(fragment_of(row))
+    return rows[-1].seq, "".join(parts)
 
 
 _HEADER_EVENTS = ("phase.changed", "status.changed", "gate.changed", "key_question.changed")
@@ -158,7 +172,7 @@ _HEADER_EVENTS = ("phase.changed", "status.changed", "gate.changed", "key_questi
 
 def _state_key(row: SessionEvent) -> tuple | None:
     """What an event's fragment shows the current state of, or None for fragments that add
-    something (token deltas, posted messages, new rounds) and must all be sent."""
+    something (posted messages, new rounds) and must all be sent."""
     kind = row.type
     if kind in ("contribution.started", "contribution.finished"):
         return ("card", row.payload["contribution_id"])
@@ -166,7 +180,17 @@ def _state_key(row: SessionEvent) -> tuple | None:
         return ("progress", row.payload["round_id"])
     if kind in _HEADER_EVENTS:
         return ("header",)
+    if kind in _DESIGN_PANELS:
+        return ("design", kind)
     return None
+
+
+def streamed_text(parts: list[tuple[int, int, str]]) -> str:
+    """One frame of streamed text: ``(contribution id, offset, text)`` parts, each appended to
+    its card's stream. The offset lets the page drop text it already shows."""
+    return "".join(
+        format_html('<div hx-swap-oob="beforeend:#text-{}" data-at="{}">{}</div>', cid, at, text) for cid, at, text in parts
+    )
 
 
 def render_error(message: str) -> str:

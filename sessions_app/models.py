@@ -410,6 +410,9 @@ class SessionEvent(models.Model):
     seq = models.PositiveIntegerField()
     type = models.CharField(max_length=40)
     payload = models.JSONField(default=dict)
+    # The fragment the page shows for this event, rendered once when it is delivered (or at its
+    # first replay): replays and catch-ups send it as kept, for every viewer.
+    html = models.TextField(blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

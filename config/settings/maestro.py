@@ -27,6 +27,8 @@ MAESTRO_SERVE_URL = f"http://{'127.0.0.1' if _SERVE_HOST in ('0.0.0.0', '::', ''
 MAESTRO_DISCUSSION_ROUNDS = env_int("MAESTRO_DISCUSSION_ROUNDS", 2)
 MAESTRO_CONSENSUS_THRESHOLD = env_float("MAESTRO_CONSENSUS_THRESHOLD", 0.66)
 MAESTRO_DELTA_FRAME_MS = env_int("MAESTRO_DELTA_FRAME_MS", 50)
+# How often a running call's text so far is saved on its contribution (streamed frames are not kept).
+MAESTRO_STREAM_SAVE_MS = env_int("MAESTRO_STREAM_SAVE_MS", 1000)
 
 # Inventory
 INVENTORY_MAX_BYTES = env_int("INVENTORY_MAX_BYTES", 1_000_000)

@@ -110,3 +110,9 @@ LIVE_REPLAY_PAGE = env_int("LIVE_REPLAY_PAGE", 100)  # events per replayed frame
 # A quiet page checks the log's last sequence number this often, so events the channel layer
 # lost (Redis restart) still arrive.
 LIVE_HEARTBEAT_SECONDS = env_float("LIVE_HEARTBEAT_SECONDS", 2.0)
+# Streamed text of a session reaches each viewer as at most one frame per tick, however many
+# specialists stream at once.
+LIVE_FRAME_MS = env_int("LIVE_FRAME_MS", 100)
+# Threads for the sockets' database reads (sign-in, access checks, replays), apart from the one
+# thread Django's synchronous code shares, so a reconnecting crowd does not queue behind pages.
+LIVE_DB_THREADS = env_int("LIVE_DB_THREADS", 4)

@@ -25,7 +25,7 @@ from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from sessions_app import events
+from sessions_app import events, streaming
 from sessions_app.engine import flow
 from sessions_app.engine.context import SessionContext
 from sessions_app.engine.questions import match_option
@@ -217,14 +217,21 @@ def build_request(contribution: Contribution) -> tuple[ProviderRequest, str]:
 
 
 class DeltaWriter:
-    """Coalesces streamed tokens into frames of about ``frame_ms`` and records each frame."""
+    """Coalesces streamed tokens into frames of about ``frame_ms`` and streams each frame.
 
-    def __init__(self, claim: Claim, frame_ms: int) -> None:
+    Frames go over the channel layer only (:mod:`sessions_app.streaming`): no event row, no
+    lock on the session row, so parallel calls do not queue on each other. The text so far is
+    saved on the contribution's own row at most every ``save_ms`` (a page loaded meanwhile
+    shows it, then the frames that follow), which renews the lease too."""
+
+    def __init__(self, claim: Claim, frame_ms: int, save_ms: int = 1000) -> None:
         self.claim = claim
         self.frame = frame_ms / 1000
+        self.save_every = save_ms / 1000
         self.buffer: list[str] = []
         self.text = ""
-        self.last_flush = time.monotonic()
+        self.saved = 0
+        self.last_flush = self.last_save = time.monotonic()
 
     def __call__(self, delta: str) -> None:
         if not delta:
@@ -234,26 +241,24 @@ class DeltaWriter:
             self.flush()
 
     def flush(self) -> None:
-        if not self.buffer:
-            return
-        chunk = "".join(self.buffer)
-        self.buffer.clear()
-        self.text += chunk
-        with transaction.atomic():
-            # The event first: its sequence UPDATE locks the session row before the contribution
-            # row, the one lock order everywhere. A delta of a contribution cancelled meanwhile
-            # is rolled back with the savepoint below.
-            sid = transaction.savepoint()
-            events.event_emit(
-                session_id=self.claim.session_id,
-                event=events.ContributionDelta(contribution_id=self.claim.contribution_id, text=chunk),
+        if self.buffer:
+            chunk = "".join(self.buffer)
+            self.buffer.clear()
+            at = len(self.text)
+            self.text += chunk
+            streaming.text_streamed(
+                session_id=self.claim.session_id, contribution_id=self.claim.contribution_id, at=at, text=chunk
             )
-            updated = _held(self.claim).update(text=self.text, lease_expires_at=timezone.now() + _lease())
-            if updated:
-                transaction.savepoint_commit(sid)
-            else:
-                transaction.savepoint_rollback(sid)
-        self.last_flush = time.monotonic()
+            self.last_flush = time.monotonic()
+        if len(self.text) > self.saved and time.monotonic() - self.last_save >= self.save_every:
+            self.save()
+
+    def save(self) -> None:
+        """Keep the text so far on the contribution (only while this claim holds it)."""
+        if len(self.text) > self.saved:
+            _held(self.claim).update(text=self.text, lease_expires_at=timezone.now() + _lease())
+            self.saved = len(self.text)
+        self.last_save = time.monotonic()
 
 
 def execute(contribution_id: int) -> ProviderResult:
@@ -268,7 +273,7 @@ def execute(contribution_id: int) -> ProviderResult:
                 "session__project", "session__prd", "session__inventory_revision", "session__template", "round", "specialist"
             ).get(pk=contribution_id)
             request, provider_name = build_request(contribution)
-            writer = DeltaWriter(claim_, settings.MAESTRO_DELTA_FRAME_MS)
+            writer = DeltaWriter(claim_, settings.MAESTRO_DELTA_FRAME_MS, settings.MAESTRO_STREAM_SAVE_MS)
             started = time.monotonic()
             provider = _provider(provider_name, provider_config())
             result = provider.run(request, writer)

@@ -20,6 +20,23 @@
     status.textContent = "";
     event.detail.socketWrapper.send(JSON.stringify({ type: "resume", last_seq: lastSeq() }));
   });
+  // Streamed text carries its offset in the contribution's text (data-at, in characters); the
+  // stream knows how much it shows (data-len). Text it already shows is dropped, so a stream
+  // sent again after a reconnect or a replay never doubles.
+  function chars(text) { return Array.from(text).length; }
+  document.body.addEventListener("htmx:oobBeforeSwap", function (event) {
+    const target = event.detail.target;
+    const part = event.detail.fragment;
+    if (!target || !target.classList || !target.classList.contains("stream") || !part || !part.getAttribute) return;
+    const at = parseInt(part.getAttribute("data-at") || "", 10);
+    if (isNaN(at)) return;
+    const shown = parseInt(target.dataset.len || "0", 10) || 0;
+    const text = part.textContent || "";
+    const size = chars(text);
+    if (at + size <= shown) { event.detail.shouldSwap = false; return; }
+    if (at < shown) part.textContent = Array.from(text).slice(shown - at).join("");
+    target.dataset.len = String(Math.max(shown, at) + (size - Math.max(0, shown - at)));
+  });
   document.body.addEventListener("htmx:wsClose", function () {
     status.textContent = "reconnecting…";
   });

@@ -1,0 +1,267 @@
+"""One channel-layer subscription per session per daphne process, fanned out to its sockets.
+
+Every viewer of a session in this process shares one :class:`Feed`: it receives each message of
+the session's group once, and sends it to the process's viewers itself, in order. A committed
+event's fragment (already rendered, see :mod:`sessions_app.delivery`) goes to every viewer that
+is up to date at once; a viewer that is behind (a gap, or its replay still running) catches up
+from the log. Streamed text is collected and sent as one frame per tick (``LIVE_FRAME_MS``) for
+the whole session, however many specialists stream. One heartbeat per feed compares the log's
+last sequence number with what each viewer has, so an event the channel layer lost (a Redis
+restart) arrives all the same.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from typing import Protocol
+
+from channels.layers import get_channel_layer
+from django.conf import settings
+
+from sessions_app import selectors
+from sessions_app.delivery import EVENT_MESSAGE
+from sessions_app.events import session_group
+from sessions_app.live import render_events_after, streamed_text
+from sessions_app.socket_db import socket_db
+from sessions_app.streaming import TEXT_MESSAGE
+
+logger = logging.getLogger(__name__)
+IDLE_GRACE_SECONDS = 5.0  # a feed outlives its last viewer this long (reloads reconnect at once)
+
+
+class Viewer(Protocol):
+    last_sent: int | None  # None until the page said where it is (resume)
+
+    async def send(self, text_data: str | None = None, bytes_data: bytes | None = None, close: bool = False) -> None: ...
+
+
+class _State:
+    __slots__ = ("busy", "wanted")
+
+    def __init__(self) -> None:
+        self.busy = False  # catching up from the log
+        self.wanted = 0  # the highest seq announced while busy
+
+
+class Feed:
+    def __init__(self, session_id: int) -> None:
+        self.session_id = session_id
+        self.viewers: dict[Viewer, _State] = {}
+        self.streams: dict[int, list] = {}  # contribution id -> [offset of text, text] seen so far
+        self.pending: list[tuple[int, int, str]] = []
+        self.last_flush = 0.0
+        self.last_live = time.monotonic()
+        self.flush_handle: asyncio.TimerHandle | None = None
+        self.sending = asyncio.Lock()  # one sender at a time: frames reach each viewer in order
+        self.channel = ""
+        self.tasks: list[asyncio.Task] = []
+        self.idle_handle: asyncio.TimerHandle | None = None
+        self.started = asyncio.Event()
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        layer = get_channel_layer()
+        self.channel = await layer.new_channel(prefix="feed")
+        await layer.group_add(session_group(self.session_id), self.channel)
+        self.tasks = [asyncio.ensure_future(self._read(layer)), asyncio.ensure_future(self._heartbeat())]
+        self.started.set()
+
+    async def stop(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        if self.flush_handle is not None:
+            self.flush_handle.cancel()
+        with contextlib.suppress(Exception):  # the layer's Redis may be down; the subscription dies with it
+            await get_channel_layer().group_discard(session_group(self.session_id), self.channel)
+
+    # -- viewers ---------------------------------------------------------------------------
+
+    async def resume(self, viewer: Viewer, last_seq: int) -> None:
+        """The page shows everything up to ``last_seq``: send it the rest, then the text streamed so far."""
+        state = self.viewers.get(viewer)
+        if state is None:
+            return
+        viewer.last_sent = last_seq
+        await self._catch_up(viewer, state, last_seq)
+        if self.streams and viewer in self.viewers:
+            await viewer.send(text_data=streamed_text([(cid, at, text) for cid, (at, text) in self.streams.items()]))
+
+    async def _catch_up(self, viewer: Viewer, state: _State, wanted: int) -> None:
+        """Send the log after ``viewer.last_sent`` in pages, until it has ``wanted`` and every
+        event announced meanwhile. One catch-up per viewer at a time; a second request while one
+        runs only raises what the running one reads up to."""
+        state.wanted = max(state.wanted, wanted)
+        if state.busy:
+            return
+        state.busy = True
+        waits = 0
+        try:
+            while viewer in self.viewers:
+                seq, html = await socket_db(
+                    render_events_after,
+                    session_id=self.session_id, after=viewer.last_sent, until=None, limit=settings.LIVE_REPLAY_PAGE,
+                )
+                if seq is None:
+                    waits += 1
+                    if state.wanted <= viewer.last_sent or waits > 100:
+                        return  # (after 5 s of waiting the heartbeat takes over)
+                    await asyncio.sleep(0.05)  # announced but not readable yet (a replica behind)
+                    continue
+                await viewer.send(text_data=html)
+                viewer.last_sent = seq
+        finally:
+            state.busy = False
+
+    # -- messages from the channel layer ---------------------------------------------------
+
+    async def _read(self, layer) -> None:
+        while True:
+            try:
+                message = await layer.receive(self.channel)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # Redis restarting: the heartbeat fills in what this misses
+                logger.warning("live feed of session %s lost its channel layer; retrying", self.session_id, exc_info=True)
+                await asyncio.sleep(0.5)
+                continue
+            kind = message.get("type")
+            if kind == TEXT_MESSAGE:
+                self._text(message["contribution_id"], message["at"], message["text"])
+            elif kind == EVENT_MESSAGE:
+                await self._event(message["seq"], message["html"], message.get("ends"))
+
+    def _text(self, cid: int, at: int, text: str) -> None:
+        stream = self.streams.get(cid)
+        if stream is None or at < stream[0] or at > stream[0] + len(stream[1]):
+            self.streams[cid] = [at, text]  # a new stream (a new try starts at 0), or one this process joined late
+        else:
+            stream[1] = stream[1][: at - stream[0]] + text
+        self.pending.append((cid, at, text))
+        if self.flush_handle is None:
+            delay = max(0.0, self.last_flush + settings.LIVE_FRAME_MS / 1000 - time.monotonic())
+            self.flush_handle = asyncio.get_running_loop().call_later(delay, self._flush_soon)
+
+    def _flush_soon(self) -> None:
+        self.flush_handle = None
+        asyncio.ensure_future(self._flush())
+
+    async def _flush(self) -> None:
+        if not self.pending:
+            return
+        async with self.sending:
+            parts, self.pending = _merged(self.pending), []
+            self.last_flush = time.monotonic()
+            frame = streamed_text(parts)  # serialised once for every viewer of this process
+            for viewer in list(self.viewers):
+                if viewer.last_sent is not None:
+                    await _send(viewer, frame)
+
+    async def _event(self, seq: int, html: str, ends: int | None) -> None:
+        self.last_live = time.monotonic()
+        if self.pending:  # streamed text sent before this event reaches pages before it
+            if self.flush_handle is not None:
+                self.flush_handle.cancel()
+                self.flush_handle = None
+            await self._flush()
+        if ends is not None:
+            self.streams.pop(ends, None)
+        async with self.sending:
+            for viewer, state in list(self.viewers.items()):
+                last = viewer.last_sent
+                if last is None or seq <= last:
+                    continue
+                if state.busy or seq > last + 1:
+                    asyncio.ensure_future(self._catch_up(viewer, state, seq))
+                    continue
+                if await _send(viewer, html):
+                    viewer.last_sent = seq
+
+    async def _heartbeat(self) -> None:
+        interval = settings.LIVE_HEARTBEAT_SECONDS
+        while True:
+            await asyncio.sleep(interval)
+            if time.monotonic() - self.last_live < interval:
+                continue  # live events are flowing (a gap among them shows itself)
+            try:
+                seq = await socket_db(selectors.session_last_seq, session_id=self.session_id)
+            except Exception:  # a database hiccup: try again next beat
+                logger.warning("live heartbeat of session %s failed", self.session_id, exc_info=True)
+                continue
+            if seq is None:
+                continue
+            for viewer, state in list(self.viewers.items()):
+                if viewer.last_sent is not None and seq > viewer.last_sent:
+                    asyncio.ensure_future(self._catch_up(viewer, state, seq))
+
+
+async def _send(viewer: Viewer, text: str) -> bool:
+    try:
+        await viewer.send(text_data=text)
+        return True
+    except Exception:  # the socket is closing; its disconnect removes it
+        logger.debug("live send failed", exc_info=True)
+        return False
+
+
+def _merged(parts: list[tuple[int, int, str]]) -> list[tuple[int, int, str]]:
+    """Consecutive parts of one contribution's text joined into one."""
+    out: list[list] = []
+    last: dict[int, list] = {}
+    for cid, at, text in parts:
+        prev = last.get(cid)
+        if prev is not None and prev[1] + len(prev[2]) == at:
+            prev[2] += text
+        else:
+            prev = [cid, at, text]
+            out.append(prev)
+            last[cid] = prev
+    return [(cid, at, text) for cid, at, text in out]
+
+
+class Hub:
+    """The feeds of this process's event loop."""
+
+    def __init__(self) -> None:
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.feeds: dict[int, Feed] = {}
+
+    async def join(self, session_id: int, viewer: Viewer) -> Feed:
+        loop = asyncio.get_running_loop()
+        if loop is not self.loop:  # a new event loop (tests): feeds of the old one are gone
+            self.loop, self.feeds = loop, {}
+        feed = self.feeds.get(session_id)
+        if feed is None:
+            feed = self.feeds[session_id] = Feed(session_id)
+            try:
+                await feed.start()
+            except BaseException:
+                self.feeds.pop(session_id, None)
+                raise
+        else:
+            await feed.started.wait()
+        if feed.idle_handle is not None:
+            feed.idle_handle.cancel()
+            feed.idle_handle = None
+        feed.viewers[viewer] = _State()
+        return feed
+
+    def leave(self, session_id: int, viewer: Viewer) -> None:
+        feed = self.feeds.get(session_id)
+        if feed is None:
+            return
+        feed.viewers.pop(viewer, None)
+        if not feed.viewers and feed.idle_handle is None:
+            feed.idle_handle = asyncio.get_running_loop().call_later(IDLE_GRACE_SECONDS, self._close_if_idle, session_id, feed)
+
+    def _close_if_idle(self, session_id: int, feed: Feed) -> None:
+        feed.idle_handle = None
+        if not feed.viewers and self.feeds.get(session_id) is feed:
+            del self.feeds[session_id]
+            asyncio.ensure_future(feed.stop())
+
+
+hub = Hub()

@@ -1,0 +1,73 @@
+"""One background thread per process that sends messages to the channel layer, in order.
+
+A long-lived event loop keeps the channel layer's Redis connection open (a fresh
+``async_to_sync`` per message would open a new loop and connection each time), and the caller,
+often a Celery task in the middle of a round, returns at once. Jobs run in the order they were
+submitted, so a contribution's start event and its streamed text reach Redis in that order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import queue
+import threading
+from collections.abc import Callable
+
+from channels.layers import get_channel_layer
+from django.db import connection
+
+logger = logging.getLogger(__name__)
+
+Job = Callable[[asyncio.AbstractEventLoop], None]
+
+
+class Publisher:
+    def __init__(self) -> None:
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._pid = 0
+
+    def submit(self, job: Job) -> None:
+        """Run ``job(loop)`` on the publishing thread, after every job submitted before it."""
+        with self._lock:
+            # A forked child (e.g. a worker process) starts its own thread.
+            if self._thread is None or not self._thread.is_alive() or self._pid != os.getpid():
+                self._queue = queue.SimpleQueue()
+                self._pid = os.getpid()
+                self._thread = threading.Thread(target=self._run, name="maestro-publisher", daemon=True)
+                self._thread.start()
+            self._queue.put(job)
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Wait until every job submitted so far has run; False if that took over ``timeout`` s."""
+        done = threading.Event()
+        self.submit(lambda loop: done.set())
+        return done.wait(timeout)
+
+    def group_send(self, group: str, message: dict) -> None:
+        """Send ``message`` to a channel-layer group from the publishing thread."""
+        self.submit(lambda loop: loop.run_until_complete(get_channel_layer().group_send(group, message)))
+
+    def _run(self) -> None:
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        while True:
+            batch = [self._queue.get()]
+            while True:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            for job in batch:
+                try:
+                    job(loop)
+                except Exception:  # the durable log has it; pages catch up from it
+                    logger.warning("a live message could not be sent", exc_info=True)
+            # Hold no database connection while idle (test databases are dropped under us).
+            connection.close()
+
+
+publisher = Publisher()

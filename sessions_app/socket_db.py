@@ -1,0 +1,65 @@
+"""Database work of the live sockets, on a thread pool of their own.
+
+Django's synchronous code in an ASGI process shares one thread (``thread_sensitive``): page
+views, and by default every ``database_sync_to_async`` call of Channels. Sign-ins, access
+checks and replays for hundreds of reconnecting viewers would queue there behind each other and
+behind pages. They run here instead, on ``LIVE_DB_THREADS`` threads (each with its own database
+connection, closed when stale as Channels does).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from concurrent.futures import ThreadPoolExecutor
+from importlib import import_module
+
+from channels.auth import get_user
+from channels.sessions import CookieMiddleware
+from django.conf import settings
+from django.db import close_old_connections
+
+_executor: ThreadPoolExecutor | None = None
+
+
+def _pool() -> ThreadPoolExecutor:
+    global _executor
+    if _executor is None:
+        _executor = ThreadPoolExecutor(max_workers=max(1, settings.LIVE_DB_THREADS), thread_name_prefix="live-db")
+    return _executor
+
+
+def _call(fn, args, kwargs):
+    close_old_connections()
+    try:
+        return fn(*args, **kwargs)
+    finally:
+        close_old_connections()
+
+
+async def socket_db(fn, *args, **kwargs):
+    """Run the synchronous ``fn`` on the sockets' threads and return its result."""
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(_pool(), functools.partial(_call, fn, args, kwargs))
+
+
+def _signed_in(session_key: str | None):
+    session = import_module(settings.SESSION_ENGINE).SessionStore(session_key)
+    scope = {"session": session}
+    return session, get_user.func(scope)  # Channels' own lookup, without its thread hop
+
+
+class _SessionAuth:
+    def __init__(self, inner) -> None:
+        self.inner = inner
+
+    async def __call__(self, scope, receive, send):
+        session, user = await socket_db(_signed_in, scope["cookies"].get(settings.SESSION_COOKIE_NAME))
+        return await self.inner(dict(scope, session=session, user=user), receive, send)
+
+
+def SocketAuthMiddlewareStack(inner):  # noqa: N802 - named like Channels' AuthMiddlewareStack
+    """Channels' cookie parsing, then the session and the signed-in user read on the sockets'
+    threads. Sockets never write the session, so ``send`` is passed through unwrapped (Channels'
+    session middleware inspects the session on every frame sent)."""
+    return CookieMiddleware(_SessionAuth(inner))
