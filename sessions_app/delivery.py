@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import asyncio
 
-from channels.layers import get_channel_layer
-
 from sessions_app.events import event_committed, session_group
 from sessions_app.live import fragment_of
 from sessions_app.models import SessionEvent
@@ -24,7 +22,7 @@ def event_message(row: SessionEvent, html: str) -> dict:
 
 def _publish(loop: asyncio.AbstractEventLoop, row: SessionEvent) -> None:
     html = fragment_of(row)  # this thread's own connection; no event loop is running here
-    loop.run_until_complete(get_channel_layer().group_send(session_group(row.session_id), event_message(row, html)))
+    publisher.send(loop, session_group(row.session_id), event_message(row, html))
 
 
 def _committed(sender, row: SessionEvent, **_kwargs) -> None:

@@ -30,6 +30,7 @@ from sessions_app.streaming import TEXT_MESSAGE
 
 logger = logging.getLogger(__name__)
 IDLE_GRACE_SECONDS = 5.0  # a feed outlives its last viewer this long (reloads reconnect at once)
+REORDER_SECONDS = 0.25  # how long a later event waits for an earlier one published after it
 
 
 class Viewer(Protocol):
@@ -60,6 +61,12 @@ class Feed:
         self.tasks: list[asyncio.Task] = []
         self.idle_handle: asyncio.TimerHandle | None = None
         self.started = asyncio.Event()
+        # Events come in the order they were published, not always in sequence order (two
+        # commits a moment apart, published by two threads). ``head`` is the last event this
+        # feed has passed on; later ones wait in ``early`` for the ones before them.
+        self.head = 0
+        self.early: dict[int, tuple[str, int | None]] = {}
+        self.hole_handle: asyncio.TimerHandle | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -67,14 +74,18 @@ class Feed:
         layer = get_channel_layer()
         self.channel = await layer.new_channel(prefix="feed")
         await layer.group_add(session_group(self.session_id), self.channel)
+        # Subscribed first, then read: every event after ``head`` comes live; viewers get the
+        # ones before it from the log when they resume.
+        self.head = await socket_db(selectors.session_last_seq, session_id=self.session_id) or 0
         self.tasks = [asyncio.ensure_future(self._read(layer)), asyncio.ensure_future(self._heartbeat())]
         self.started.set()
 
     async def stop(self) -> None:
         for task in self.tasks:
             task.cancel()
-        if self.flush_handle is not None:
-            self.flush_handle.cancel()
+        for handle in (self.flush_handle, self.hole_handle):
+            if handle is not None:
+                handle.cancel()
         with contextlib.suppress(Exception):  # the layer's Redis may be down; the subscription dies with it
             await get_channel_layer().group_discard(session_group(self.session_id), self.channel)
 
@@ -132,7 +143,37 @@ class Feed:
             if kind == TEXT_MESSAGE:
                 self._text(message["contribution_id"], message["at"], message["text"])
             elif kind == EVENT_MESSAGE:
-                await self._event(message["seq"], message["html"], message.get("ends"))
+                await self._arrived(message["seq"], message["html"], message.get("ends"))
+
+    async def _arrived(self, seq: int, html: str, ends: int | None) -> None:
+        """Pass events on in sequence order. One that arrives before an earlier one waits for
+        it (``REORDER_SECONDS``); an earlier one that never comes was lost on the way, and the
+        viewers read it from the log."""
+        self.last_live = time.monotonic()
+        if seq <= self.head:
+            return
+        self.early[seq] = (html, ends)
+        await self._pass_on()
+
+    async def _pass_on(self, *, skip_holes: bool = False) -> None:
+        while self.early:
+            nxt = self.head + 1
+            if nxt not in self.early:
+                if not skip_holes:
+                    if self.hole_handle is None:
+                        self.hole_handle = asyncio.get_running_loop().call_later(REORDER_SECONDS, self._hole_expired)
+                    return
+                nxt = min(self.early)
+            html, ends = self.early.pop(nxt)
+            self.head = nxt
+            await self._event(nxt, html, ends)
+        if self.hole_handle is not None:
+            self.hole_handle.cancel()
+            self.hole_handle = None
+
+    def _hole_expired(self) -> None:
+        self.hole_handle = None
+        asyncio.ensure_future(self._pass_on(skip_holes=True))
 
     def _text(self, cid: int, at: int, text: str) -> None:
         stream = self.streams.get(cid)
@@ -161,7 +202,6 @@ class Feed:
                     await _send(viewer, frame)
 
     async def _event(self, seq: int, html: str, ends: int | None) -> None:
-        self.last_live = time.monotonic()
         if self.pending:  # streamed text sent before this event reaches pages before it
             if self.flush_handle is not None:
                 self.flush_handle.cancel()

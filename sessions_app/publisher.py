@@ -13,6 +13,7 @@ import logging
 import os
 import queue
 import threading
+import time
 from collections.abc import Callable
 
 from channels.layers import get_channel_layer
@@ -21,6 +22,8 @@ from django.db import connection
 logger = logging.getLogger(__name__)
 
 Job = Callable[[asyncio.AbstractEventLoop], None]
+STALE_SECONDS = 5.0  # a live message older than this is dropped: pages catch up from the log
+SEND_TIMEOUT = 2.0  # one send waits this long for the channel layer (Redis down: give up, go on)
 
 
 class Publisher:
@@ -30,8 +33,12 @@ class Publisher:
         self._thread: threading.Thread | None = None
         self._pid = 0
 
-    def submit(self, job: Job) -> None:
-        """Run ``job(loop)`` on the publishing thread, after every job submitted before it."""
+    def submit(self, job: Job, *, expires: bool = True) -> None:
+        """Run ``job(loop)`` on the publishing thread, after every job submitted before it.
+
+        A job that waited more than ``STALE_SECONDS`` (the channel layer was down) is dropped
+        unless ``expires`` is False: live messages that late help no page, and the ones behind
+        them should not wait too."""
         with self._lock:
             # A forked child (e.g. a worker process) starts its own thread.
             if self._thread is None or not self._thread.is_alive() or self._pid != os.getpid():
@@ -39,17 +46,22 @@ class Publisher:
                 self._pid = os.getpid()
                 self._thread = threading.Thread(target=self._run, name="maestro-publisher", daemon=True)
                 self._thread.start()
-            self._queue.put(job)
+            self._queue.put((time.monotonic() if expires else None, job))
 
     def flush(self, timeout: float = 10.0) -> bool:
         """Wait until every job submitted so far has run; False if that took over ``timeout`` s."""
         done = threading.Event()
-        self.submit(lambda loop: done.set())
+        self.submit(lambda loop: done.set(), expires=False)
         return done.wait(timeout)
 
     def group_send(self, group: str, message: dict) -> None:
         """Send ``message`` to a channel-layer group from the publishing thread."""
-        self.submit(lambda loop: loop.run_until_complete(get_channel_layer().group_send(group, message)))
+        self.submit(lambda loop: self.send(loop, group, message))
+
+    @staticmethod
+    def send(loop: asyncio.AbstractEventLoop, group: str, message: dict) -> None:
+        """On the publishing thread: send ``message`` to ``group``, waiting at most ``SEND_TIMEOUT``."""
+        loop.run_until_complete(asyncio.wait_for(get_channel_layer().group_send(group, message), SEND_TIMEOUT))
 
     def _run(self) -> None:
         loop = asyncio.new_event_loop()
@@ -61,11 +73,17 @@ class Publisher:
                     batch.append(self._queue.get_nowait())
                 except queue.Empty:
                     break
-            for job in batch:
+            dropped = 0
+            for queued, job in batch:
+                if queued is not None and time.monotonic() - queued > STALE_SECONDS:
+                    dropped += 1
+                    continue
                 try:
                     job(loop)
                 except Exception:  # the durable log has it; pages catch up from it
                     logger.warning("a live message could not be sent", exc_info=True)
+            if dropped:
+                logger.warning("dropped %d live message(s) older than %.0f s; pages catch up from the log", dropped, STALE_SECONDS)
             # Hold no database connection while idle (test databases are dropped under us).
             connection.close()
 

@@ -82,7 +82,11 @@ TEMPLATES = [
 ]
 
 DATABASE_URL = env_str("DATABASE_URL")
-_SQLITE_OPTIONS = {"timeout": 20, "transaction_mode": "IMMEDIATE", "init_command": "PRAGMA journal_mode=WAL;"}
+# WAL with synchronous=NORMAL: readers never wait for writers, and a commit does not wait for the disk
+# (a power cut may lose the last commits, never consistency).
+_SQLITE_OPTIONS = {
+    "timeout": 20, "transaction_mode": "IMMEDIATE", "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+}
 if DATABASE_URL:
     # daphne runs every request in a thread of its own: persistent connections (CONN_MAX_AGE > 0)
     # would stay open, one per finished request, until PostgreSQL refuses new clients.

@@ -67,6 +67,8 @@ CELERY_TASK_TIME_LIMIT = env_int("SPECIALIST_TIME_LIMIT", 360)
 # streamed token renews it too). A worker that dies stops renewing; the sweeper hands the
 # contribution to another worker once the lease has expired.
 SPECIALIST_LEASE_SECONDS = env_float("SPECIALIST_LEASE_SECONDS", 30.0)
+# How long a worker thread keeps its database connection (see config/celery.py).
+WORKER_CONN_MAX_AGE = env_int("WORKER_CONN_MAX_AGE", 600)
 SPECIALIST_HEARTBEAT_SECONDS = env_float("SPECIALIST_HEARTBEAT_SECONDS", SPECIALIST_LEASE_SECONDS / 3)
 # The sweeper runs in every worker (a timer thread, see sessions_app/sweeper.py) this often;
 # 0 turns it off.

@@ -166,10 +166,15 @@ class SessionContext:
         )
 
     def previous_synthesis(self, before: Round | None = None) -> Synthesis | None:
-        qs = Synthesis.objects.filter(session=self.session)
-        if before is not None:
-            qs = qs.filter(round__number__lt=before.number)
-        return qs.order_by("-round__number").first()
+        """The last synthesis before ``before`` (read once per round number for this context)."""
+        memo = self.__dict__.setdefault("_previous", {})
+        key = before.number if before is not None else None
+        if key not in memo:
+            qs = Synthesis.objects.filter(session=self.session).select_related("round")
+            if before is not None:
+                qs = qs.filter(round__number__lt=before.number)
+            memo[key] = qs.order_by("-round__number").first()
+        return memo[key]
 
     def findings_for(self, focus: list[str]) -> list[Finding]:
         roles = set(focus)

@@ -255,17 +255,13 @@ def _latest_attempts(rnd: Round) -> list[Contribution]:
 
 def round_maybe_complete(rnd: Round) -> bool:
     """Called after a contribution settles. Exactly one caller wins the running→synthesizing
-    transition (a conditional UPDATE), and that caller enqueues the synthesis on commit."""
+    transition (a conditional UPDATE) and gets True: it synthesizes the round after commit
+    (a synthesis that never runs is found by the sweeper)."""
     done, total = round_progress(rnd)
     events.event_emit(session_id=rnd.session_id, event=events.RoundProgress(round_id=rnd.pk, done=done, total=total))
     if done < total:
         return False
-    won = Round.objects.filter(pk=rnd.pk, status=Round.Status.RUNNING).update(status=Round.Status.SYNTHESIZING)
-    if won:
-        from sessions_app.tasks import enqueue_synthesis
-
-        enqueue_synthesis(rnd.pk)
-    return bool(won)
+    return bool(Round.objects.filter(pk=rnd.pk, status=Round.Status.RUNNING).update(status=Round.Status.SYNTHESIZING))
 
 
 # -- synthesis and advancing ------------------------------------------------------------------

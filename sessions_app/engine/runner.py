@@ -100,27 +100,44 @@ def _lease_left(c: Contribution, now) -> float:
     return 0.0
 
 
-@transaction.atomic
 def claim(contribution_id: int) -> Claim | None:
     """Take the contribution for this delivery, or None when there is nothing to do.
 
-    Raises :class:`Busy` while another delivery's lease is live."""
-    session, c = _lock_session_then(contribution_id)
-    now = timezone.now()
-    if c.status in (C.DONE, C.FAILED, C.CANCELLED):
+    Raises :class:`Busy` while another delivery's lease is live. One compare-and-set UPDATE of
+    the contribution's own row: no lock on the session row, so the calls of a round start
+    together instead of one after another. (Cancelling takes the session row, then the
+    contributions: a claim that loses that race finds its row changed and does nothing; one
+    that wins is cancelled as a running call, whose result is then discarded.) The started
+    event is appended by the call's :class:`Heartbeat`, beside the call."""
+    c = Contribution.objects.filter(pk=contribution_id).only(
+        "session_id", "round_id", "status", "tries", "lease_expires_at", "started_at"
+    ).first()
+    if c is None or c.status in (C.DONE, C.FAILED, C.CANCELLED):
         return None
+    now = timezone.now()
     if c.status == C.RUNNING and (left := _lease_left(c, now)) > 0:
         raise Busy(left + random.uniform(0.5, 1.5))  # another delivery is working on it
-    if session.status == DesignSession.Status.CANCELLED:
-        c.status = C.CANCELLED
-        c.save(update_fields=["status"])
+    unchanged = Contribution.objects.filter(pk=c.pk, status=c.status, tries=c.tries)
+    if DesignSession.objects.filter(pk=c.session_id, status=DesignSession.Status.CANCELLED).exists():
+        unchanged.update(status=C.CANCELLED)
         return None
-    first_try = c.tries == 0
-    c.status, c.started_at, c.tries, c.text = C.RUNNING, now, c.tries + 1, ""
-    c.lease_expires_at = now + _lease()
-    c.save(update_fields=["status", "started_at", "tries", "text", "lease_expires_at"])
-    events.event_emit(session_id=c.session_id, event=events.ContributionStarted(contribution_id=c.pk, round_id=c.round_id))
-    return Claim(contribution_id=c.pk, session_id=c.session_id, round_id=c.round_id, first_try=first_try, tries=c.tries)
+    if not unchanged.update(status=C.RUNNING, started_at=now, tries=c.tries + 1, text="", lease_expires_at=now + _lease()):
+        raise Busy(random.uniform(0.5, 1.5))  # another delivery claimed it a moment ago: look again
+    return Claim(contribution_id=c.pk, session_id=c.session_id, round_id=c.round_id, first_try=c.tries == 0, tries=c.tries + 1)
+
+
+def started_record(claim_: Claim) -> None:
+    """Append the contribution's started event (while this claim still holds it)."""
+    with transaction.atomic():
+        sid = transaction.savepoint()
+        events.event_emit(
+            session_id=claim_.session_id,
+            event=events.ContributionStarted(contribution_id=claim_.contribution_id, round_id=claim_.round_id),
+        )
+        if _held(claim_).exists():
+            transaction.savepoint_commit(sid)
+        else:
+            transaction.savepoint_rollback(sid)  # cancelled or taken over meanwhile
 
 
 def _held(claim_: Claim):
@@ -135,24 +152,46 @@ def lease_renew(claim_: Claim) -> bool:
 
 
 class Heartbeat:
-    """Renews a claim's lease from a thread while the call runs (the call may wait a long
-    time for its first token). Each beat uses a short-lived connection of its own, so a
-    worker holds no extra connection per running call."""
+    """Beside the call, from a thread: first appends the contribution's started event (so the
+    call does not wait for it), then renews the claim's lease while the call runs (the call
+    may wait a long time for its first token). Each beat uses a short-lived connection of its
+    own, so a worker holds no extra connection per running call. Streamed text waits for the
+    started event (:attr:`started`), so pages get the card before its text."""
 
     def __init__(self, claim_: Claim) -> None:
         self.claim = claim_
         self.stopped = threading.Event()
+        self.started = threading.Event()
         self.thread = threading.Thread(target=self._run, name=f"lease-{claim_.contribution_id}", daemon=True)
 
     def __enter__(self) -> Heartbeat:
+        if connection.in_atomic_block:
+            # Called inside a transaction (a task run inline): another connection would not
+            # see its rows, so the start is recorded here, in it.
+            started_record(self.claim)
+            self.started.set()
         self.thread.start()
         return self
 
     def __exit__(self, *exc) -> None:
         self.stopped.set()
         self.thread.join(timeout=5)
+        if not self.started.is_set():  # the thread could not record it: the result must not come first
+            self._record_start()
+
+    def _record_start(self) -> None:
+        try:
+            started_record(self.claim)
+        except Exception:
+            logger.warning("the start of contribution %s was not recorded", self.claim.contribution_id, exc_info=True)
+            return
+        finally:
+            connection.close()
+        self.started.set()
 
     def _run(self) -> None:
+        if not self.started.is_set():
+            self._record_start()
         while not self.stopped.wait(settings.SPECIALIST_HEARTBEAT_SECONDS):
             try:
                 if not lease_renew(self.claim):
@@ -163,14 +202,23 @@ class Heartbeat:
                 connection.close()  # no idle connection per running call between beats
 
 
-def build_request(contribution: Contribution) -> tuple[ProviderRequest, str]:
+@dataclass
+class RoundBasis:
+    """What every call of one round is told alike: the session's context, its key questions,
+    the rules reported in earlier rounds, the feedback, the team."""
+
+    ctx: SessionContext
+    questions: list[KeyQuestionBrief]
+    reported: list[str]
+    feedback: list[str]
+    team: list[dict]
+
+
+def round_basis(contribution: Contribution) -> RoundBasis:
     session = contribution.session
-    specialist = contribution.specialist
-    member = next((m for m in session.team if m.get("specialist") == contribution.specialist_slug), {})
-    focus = list(member.get("focus") or (specialist.focus if specialist else []))
+    rnd = contribution.round
     ctx = SessionContext.load(session)
     questions = []
-    rnd = contribution.round
     if rnd.kind in ("design", "discussion"):
         open_states = (KeyQuestion.State.OPEN, KeyQuestion.State.CONFLICT)
         qs = session.key_questions.all()
@@ -181,8 +229,6 @@ def build_request(contribution: Contribution) -> tuple[ProviderRequest, str]:
                              grounds={k: v for k, v in (q.grounds or {}).items() if k != "variants"})
             for q in qs
         ]
-    name = provider_name_for(session, specialist)
-    proposal = ctx.proposal
     reported = sorted({
         f.get("rule") for payload in Contribution.objects.filter(
             session=session, round__number__lt=rnd.number, status=C.DONE, author=Contribution.Author.SPECIALIST,
@@ -192,28 +238,78 @@ def build_request(contribution: Contribution) -> tuple[ProviderRequest, str]:
     feedback = [rnd.feedback] if rnd.feedback else []
     if rnd.kind == "planning":
         feedback = [f for f in session.rounds.filter(kind="follow_up").values_list("feedback", flat=True) if f]
+    # Read now, once, for every call that shares this basis.
+    ctx.proposal  # noqa: B018
+    ctx.user_messages  # noqa: B018
+    ctx.previous_synthesis(before=rnd)
+    team = [{"slug": m["specialist"], "name": m["name"], "focus": list(m.get("focus") or [])} for m in session.team if not m.get("is_user")]
+    return RoundBasis(ctx=ctx, questions=questions, reported=reported, feedback=feedback, team=team)
+
+
+class _Bases:
+    """Round bases shared by the calls of one round that start together in this process: the
+    first call reads the basis, the others of that burst reuse it (``ttl`` seconds) instead of
+    reading the same rows again, one after another under the GIL. A re-run (a new attempt)
+    reads its own."""
+
+    def __init__(self, ttl: float) -> None:
+        self.ttl = ttl
+        self.lock = threading.Lock()
+        self.entries: dict[tuple[int, int], tuple[float, RoundBasis]] = {}
+        self.building: dict[tuple[int, int], threading.Lock] = {}
+
+    def get(self, contribution: Contribution) -> RoundBasis:
+        key = (contribution.round_id, contribution.attempt)
+        with self.lock:
+            building = self.building.setdefault(key, threading.Lock())
+        with building:
+            now = time.monotonic()
+            hit = self.entries.get(key)
+            if hit is not None and now - hit[0] < self.ttl:
+                return hit[1]
+            basis = round_basis(contribution)
+            with self.lock:
+                for old in [k for k, (at, _) in self.entries.items() if now - at >= self.ttl]:
+                    self.entries.pop(old, None)
+                    self.building.pop(old, None)
+                self.entries[key] = (now, basis)
+            return basis
+
+
+_bases = _Bases(ttl=2.0)
+
+
+def build_request(contribution: Contribution) -> tuple[ProviderRequest, str]:
+    session = contribution.session
+    specialist = contribution.specialist
+    member = next((m for m in session.team if m.get("specialist") == contribution.specialist_slug), {})
+    focus = list(member.get("focus") or (specialist.focus if specialist else []))
+    basis = _bases.get(contribution)
+    ctx = basis.ctx
+    rnd = contribution.round
+    proposal = ctx.proposal
     request = ProviderRequest(
         specialist_slug=contribution.specialist_slug,
         specialist_name=contribution.author_name,
         system_prompt=specialist.system_prompt if specialist else "",
         brief=contribution.brief,
-        context=ctx.as_text(focus=focus, round=contribution.round),
+        context=ctx.as_text(focus=focus, round=rnd),
         focus=focus,
         findings=ctx.findings_for(focus),
-        key_questions=questions,
+        key_questions=basis.questions,
         model=(specialist.model if specialist and specialist.model else ""),
         timeout=settings.PROVIDER_TIMEOUT,
         round_kind=rnd.kind,
-        design_brief=dict(session.brief or {}),
+        design_brief=dict(ctx.session.brief or {}),
         proposal=dict(proposal.content) if proposal else {},
         proposal_version=proposal.version if proposal else 0,
-        feedback=feedback,
-        reported_rules=reported,
-        team=[{"slug": m["specialist"], "name": m["name"], "focus": list(m.get("focus") or [])} for m in session.team if not m.get("is_user")],
+        feedback=basis.feedback,
+        reported_rules=basis.reported,
+        team=basis.team,
         inventory=ctx.inventory,
         cluster_findings=list(ctx.findings),
     )
-    return request, name
+    return request, provider_name_for(session, specialist)
 
 
 class DeltaWriter:
@@ -224,8 +320,9 @@ class DeltaWriter:
     saved on the contribution's own row at most every ``save_ms`` (a page loaded meanwhile
     shows it, then the frames that follow), which renews the lease too."""
 
-    def __init__(self, claim: Claim, frame_ms: int, save_ms: int = 1000) -> None:
+    def __init__(self, claim: Claim, frame_ms: int, save_ms: int = 1000, started: threading.Event | None = None) -> None:
         self.claim = claim
+        self.started = started
         self.frame = frame_ms / 1000
         self.save_every = save_ms / 1000
         self.buffer: list[str] = []
@@ -240,7 +337,9 @@ class DeltaWriter:
         if time.monotonic() - self.last_flush >= self.frame:
             self.flush()
 
-    def flush(self) -> None:
+    def flush(self, *, last: bool = False) -> None:
+        if self.started is not None and not self.started.is_set() and not last:
+            return  # the card is not on the pages yet: keep the text until it is
         if self.buffer:
             chunk = "".join(self.buffer)
             self.buffer.clear()
@@ -268,16 +367,17 @@ def execute(contribution_id: int) -> ProviderResult:
     if claim_ is None:
         raise _Skip()
     try:
-        with Heartbeat(claim_):
+        with Heartbeat(claim_) as beat:
             contribution = Contribution.objects.select_related(
                 "session__project", "session__prd", "session__inventory_revision", "session__template", "round", "specialist"
             ).get(pk=contribution_id)
             request, provider_name = build_request(contribution)
-            writer = DeltaWriter(claim_, settings.MAESTRO_DELTA_FRAME_MS, settings.MAESTRO_STREAM_SAVE_MS)
+            writer = DeltaWriter(claim_, settings.MAESTRO_DELTA_FRAME_MS, settings.MAESTRO_STREAM_SAVE_MS, beat.started)
             started = time.monotonic()
             provider = _provider(provider_name, provider_config())
             result = provider.run(request, writer)
-            writer.flush()
+            beat.started.wait(5)
+            writer.flush(last=True)
     except BaseException as exc:
         exc.tries = claim_.tries  # lets the caller's fail/release touch only this try
         raise
@@ -321,7 +421,7 @@ def finish(contribution_id: int, result: ProviderResult, latency_ms: int, *, tri
     _record_positions(session, c, result)
     flow.add_usage(session.pk, tokens_in=c.tokens_in, tokens_out=c.tokens_out, cost=c.cost)
     events.event_emit(session_id=session.pk, event=events.ContributionFinished(contribution_id=c.pk, round_id=c.round_id))
-    flow.round_maybe_complete(c.round)
+    _settled(c.round)
 
 
 @transaction.atomic
@@ -338,7 +438,22 @@ def fail(contribution_id: int, message: str, *, provider: str = "", tries: int |
     events.event_emit(
         session_id=c.session_id, event=events.ContributionFailed(contribution_id=c.pk, round_id=c.round_id, error=message)
     )
-    flow.round_maybe_complete(c.round)
+    _settled(c.round)
+
+
+def _settled(rnd: Round) -> None:
+    """After a contribution settles: the one that completes its round synthesizes it, here and
+    now after commit (no second trip through the broker)."""
+    if flow.round_maybe_complete(rnd):
+        round_id = rnd.pk
+        transaction.on_commit(lambda: _synthesize(round_id))
+
+
+def _synthesize(round_id: int) -> None:
+    try:
+        flow.round_synthesize(round_id=round_id)
+    except Exception:  # the round stays 'synthesizing': the sweeper enqueues it again
+        logger.exception("synthesis of round %s failed; the sweeper will try again", round_id)
 
 
 def note_retry(contribution_id: int, message: str) -> None:

@@ -20,22 +20,35 @@
     status.textContent = "";
     event.detail.socketWrapper.send(JSON.stringify({ type: "resume", last_seq: lastSeq() }));
   });
-  // Streamed text carries its offset in the contribution's text (data-at, in characters); the
-  // stream knows how much it shows (data-len). Text it already shows is dropped, so a stream
-  // sent again after a reconnect or a replay never doubles.
-  function chars(text) { return Array.from(text).length; }
-  document.body.addEventListener("htmx:oobBeforeSwap", function (event) {
-    const target = event.detail.target;
-    const part = event.detail.fragment;
-    if (!target || !target.classList || !target.classList.contains("stream") || !part || !part.getAttribute) return;
-    const at = parseInt(part.getAttribute("data-at") || "", 10);
-    if (isNaN(at)) return;
-    const shown = parseInt(target.dataset.len || "0", 10) || 0;
-    const text = part.textContent || "";
-    const size = chars(text);
-    if (at + size <= shown) { event.detail.shouldSwap = false; return; }
-    if (at < shown) part.textContent = Array.from(text).slice(shown - at).join("");
-    target.dataset.len = String(Math.max(shown, at) + (size - Math.max(0, shown - at)));
+  // Streamed text comes in frames of its own: parts that each append to one card's stream and
+  // carry their offset in the contribution's text (data-at, in characters); a stream knows how
+  // much it shows (data-len). This page applies them itself: text it already shows is dropped
+  // (a stream sent again after a reconnect never doubles), and text for a card that is not on
+  // the page yet is skipped (the card brings the text it has when it arrives).
+  const TEXT_FRAME = '<div hx-swap-oob="beforeend:#text-';
+  function chars(text) { return Array.from(text); }
+  function applyText(frame) {
+    const holder = document.createElement("template");
+    holder.innerHTML = frame;  // inert: parsed, never run
+    holder.content.querySelectorAll("div[data-at]").forEach(function (part) {
+      const oob = part.getAttribute("hx-swap-oob") || "";
+      const target = document.getElementById(oob.slice("beforeend:#".length));
+      if (!target || !target.classList.contains("stream")) return;
+      const at = parseInt(part.getAttribute("data-at"), 10);
+      const shown = parseInt(target.dataset.len || "0", 10) || 0;
+      const text = chars(part.textContent || "");
+      if (isNaN(at) || at + text.length <= shown) return;
+      const fresh = at < shown ? text.slice(shown - at).join("") : text.join("");
+      target.appendChild(document.createTextNode(fresh));
+      target.dataset.len = String(at + text.length);
+    });
+  }
+  document.body.addEventListener("htmx:wsBeforeMessage", function (event) {
+    const message = event.detail.message;
+    if (typeof message === "string" && message.startsWith(TEXT_FRAME)) {
+      event.preventDefault();
+      applyText(message);
+    }
   });
   document.body.addEventListener("htmx:wsClose", function () {
     status.textContent = "reconnecting…";
