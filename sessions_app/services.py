@@ -6,6 +6,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 
 from sessions_app import events
+from sessions_app.decisions.services.hooks import decision_from_key_question
 from sessions_app.engine import flow
 from sessions_app.engine.context import SessionContext
 from sessions_app.models import (
@@ -298,8 +299,6 @@ def key_question_decide(*, question: KeyQuestion, option: str, user: AbstractBas
     question.state, question.chosen, question.decided_by = KeyQuestion.State.DECIDED, option, user
     question.save(update_fields=["state", "chosen", "decided_by"])
     events.event_emit(session_id=session.pk, event=events.KeyQuestionChanged(question_id=question.pk, state=question.state))
-    from sessions_app.decisions.services import decision_from_key_question
-
     decision_from_key_question(question=question)
     ctx = SessionContext.load(session)
     flow.apply_decided_edges(session, ctx, user=user)
