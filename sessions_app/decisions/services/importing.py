@@ -16,7 +16,8 @@ from sessions_app.decisions import madr
 from sessions_app.decisions.models import Decision, DecisionLink
 from sessions_app.decisions.services.records import default_slug, lock_project, new_decision
 from teams_app.errors import ApplicationError
-from teams_app.models import PRD, Project
+from teams_app.models import Project
+from teams_app.selectors import prd_by_reference
 
 IMPORT_FAILED = "Nothing was imported: {count} file(s) have problems."
 NOTHING_TO_IMPORT = "No ADR markdown files (NNNN-title.md) were found."
@@ -63,7 +64,7 @@ def _import_fields(project: Project, adr: madr.ParsedADR, unresolved: list[str])
         "informed": adr.informed,
         "tags": adr.tags,
         "prd_reference": adr.prd_reference,
-        "prd": PRD.objects.filter(project=project, reference=adr.prd_reference).first() if adr.prd_reference else None,
+        "prd": prd_by_reference(project=project, reference=adr.prd_reference),
         "context": adr.context,
         "decision_drivers": adr.decision_drivers,
         "chosen_option": adr.chosen_option,
