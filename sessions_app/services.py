@@ -6,6 +6,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 
 from sessions_app import events
+from sessions_app.decisions.services.hooks import decision_from_key_question
 from sessions_app.engine import flow
 from sessions_app.engine.context import SessionContext
 from sessions_app.models import (
@@ -18,7 +19,7 @@ from sessions_app.models import (
 )
 from teams_app.errors import ApplicationError
 from teams_app.models import PRD, Project, Specialist, TeamTemplate
-from teams_app.selectors import inventory_latest
+from teams_app.selectors import inventory_latest, team_snapshot
 
 S = DesignSession.Status
 REQUIREMENT_EMPTY = "Describe the requirement the team should design for."
@@ -34,21 +35,6 @@ NOT_PAUSED = "Only a paused session can be resumed."
 CANNOT_PAUSE = "Only a running session or one waiting for you can be paused."
 NOTHING_TO_CONTINUE = "The session is not waiting to continue."
 BUDGET_INVALID = "The budget must be a positive number."
-
-
-def _team_snapshot(template: TeamTemplate) -> list[dict]:
-    team = []
-    for slot in template.slots.select_related("specialist").order_by("order"):
-        if slot.is_user:
-            team.append({"is_user": True, "name": "USER", "role": slot.role})
-            continue
-        s = slot.specialist
-        team.append({
-            "is_user": False, "specialist": s.slug, "specialist_id": s.pk, "name": s.name, "role": slot.role,
-            "color": s.color, "focus": list(s.focus), "areas": list(s.areas), "hints": list(s.hints),
-            "description": s.description[:500],
-        })
-    return team
 
 
 @transaction.atomic
@@ -76,7 +62,7 @@ def session_start(
         raise ApplicationError("That PRD belongs to another project.", {"field": "prd"})
     session = DesignSession.objects.create(
         project=project, template=template, team_name=template.name, mission=template.mission,
-        team=_team_snapshot(template), title=(title or requirement.splitlines()[0])[:200], requirement=requirement,
+        team=team_snapshot(source=template), title=(title or requirement.splitlines()[0])[:200], requirement=requirement,
         prd=prd, provider=provider, budget_tokens=budget_tokens, created_by=user,
         discussion_limit=settings.MAESTRO_DISCUSSION_ROUNDS, consensus_threshold=settings.MAESTRO_CONSENSUS_THRESHOLD,
         inventory_revision=inventory_latest(project=project), approval_quorum=max(1, approval_quorum or 1),
@@ -111,16 +97,10 @@ def task_session_start(
     summary = (summary or "").strip()
     if not summary:
         raise ApplicationError(REQUIREMENT_EMPTY, {"field": "summary"})
-    member = {
-        "is_user": False, "specialist": specialist.slug, "specialist_id": specialist.pk, "name": specialist.name,
-        "role": (specialist.description.splitlines() or [specialist.name])[0][:200], "color": specialist.color,
-        "focus": list(specialist.focus), "areas": list(specialist.areas), "hints": list(specialist.hints),
-        "description": specialist.description[:500],
-    }
     requirement = summary + (f"\n\n{details.strip()}" if details.strip() else "")
     session = DesignSession.objects.create(
         project=project, mode=DesignSession.Mode.TASK, team_name=f"{specialist.name} (hub task)",
-        mission="Answer one task routed by the orchestrator hub", team=[member], title=(title or summary)[:200],
+        mission="Answer one task routed by the orchestrator hub", team=team_snapshot(source=specialist), title=(title or summary)[:200],
         requirement=requirement, prd=prd, created_by=user, phase="discovery",
         inventory_revision=inventory_latest(project=project),
     )
@@ -141,17 +121,6 @@ def session_attach_prd(*, session: DesignSession, prd: PRD) -> DesignSession:
     session.save(update_fields=["prd", "updated_at"])
     flow.begin(session)
     return session
-
-
-def prd_for_reference(*, project: Project, reference: str) -> PRD:
-    """The project's PRD with this reference, created (active) when it is new."""
-    from teams_app.services import prd_create
-
-    reference = (reference or "").strip()
-    existing = project.prds.filter(reference=reference).first()
-    if existing:
-        return existing
-    return prd_create(project=project, reference=reference, title=f"Attached {reference}")
 
 
 def _require_active(session: DesignSession) -> None:
@@ -298,8 +267,6 @@ def key_question_decide(*, question: KeyQuestion, option: str, user: AbstractBas
     question.state, question.chosen, question.decided_by = KeyQuestion.State.DECIDED, option, user
     question.save(update_fields=["state", "chosen", "decided_by"])
     events.event_emit(session_id=session.pk, event=events.KeyQuestionChanged(question_id=question.pk, state=question.state))
-    from sessions_app.decisions.services import decision_from_key_question
-
     decision_from_key_question(question=question)
     ctx = SessionContext.load(session)
     flow.apply_decided_edges(session, ctx, user=user)

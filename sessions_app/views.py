@@ -27,6 +27,7 @@ from teams_app.errors import ApplicationError
 from teams_app.links import absolute_links, base_url
 from teams_app.permissions import Action
 from teams_app.selectors import project_access, project_access_for, projects_for_user
+from teams_app.services import prd_for_reference
 
 logger = logging.getLogger("maestro.audit")
 
@@ -203,7 +204,7 @@ def session_attach_prd(request: HttpRequest, pk: int) -> HttpResponse:
         form = AttachPRDForm(request.POST, project=session.project)
         if not form.is_valid():
             raise ApplicationError(" ".join(e for errs in form.errors.values() for e in errs))
-        prd = form.cleaned_data["prd"] or services.prd_for_reference(
+        prd = form.cleaned_data["prd"] or prd_for_reference(
             project=session.project, reference=form.cleaned_data["reference"]
         )
         services.session_attach_prd(session=session, prd=prd)

@@ -59,8 +59,47 @@ def project_access_for(*, user: AbstractBaseUser, slug: str, action: Action) -> 
     return access
 
 
+def prd_by_reference(*, project: Project, reference: str | None) -> PRD | None:
+    """The project's PRD with this reference (surrounding spaces ignored), or None."""
+    reference = (reference or "").strip()
+    return project.prds.filter(reference=reference).first() if reference else None
+
+
 def prd_latest_active(*, project: Project) -> PRD | None:
     return project.prds.filter(status=PRD.Status.ACTIVE).order_by("-created_at", "-id").first()
+
+
+def _member(specialist: Specialist, role: str) -> dict:
+    # A slot may leave its role blank; a member always says what it does.
+    first_line = next((line.strip() for line in specialist.description.splitlines() if line.strip()), "")
+    return {
+        "is_user": False,
+        "specialist": specialist.slug,
+        "specialist_id": specialist.pk,
+        "name": specialist.name,
+        "role": (role.strip() or first_line or specialist.name)[:200],
+        "color": specialist.color,
+        "focus": list(specialist.focus),
+        "areas": list(specialist.areas),
+        "hints": list(specialist.hints),
+        "description": specialist.description[:500],
+    }
+
+
+def team_snapshot(*, source: TeamTemplate | Specialist) -> list[dict]:
+    """The team a session keeps (``DesignSession.team``), copied so that later edits to the
+    specialists or the template do not change a session under way: a template's slots in order
+    (the USER slot as ``{"is_user": True, "name": "USER", "role"}``), or one specialist alone
+    (a hub task). A specialist's role is its slot's, else the first line of its description."""
+    if isinstance(source, Specialist):
+        return [_member(source, "")]
+    team = []
+    for slot in source.slots.select_related("specialist").order_by("order"):
+        if slot.is_user:
+            team.append({"is_user": True, "name": "USER", "role": slot.role})
+        else:
+            team.append(_member(slot.specialist, slot.role))
+    return team
 
 
 def memberships_for_project(*, project: Project) -> QuerySet[Membership]:

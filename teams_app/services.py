@@ -15,6 +15,7 @@ from django.utils.text import slugify
 
 from teams_app.errors import ApplicationError
 from teams_app.models import PRD, Membership, Project
+from teams_app.selectors import prd_by_reference
 
 SLUG_TAKEN = "A project with this slug already exists."
 ALREADY_MEMBER = "{username} is already a member of this project."
@@ -158,3 +159,15 @@ def prd_create(*, project: Project, reference: str, title: str, body: str = "", 
         raise ApplicationError(PRD_EXISTS.format(reference=prd.reference), {"field": "reference"})
     prd.save()
     return prd
+
+
+def prd_for_reference(*, project: Project, reference: str) -> PRD:
+    """The project's PRD with this reference (surrounding spaces ignored), created active and
+    titled after the reference when it is new. Two callers creating the same new reference at
+    once: the second gets IntegrityError from the unique constraint (its savepoint rolls back)
+    and finds the PRD when it tries again."""
+    existing = prd_by_reference(project=project, reference=reference)
+    if existing is not None:
+        return existing
+    reference = (reference or "").strip()
+    return prd_create(project=project, reference=reference, title=f"Attached {reference}"[:200])

@@ -10,7 +10,7 @@ from django.utils.text import slugify
 
 from sessions_app.decisions.models import Decision, DecisionLink
 from sessions_app.decisions.selectors import DecisionFilters
-from sessions_app.decisions.services import TRANSITIONS
+from sessions_app.decisions.services.writes import TRANSITIONS
 from sessions_app.models import DesignSession
 from teams_app.models import PRD, Project
 

@@ -7,9 +7,9 @@ kept as written and mapped to a category (:func:`status_category`), dates are re
 written forms and never invented, front matter ``title:`` is a title, external links stay links in
 the text, and templates, indexes and READMEs are skipped with a reason (:func:`skip_reason`).
 
-Pure functions, no database: :mod:`sessions_app.decisions.services` turns parsed files into rows and
-:mod:`sessions_app.decisions.selectors` feeds the renderer. ``render(parse(render(d)))`` is
-``render(d)`` byte for byte; the tests hold that.
+Pure functions, no database: :mod:`sessions_app.decisions.services.importing` turns parsed files
+into rows and :mod:`sessions_app.decisions.selectors` feeds the renderer. ``render(parse(render(d)))``
+is ``render(d)`` byte for byte; the tests hold that.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from sessions_app.decisions import madr, selectors, services
+from sessions_app.decisions import madr, selectors
 from sessions_app.decisions.forms import (
     PAGE_SIZES,
     DecisionFilterForm,
@@ -28,6 +28,7 @@ from sessions_app.decisions.forms import (
     options_initial,
 )
 from sessions_app.decisions.models import Decision
+from sessions_app.decisions.services import writes
 from teams_app.errors import ApplicationError
 from teams_app.permissions import Action
 from teams_app.selectors import ProjectAccess, project_access, project_access_for
@@ -129,7 +130,7 @@ def decision_create(request: HttpRequest, slug: str) -> HttpResponse:
             request, access, form=DecisionForm(project=project), formset=OptionFormSet(prefix="options"), mode="create"
         )
     form, formset = DecisionForm(request.POST, project=project), OptionFormSet(request.POST, prefix="options")
-    decision = _save(form, formset, lambda options: services.decision_create(
+    decision = _save(form, formset, lambda options: writes.decision_create(
         project=project, user=request.user, status=form.cleaned_data["status"], options=options,
         **form.service_fields(),
     ))
@@ -146,9 +147,9 @@ def decision_edit(request: HttpRequest, slug: str, number: int) -> HttpResponse:
     if not decision.is_editable:
         messages.error(
             request,
-            services.ACCEPTED_IS_FINAL
+            writes.ACCEPTED_IS_FINAL
             if decision.status == D.ACCEPTED
-            else services.CLOSED_IS_FINAL.format(status=decision.get_status_display().lower()),
+            else writes.CLOSED_IS_FINAL.format(status=decision.get_status_display().lower()),
         )
         return redirect("decision_detail", slug=slug, number=number)
     if request.method == "GET":
@@ -157,7 +158,7 @@ def decision_edit(request: HttpRequest, slug: str, number: int) -> HttpResponse:
         return _render_form(request, access, form=form, formset=formset, mode="edit", decision=decision)
     form = DecisionForm(request.POST, project=access.project, statuses=None)
     formset = OptionFormSet(request.POST, prefix="options")
-    saved = _save(form, formset, lambda options: services.decision_update(
+    saved = _save(form, formset, lambda options: writes.decision_update(
         decision=decision, user=request.user, options=options, **form.service_fields()
     ))
     if saved is not None:
@@ -171,7 +172,7 @@ def decision_supersede(request: HttpRequest, slug: str, number: int) -> HttpResp
     access = project_access_for(user=request.user, slug=slug, action=Action.EDIT_DECISIONS)
     old = selectors.decision_get(project=access.project, number=number)
     if old.status not in (D.ACCEPTED, D.SUPERSEDED):
-        messages.error(request, services.NOT_SUPERSEDABLE)
+        messages.error(request, writes.NOT_SUPERSEDABLE)
         return redirect("decision_detail", slug=slug, number=number)
     statuses = (D.DRAFT, D.PROPOSED, D.ACCEPTED)
     if request.method == "GET":
@@ -180,7 +181,7 @@ def decision_supersede(request: HttpRequest, slug: str, number: int) -> HttpResp
         return _render_form(request, access, form=form, formset=formset, mode="supersede", decision=old)
     form = DecisionForm(request.POST, project=access.project, statuses=statuses)
     formset = OptionFormSet(request.POST, prefix="options")
-    new = _save(form, formset, lambda options: services.decision_supersede(
+    new = _save(form, formset, lambda options: writes.decision_supersede(
         old=old, user=request.user, status=form.cleaned_data["status"], options=options, **form.service_fields()
     ))
     if new is not None:
@@ -198,7 +199,7 @@ def decision_status(request: HttpRequest, slug: str, number: int) -> HttpRespons
         messages.error(request, "Choose one of the statuses offered.")
     else:
         try:
-            services.decision_set_status(
+            writes.decision_set_status(
                 decision=decision,
                 to_status=form.cleaned_data["to_status"],
                 actor=request.user,
@@ -221,7 +222,7 @@ def decision_link_add(request: HttpRequest, slug: str, number: int) -> HttpRespo
         return redirect("decision_detail", slug=slug, number=number)
     target = selectors.decision_get(project=access.project, number=form.cleaned_data["target"])
     try:
-        services.decision_link(
+        writes.decision_link(
             from_decision=decision, to_decision=target, kind=form.cleaned_data["kind"], user=request.user
         )
     except ApplicationError as exc:

@@ -604,7 +604,7 @@ def _tally_positions(session: DesignSession, rnd: Round) -> None:
             q.save(update_fields=["state", "chosen", "agreement"])
             events.event_emit(session_id=session.pk, event=events.KeyQuestionChanged(question_id=q.pk, state=state))
             if state == KeyQuestion.State.AGREED:
-                from sessions_app.decisions.services import decision_from_key_question
+                from sessions_app.decisions.services.hooks import decision_from_key_question
 
                 decision_from_key_question(question=q)  # consensus becomes a proposed ADR
 
@@ -750,7 +750,7 @@ def gate_passed(
     if verdict == "approve":
         if point.gate == DESIGN_GATE:
             if response is not None:
-                from sessions_app.decisions.services import decisions_accept_from_validation
+                from sessions_app.decisions.services.hooks import decisions_accept_from_validation
 
                 approvers = [r.user for r in point.responses.filter(verdict="approve").select_related("user")]
                 decisions_accept_from_validation(point=point, response=response, approvers=approvers)

@@ -28,10 +28,9 @@ from django.utils import timezone
 from sessions_app import events, streaming
 from sessions_app.engine import flow
 from sessions_app.engine.context import SessionContext
-from sessions_app.engine.questions import match_option
 from sessions_app.models import Contribution, DesignSession, KeyQuestion, Position, Round
 from sessions_app.providers import ProviderConfig, build_provider
-from sessions_app.providers.base import KeyQuestionBrief, ProviderError, ProviderRequest, ProviderResult
+from sessions_app.providers.base import KeyQuestionBrief, ProviderError, ProviderRequest, ProviderResult, match_option
 from teams_app.models import Specialist
 
 C = Contribution.Status

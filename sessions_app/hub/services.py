@@ -29,7 +29,8 @@ from sessions_app.hub.schemas import (
 from teams_app.errors import ApplicationError
 from teams_app.inventory.selectors import inventory_current
 from teams_app.models import PRD, Project, Specialist
-from teams_app.selectors import prd_latest_active
+from teams_app.selectors import prd_by_reference, prd_latest_active
+from teams_app.services import prd_for_reference
 
 TOKEN_NAME_EMPTY = "Give the token a name, e.g. the agent or machine that will use it."
 TOKEN_NAME_TOO_LONG = "Token names are limited to 100 characters."
@@ -162,7 +163,7 @@ def hub_task_run(
     for _attempt in range(3):
         try:
             with transaction.atomic():
-                prd = _prd_for_reference(project=project, reference=task.prd or "")
+                prd = prd_for_reference(project=project, reference=task.prd or "")
                 hub_task = HubTask.objects.create(
                     project=project, token=token, tool=tool, task_id=task.task_id, area=task.area,
                     summary=task.summary, hints=list(task.hints), prd_reference=task.prd or "", prd=prd,
@@ -182,16 +183,6 @@ def hub_task_run(
                 return _replay(existing, body_hash), False
             # Another request created the same PRD at the same moment; it exists now.
     raise ApplicationError(BUSY, {"code": "unavailable"})
-
-
-def _prd_for_reference(*, project: Project, reference: str) -> PRD:
-    """The project's PRD with this reference; a new reference is recorded as an active PRD."""
-    from teams_app.services import prd_create
-
-    existing = project.prds.filter(reference=reference).first()
-    if existing is not None:
-        return existing
-    return prd_create(project=project, reference=reference, title=f"Attached {reference}"[:200])
 
 
 def _task_details(task: TaskIn, rationale: str) -> str:
@@ -306,7 +297,7 @@ def prds_import_planning(*, project: Project, path: str | Path) -> tuple[list[PR
         raise ApplicationError(str(exc), {"code": "invalid", "field": "path"}) from None
     imported = []
     for item in planned:
-        prd = project.prds.filter(reference=item.reference).first()
+        prd = prd_by_reference(project=project, reference=item.reference)
         if prd is None:
             prd = PRD(project=project, reference=item.reference)
         prd.title, prd.body, prd.source, prd.status = item.title, item.body, item.source, PRD.Status.ACTIVE

@@ -9,6 +9,7 @@ says whether a retry can help (429, 5xx, timeouts, connection errors).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,6 +17,10 @@ from typing import Any
 from teams_app.inventory.types import Finding, ParsedInventory
 
 DeltaCallback = Callable[[str], None]
+
+# Markdown emphasis, code ticks and straight or curly quotes around a reply's words.
+MARKUP = " \t\r\n`*_\"'“”‘’"
+_OPTION_INDEX = re.compile(r"^(?:option\s*)?(?:(?P<num>\d+)|(?P<letter>[a-z]))[.)]?$", re.IGNORECASE)
 
 
 @dataclass
@@ -28,6 +33,32 @@ class KeyQuestionBrief:
     # What in the brief, the inventory or the findings favours an option, per analysis role:
     # {"security": {"option": 0, "why": "PCI DSS in the constraints", "evidence": ["brief:PCI"]}}.
     grounds: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+def _option_norm(text: str) -> str:
+    return " ".join(text.strip(MARKUP).rstrip(".").strip(MARKUP).lower().split())
+
+
+def match_option(answer: str, options: list[str]) -> str | None:
+    """The listed option a stated one means, or None when it names none of them for certain.
+
+    Case, surrounding quotes and markup, a final full stop and runs of spaces do not count. A
+    number or letter ("2", "b", "option 2", "B)") picks by position, and one outside the list
+    picks nothing. Otherwise the answer must contain exactly one option or be part of exactly
+    one ("REST" for "Call billing over REST"); an answer found in two options is ambiguous.
+    """
+    wanted = _option_norm(answer)
+    if not wanted:
+        return None
+    for option in options:
+        if _option_norm(option) == wanted:
+            return option
+    indexed = _OPTION_INDEX.match(wanted)
+    if indexed:
+        index = int(indexed["num"]) - 1 if indexed["num"] else ord(indexed["letter"].lower()) - ord("a")
+        return options[index] if 0 <= index < len(options) else None
+    containing = [o for o in options if (norm := _option_norm(o)) and (wanted in norm or norm in wanted)]
+    return containing[0] if len(containing) == 1 else None
 
 
 @dataclass

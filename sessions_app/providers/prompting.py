@@ -22,12 +22,14 @@ from pydantic import ValidationError
 from sessions_app.design.schema import SpecialistOutput
 from sessions_app.providers import vendor
 from sessions_app.providers.base import (
+    MARKUP,
     DeltaCallback,
     KeyQuestionBrief,
     Position,
     ProviderError,
     ProviderRequest,
     ProviderResult,
+    match_option,
 )
 from teams_app.inventory.types import ROLE_LABELS, Finding
 
@@ -486,7 +488,7 @@ def _structured_positions(output: SpecialistOutput, questions: list[KeyQuestionB
         positions.append(
             Position(
                 question=question.ref if question else ref,
-                option=match_option(option, question.options) if question else option,
+                option=(match_option(option, question.options) or option) if question else option,
                 rationale=item.rationale.strip(),
                 evidence=[e.strip() for e in item.evidence if e.strip()],
             )
@@ -535,8 +537,6 @@ _POSITION_LINE = re.compile(
     re.IGNORECASE | re.MULTILINE,
 )
 _BECAUSE = re.compile(r"\s+because\b[\s:,]*", re.IGNORECASE)
-_OPTION_INDEX = re.compile(r"^(?:option\s*)?(?:(?P<num>\d+)|(?P<letter>[a-z]))[.)]?$", re.IGNORECASE)
-_STRIP = " \t`*_\"'“”‘’"
 
 
 def parse_positions(text: str, questions: list[KeyQuestionBrief]) -> list[Position]:
@@ -549,20 +549,20 @@ def parse_positions(text: str, questions: list[KeyQuestionBrief]) -> list[Positi
     seen: set[str] = set()
     positions: list[Position] = []
     for match in _POSITION_LINE.finditer(text):
-        ref = match.group("ref").strip(_STRIP)
+        ref = match.group("ref").strip(MARKUP)
         key = ref.lower()
         question = by_ref.get(key)
         if (questions and question is None) or key in seen:
             continue
         option_text, _, rationale = _split_because(match.group("rest"))
-        option = option_text.strip(_STRIP).rstrip(".;,").strip(_STRIP)
+        option = option_text.strip(MARKUP).rstrip(".;,").strip(MARKUP)
         if not option:
             continue
         seen.add(key)
         positions.append(
             Position(
                 question=question.ref if question else ref,
-                option=match_option(option, question.options) if question else option,
+                option=(match_option(option, question.options) or option) if question else option,
                 rationale=rationale.strip().rstrip("."),
             )
         )
@@ -574,29 +574,6 @@ def _split_because(rest: str) -> tuple[str, str, str]:
     if not found:
         return rest, "", ""
     return rest[: found.start()], found.group(0), rest[found.end() :]
-
-
-def match_option(option: str, options: list[str]) -> str:
-    """The listed option a reply means, or the reply's own wording when none fits."""
-    if not options:
-        return option
-    wanted = _norm(option)
-    for candidate in options:
-        if _norm(candidate) == wanted:
-            return candidate
-    indexed = _OPTION_INDEX.match(wanted)
-    if indexed:
-        index = int(indexed["num"]) - 1 if indexed["num"] else ord(indexed["letter"].lower()) - ord("a")
-        if 0 <= index < len(options):
-            return options[index]
-    containing = [c for c in options if wanted and (wanted in _norm(c) or _norm(c) in wanted)]
-    if len(containing) == 1:
-        return containing[0]
-    return option
-
-
-def _norm(text: str) -> str:
-    return " ".join(text.strip(_STRIP).lower().rstrip(".").split())
 
 
 _HEADING = re.compile(r"^#{1,6}\s+(?P<title>.+?)\s*#*\s*$")
@@ -620,7 +597,7 @@ def parse_findings(text: str) -> list[dict[str, Any]]:
     for line in text.splitlines():
         heading = _HEADING.match(line.strip())
         if heading:
-            inside = heading["title"].strip(_STRIP).lower() == "findings"
+            inside = heading["title"].strip(MARKUP).lower() == "findings"
             continue
         if not inside or line[:1].isspace():
             continue

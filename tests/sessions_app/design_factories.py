@@ -28,8 +28,8 @@ from sessions_app.design.schema import (
 from sessions_app.design.services import proposal_record
 from sessions_app.engine.context import SessionContext
 from sessions_app.models import DesignProposal, DesignSession, Round
-from sessions_app.services import _team_snapshot
 from teams_app.models import Project, TeamTemplate
+from teams_app.selectors import team_snapshot
 
 REQUIREMENT = (
     "Add a payment service with Stripe: PCI scope isolated, latency under 100 ms, subscriptions and one-time payments"
@@ -118,7 +118,7 @@ def design_session(project: Project, *, user=None, status: str = DesignSession.S
                    phase: str = "design", brief: bool = True, plan: bool = False) -> DesignSession:
     template = TeamTemplate.objects.get(slug="new-service-integration")
     session = DesignSession.objects.create(
-        project=project, template=template, team_name=template.name, mission=template.mission, team=_team_snapshot(template),
+        project=project, template=template, team_name=template.name, mission=template.mission, team=team_snapshot(source=template),
         title="Payment service with Stripe", requirement=REQUIREMENT, prd=project.prds.first(), phase=phase, status=status,
         provider="rules", inventory_revision=project.inventory_revisions.order_by("-number").first(), created_by=user,
         brief=BRIEF.model_dump() if brief else {},

@@ -5,8 +5,10 @@ from __future__ import annotations
 import pytest
 
 from sessions_app import services
+from sessions_app.decisions.models import Decision
 from sessions_app.engine.gate import DESIGN_GATE, DISCOVERY_INPUT, VALIDATION_GATE
 from sessions_app.models import Contribution, DesignSession, KeyQuestion, Position, Round, SessionEvent
+from sessions_app.tasks import synthesize_round
 from sessions_app.validation import validation_respond
 from teams_app.errors import ApplicationError
 from teams_app.models import Membership, TeamTemplate
@@ -205,6 +207,53 @@ def test_deciding_with_an_unknown_option_changes_nothing(run_engine, demo, nsi, 
     with pytest.raises(ApplicationError, match="Choose one of"):
         services.key_question_decide(question=q, option="Something else", user=po)
     assert KeyQuestion.objects.get(pk=q.pk).state == "conflict"
+
+
+def _discussion_round(session, votes):
+    """A discussion round whose specialists have spoken: ``votes`` maps each option to how many
+    of the session's specialists take it on the disputed question. The engine synthesizes it."""
+    question = session.key_questions.get(state="conflict")
+    members = iter(m for m in session.team if not m["is_user"])
+    number = session.rounds.order_by("-number").first().number + 1
+    rnd = Round.objects.create(session=session, number=number, phase=session.phase, kind="discussion", status="synthesizing")
+    for option, count in votes:
+        for _ in range(count):
+            member = next(members)
+            c = Contribution.objects.create(
+                session=session, round=rnd, author="specialist", specialist_slug=member["specialist"],
+                author_name=member["name"], text=f"I favour {option}.", status="done",
+            )
+            Position.objects.create(question=question, round=rnd, contribution=c, specialist_slug=member["specialist"],
+                                    author_name=member["name"], option=option, rationale="the evidence")
+    return question, rnd
+
+
+def test_a_tie_in_positions_stays_disputed_even_where_half_would_be_consensus(run_engine, demo, nsi, po, settings):
+    settings.MAESTRO_DISCUSSION_ROUNDS = 1
+    settings.MAESTRO_CONSENSUS_THRESHOLD = 0.5  # half the voices would do: only the tie keeps it open
+    session = fresh(run_engine(services.session_start, project=demo, template=nsi, requirement=REQ_PAY, user=None, prd=demo.prds.get()))
+    renewals = session.key_questions.get(key="subscriptions.renewals")
+    assert (renewals.state, renewals.chosen, renewals.agreement) == ("conflict", "", 0.5)
+    splits = [sorted(Position.objects.filter(question=renewals, round=r).values_list("option", flat=True))
+              for r in session.rounds.filter(kind__in=["design", "discussion"]).order_by("number")]
+    assert len(splits) == 2 and all(len(s) == 2 and s[0] != s[1] for s in splits)  # 1-1, twice
+    assert not Decision.objects.filter(key_question=renewals).exists()
+    assert session.status == S.AWAITING_USER and "could not agree on Q4" in session.status_reason
+
+    first, second = renewals.options[:2]
+    question, rnd = _discussion_round(session, [(first, 2), (second, 2)])
+    run_engine(synthesize_round, rnd.pk)
+    question.refresh_from_db()
+    assert (question.state, question.chosen, question.agreement) == ("conflict", "", 0.5)
+    assert not Decision.objects.filter(key_question=question).exists()
+
+    question, rnd = _discussion_round(fresh(session), [(second, 2), (first, 1)])
+    run_engine(synthesize_round, rnd.pk)
+    question.refresh_from_db()
+    assert (question.state, question.chosen) == ("agreed", second)
+    assert round(question.agreement, 2) == 0.67
+    assert Decision.objects.get(key_question=question).chosen_option == second
+    assert fresh(session).validation_points.get(gate=DESIGN_GATE).state == "open"
 
 
 def test_user_message_joins_the_next_briefs(run_engine, demo, nsi, po):

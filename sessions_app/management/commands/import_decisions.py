@@ -8,7 +8,8 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from sessions_app.decisions import madr, services
+from sessions_app.decisions import madr
+from sessions_app.decisions.services import importing
 from teams_app.errors import ApplicationError
 from teams_app.models import Project
 
@@ -39,7 +40,7 @@ class Command(BaseCommand):
                 self.stderr.write(f"{name}: {refused[name]}")
             raise CommandError(f"Nothing was imported: {len(refused)} file(s) have problems.")
         try:
-            report = services.decisions_import(project=project, files=files, strict=options["strict"])
+            report = importing.decisions_import(project=project, files=files, strict=options["strict"])
         except ApplicationError as exc:
             for name, reason in exc.extra.get("skipped", {}).items():
                 self.stderr.write(f"{name}: skipped, {reason}")

@@ -13,6 +13,7 @@ from sessions_app.design import selectors as design
 from sessions_app.models import Contribution, DesignSession
 from teams_app.errors import ApplicationError
 from teams_app.models import PRD, Project, TeamTemplate
+from teams_app.services import prd_for_reference
 
 SETTLED = {
     DesignSession.Status.AWAITING_USER, DesignSession.Status.PAUSED_PRD, DesignSession.Status.PAUSED,
@@ -47,7 +48,7 @@ class Command(BaseCommand):
             self.stderr.write("No broker is serving (start `make run` or set REDIS_URL); the specialists run in this command.")
         try:
             prd: PRD | None = (
-                services.prd_for_reference(project=project, reference=o["prd"]) if o["prd"] else None
+                prd_for_reference(project=project, reference=o["prd"]) if o["prd"] else None
             )
             session = services.session_start(
                 project=project, template=template, requirement=o["requirement"], title=o["title"], prd=prd,

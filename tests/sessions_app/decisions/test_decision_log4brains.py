@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from django.core.management import call_command
 
-from sessions_app.decisions import services
+from sessions_app.decisions.services import importing
 
 ROOT = Path(__file__).resolve().parents[3]
 ORIGINALS = ROOT / "tests" / "fixtures" / "public" / "adr" / "log4brains"
@@ -48,7 +48,7 @@ def test_log4brains_reads_our_export_as_it_reads_its_own_adrs(project, tmp_path)
     theirs = log4brains_reads(originals)
 
     files = [(p.name, p.read_bytes()) for p in sorted(ORIGINALS.glob("*.md"))]
-    services.decisions_import(project=project, files=files)
+    importing.decisions_import(project=project, files=files)
     ours = tmp_path / "ours"
     call_command("export_decisions", "--project", project.slug, "--format", "log4brains", str(ours / "docs" / "adr"))
     read = log4brains_reads(ours)
@@ -73,7 +73,7 @@ def test_log4brains_reads_our_export_as_it_reads_its_own_adrs(project, tmp_path)
 
 def test_our_log4brains_export_imports_back_unchanged(project, tmp_path):
     files = [(p.name, p.read_bytes()) for p in sorted(ORIGINALS.glob("*.md"))]
-    services.decisions_import(project=project, files=files)
+    importing.decisions_import(project=project, files=files)
     first, second = tmp_path / "first", tmp_path / "second"
     call_command("export_decisions", "--project", project.slug, "--format", "log4brains", str(first))
     from teams_app.models import Project

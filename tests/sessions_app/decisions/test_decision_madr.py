@@ -11,8 +11,9 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
-from sessions_app.decisions import madr, selectors, services
+from sessions_app.decisions import madr, selectors
 from sessions_app.decisions.models import Decision, DecisionLink, DecisionOption, StatusChange
+from sessions_app.decisions.services import hooks, importing, writes
 from teams_app.errors import ApplicationError
 from teams_app.models import Membership, Project
 from tests.sessions_app.decisions.builders import approve, make_design, open_point
@@ -35,10 +36,10 @@ def rich_log(project, member_factory):
     design = make_design(project)
     po = member_factory(Membership.Role.PRODUCT_OWNER)
     owner = member_factory(Membership.Role.OWNER)
-    services.decision_from_key_question(question=design.question)
+    hooks.decision_from_key_question(question=design.question)
     point = open_point(design.session)
-    services.decisions_accept_from_validation(point=point, response=approve(point, po), approvers=[po])
-    full = services.decision_create(
+    hooks.decisions_accept_from_validation(point=point, response=approve(point, po), approvers=[po])
+    full = writes.decision_create(
         project=project,
         user=owner,
         status=D.PROPOSED,
@@ -79,23 +80,23 @@ def rich_log(project, member_factory):
             {"title": "Event-sourced store"},
         ],
     )
-    services.decision_set_status(decision=full, to_status=D.ACCEPTED, actor=owner)
-    old = services.decision_create(
+    writes.decision_set_status(decision=full, to_status=D.ACCEPTED, actor=owner)
+    old = writes.decision_create(
         project=project, user=owner, status=D.PROPOSED, title="One database for all services"
     )
-    services.decision_set_status(decision=old, to_status=D.ACCEPTED, actor=owner)
-    a = services.decision_supersede(old=old, user=owner, title="Orders own their database", status=D.ACCEPTED)
-    services.decision_supersede(
+    writes.decision_set_status(decision=old, to_status=D.ACCEPTED, actor=owner)
+    a = writes.decision_supersede(old=old, user=owner, title="Orders own their database", status=D.ACCEPTED)
+    writes.decision_supersede(
         old=old, user=owner, title="Points own their database", justification="Split by domain."
     )
-    services.decision_link(from_decision=a, to_decision=full, kind="amends")
-    services.decision_link(from_decision=full, to_decision=a, kind="relates")
-    rejected = services.decision_create(project=project, user=owner, status=D.PROPOSED, title="Use MongoDB")
-    services.decision_set_status(decision=rejected, to_status=D.REJECTED, actor=owner)
-    deprecated = services.decision_create(project=project, user=owner, status=D.PROPOSED, title="Use XML for events")
-    services.decision_set_status(decision=deprecated, to_status=D.ACCEPTED, actor=owner)
-    services.decision_set_status(decision=deprecated, to_status=D.DEPRECATED, actor=owner)
-    services.decision_create(project=project, user=owner, title="Draft: maybe GraphQL")
+    writes.decision_link(from_decision=a, to_decision=full, kind="amends")
+    writes.decision_link(from_decision=full, to_decision=a, kind="relates")
+    rejected = writes.decision_create(project=project, user=owner, status=D.PROPOSED, title="Use MongoDB")
+    writes.decision_set_status(decision=rejected, to_status=D.REJECTED, actor=owner)
+    deprecated = writes.decision_create(project=project, user=owner, status=D.PROPOSED, title="Use XML for events")
+    writes.decision_set_status(decision=deprecated, to_status=D.ACCEPTED, actor=owner)
+    writes.decision_set_status(decision=deprecated, to_status=D.DEPRECATED, actor=owner)
+    writes.decision_create(project=project, user=owner, title="Draft: maybe GraphQL")
     return project
 
 
@@ -163,7 +164,7 @@ def test_export_is_madr_4(rich_log):
 def test_export_import_export_is_byte_identical(rich_log):
     first = export(rich_log)
     empty = Project.objects.create(name="Copy", slug="copy")
-    imported = services.decisions_import(project=empty, files=list(first.items())).decisions
+    imported = importing.decisions_import(project=empty, files=list(first.items())).decisions
     assert [d.number for d in imported] == list(range(1, 9))
     second = export(empty)
     assert list(second) == list(first)
@@ -325,7 +326,7 @@ def test_madr_2_3_and_log4brains_files_import(project):
         ("README.md", "# Decisions\n\nAn index page, not an ADR."),
         ("template.md", "# {title}"),
     ]
-    imported = services.decisions_import(project=project, files=files).decisions
+    imported = importing.decisions_import(project=project, files=files).decisions
     by_number = {d.number: d for d in imported}
     assert sorted(by_number) == [1, 3, 4, 5]  # the date-prefixed Log4brains file is numbered after the rest
 
@@ -477,7 +478,7 @@ MADR4_TEMPLATE_STYLE = md("""
 
 
 def test_madr_4_files_written_from_the_template_import_without_its_comments(project):
-    (d,) = services.decisions_import(
+    (d,) = importing.decisions_import(
         project=project, files=[("0001-use-a-message-broker.md", MADR4_TEMPLATE_STYLE)]
     ).decisions
     assert (d.status, d.decision_makers, d.date) == (D.ACCEPTED, ["Alice", "Bob"], datetime.date(2024, 6, 1))
@@ -494,7 +495,7 @@ def test_madr_4_files_written_from_the_template_import_without_its_comments(proj
 
 
 def test_adr_tools_nygard_files_import(project):
-    imported = services.decisions_import(project=project, files=list(NYGARD.items())).decisions
+    imported = importing.decisions_import(project=project, files=list(NYGARD.items())).decisions
     first, second, third = imported
     assert (first.number, first.title, first.status, first.date) == (
         1,
@@ -514,12 +515,12 @@ def test_adr_tools_nygard_files_import(project):
     assert files["0002-use-postgres.md"].startswith("---\nstatus: superseded by ADR-0003\ndate: 2024-02-01\n---\n# Use Postgres\n")
     assert "## Decision Outcome\n\nWe will use PostgreSQL.\n" in files["0002-use-postgres.md"]
     copy = Project.objects.create(name="Copy", slug="copy")
-    services.decisions_import(project=copy, files=list(files.items()))
+    importing.decisions_import(project=copy, files=list(files.items()))
     assert export(copy) == files
 
 
 def test_links_may_point_to_decisions_already_in_the_project(project):
-    services.decision_create(project=project, user=None, title="Existing")
+    writes.decision_create(project=project, user=None, title="Existing")
     text = md("""
         ---
         status: proposed
@@ -528,7 +529,7 @@ def test_links_may_point_to_decisions_already_in_the_project(project):
         ---
         # New one
     """)
-    (new,) = services.decisions_import(project=project, files=[("0002-new-one.md", text)]).decisions
+    (new,) = importing.decisions_import(project=project, files=[("0002-new-one.md", text)]).decisions
     assert DecisionLink.objects.get().from_decision == new
 
 
@@ -596,10 +597,10 @@ def test_a_bad_file_is_reported_by_name_and_the_good_ones_import(project, case):
     name, text, reason = BAD_FILES[case]
     if case == "number taken by the file":  # both claim 0001: neither gets it, so nothing imports
         with pytest.raises(ApplicationError) as caught:
-            services.decisions_import(project=project, files=[GOOD, (name, text)])
+            importing.decisions_import(project=project, files=[GOOD, (name, text)])
         assert set(caught.value.extra["problems"]) == {name, "0001-good.md"}
         return
-    report = services.decisions_import(project=project, files=[GOOD, (name, text)])
+    report = importing.decisions_import(project=project, files=[GOOD, (name, text)])
     assert reason in report.problems[name], report.problems
     assert [d.title for d in report.decisions] == ["Good decision"]
     # The bad file left nothing behind: no row, no option, no status change.
@@ -610,7 +611,7 @@ def test_a_bad_file_is_reported_by_name_and_the_good_ones_import(project, case):
 def test_strict_import_is_all_or_nothing(project, case):
     name, text, reason = BAD_FILES[case]
     with pytest.raises(ApplicationError) as caught:
-        services.decisions_import(project=project, files=[GOOD, (name, text)], strict=True)
+        importing.decisions_import(project=project, files=[GOOD, (name, text)], strict=True)
     problems = caught.value.extra["problems"]
     assert name in problems and reason in problems[name], problems
     assert caught.value.message.startswith("Nothing was imported")
@@ -620,7 +621,7 @@ def test_strict_import_is_all_or_nothing(project, case):
 @pytest.mark.parametrize("case", list(LOOSE_FILES), ids=list(LOOSE_FILES))
 def test_loose_files_import_with_a_note(project, case):
     name, text, status, label, date, notes = LOOSE_FILES[case]
-    report = services.decisions_import(project=project, files=[(name, text)])
+    report = importing.decisions_import(project=project, files=[(name, text)])
     (d,) = report.decisions
     assert (d.status, d.status_label, d.date) == (status, label, date)
     assert report.notes.get(name, []) == notes and not report.problems
@@ -629,7 +630,7 @@ def test_loose_files_import_with_a_note(project, case):
 def test_strict_refuses_a_link_it_cannot_resolve(project):
     name, text, *_ = LOOSE_FILES["missing link"]
     with pytest.raises(ApplicationError) as caught:
-        services.decisions_import(project=project, files=[GOOD, (name, text)], strict=True)
+        importing.decisions_import(project=project, files=[GOOD, (name, text)], strict=True)
     assert 'links to "ADR-0042"' in caught.value.extra["problems"][name]
     assert not Decision.objects.exists()
 
@@ -637,16 +638,16 @@ def test_strict_refuses_a_link_it_cannot_resolve(project):
 def test_every_bad_file_is_reported_at_once(project):
     files = [GOOD, *[(name, text) for name, text, _ in BAD_FILES.values()]]
     with pytest.raises(ApplicationError) as caught:
-        services.decisions_import(project=project, files=files)
+        importing.decisions_import(project=project, files=files)
     problems = caught.value.extra["problems"]
     assert set(problems) == {name for name, _, _ in BAD_FILES.values()} | {"0001-good.md"}  # the clash names both
     assert not Decision.objects.exists()
 
 
 def test_a_number_already_in_the_project_is_refused(project):
-    services.decision_create(project=project, user=None, title="Already here")
+    writes.decision_create(project=project, user=None, title="Already here")
     with pytest.raises(ApplicationError) as caught:
-        services.decisions_import(project=project, files=[GOOD])
+        importing.decisions_import(project=project, files=[GOOD])
     assert caught.value.extra["problems"] == {"0001-good.md": "ADR-0001 already exists in this project"}
     assert Decision.objects.count() == 1
 

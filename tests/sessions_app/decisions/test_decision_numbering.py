@@ -7,8 +7,8 @@ import threading
 import pytest
 from django.db import connection
 
-from sessions_app.decisions import services
 from sessions_app.decisions.models import Decision
+from sessions_app.decisions.services import writes
 from teams_app.models import Project
 from tests.sessions_app.decisions.builders import postgres_only
 
@@ -29,7 +29,7 @@ def test_concurrent_creation_numbers_without_gaps_or_duplicates():
             barrier.wait(timeout=10)
             for n in range(EACH):
                 target = shop if index % 4 else other
-                services.decision_create(project=target, user=None, title=f"Decision {index}.{n}")
+                writes.decision_create(project=target, user=None, title=f"Decision {index}.{n}")
         except BaseException as exc:  # reported below, the thread must not die silently
             errors.append(exc)
         finally:

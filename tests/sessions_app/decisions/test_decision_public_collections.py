@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 from django.core.management import call_command
 
-from sessions_app.decisions import madr, selectors, services
+from sessions_app.decisions import madr, selectors
 from sessions_app.decisions.models import Decision, DecisionLink
+from sessions_app.decisions.services import importing
 
 ADR = Path(__file__).resolve().parents[2] / "fixtures" / "public" / "adr"
 D = datetime.date
@@ -36,7 +37,7 @@ def links(project) -> set[tuple[int, str, int]]:
 
 
 def test_madr_own_decisions_import_from_0000_with_their_custom_status(project):
-    report = services.decisions_import(project=project, files=files("madr"))
+    report = importing.decisions_import(project=project, files=files("madr"))
     assert not report.problems
     assert report.skipped == {"adr-template.md": "a template, not an ADR", "index.md": "an index or README, not an ADR"}
     assert [d.number for d in report.decisions] == list(range(0, 19))
@@ -54,7 +55,7 @@ def test_madr_own_decisions_import_from_0000_with_their_custom_status(project):
 
 
 def test_log4brains_own_decisions_keep_their_ids_links_and_dates(project):
-    report = services.decisions_import(project=project, files=files("log4brains"))
+    report = importing.decisions_import(project=project, files=files("log4brains"))
     assert not report.problems and not report.notes
     assert set(report.skipped) == {"README.md", "index.md", "template.md"}
     by_id = {d.external_id: d for d in report.decisions}
@@ -71,7 +72,7 @@ def test_log4brains_own_decisions_keep_their_ids_links_and_dates(project):
 
 
 def test_backstage_adrs_take_their_title_number_and_status_table(project):
-    report = services.decisions_import(project=project, files=files("backstage"))
+    report = importing.decisions_import(project=project, files=files("backstage"))
     assert not report.problems
     assert report.skipped == {"adr000-template.md": "a template, not an ADR"}
     assert statuses(project) == {
@@ -84,7 +85,7 @@ def test_backstage_adrs_take_their_title_number_and_status_table(project):
 
 
 def test_joelparkerhenderson_examples_read_approved_and_written_dates(project):
-    report = services.decisions_import(project=project, files=files("joelparkerhenderson"))
+    report = importing.decisions_import(project=project, files=files("joelparkerhenderson"))
     assert not report.problems
     assert statuses(project) == {
         "continuous integration": ("accepted", "", None),
@@ -103,7 +104,7 @@ def test_joelparkerhenderson_examples_read_approved_and_written_dates(project):
 
 
 def test_adr_tools_superceded_by_is_a_supersession(project):
-    report = services.decisions_import(project=project, files=files("adr-tools-new"))
+    report = importing.decisions_import(project=project, files=files("adr-tools-new"))
     assert not report.problems and not report.notes
     assert statuses(project) == {
         "Record architecture decisions": ("accepted", "", D(2024, 3, 5)),
@@ -120,7 +121,7 @@ def test_adr_tools_superceded_by_is_a_supersession(project):
 
 
 def test_adr_tools_own_log_imports_with_its_amendments(project):
-    report = services.decisions_import(project=project, files=files("adr-tools"))
+    report = importing.decisions_import(project=project, files=files("adr-tools"))
     assert not report.problems and len(report.decisions) == 9
     assert links(project) == {(9, "amends", 5)}
     assert Decision.objects.get(project=project, number=8).date == D(2017, 2, 21)
@@ -130,10 +131,10 @@ def test_adr_tools_own_log_imports_with_its_amendments(project):
 def test_each_collection_survives_an_export_and_reimport(project, folder, tmp_path):
     from teams_app.models import Project
 
-    services.decisions_import(project=project, files=files(folder))
+    importing.decisions_import(project=project, files=files(folder))
     call_command("export_decisions", "--project", project.slug, str(tmp_path / "out"))
     copy = Project.objects.create(name="Copy", slug="copy")
-    report = services.decisions_import(project=copy, files=files_in(tmp_path / "out"))
+    report = importing.decisions_import(project=copy, files=files_in(tmp_path / "out"))
     assert not report.problems
     # Categories and dates come back; a written status too, except "Superceded by [3. ...]",
     # which comes back as the MADR 4 "superseded by ADR-0003" its link carries.

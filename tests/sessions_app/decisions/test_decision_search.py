@@ -7,9 +7,10 @@ import datetime
 import pytest
 from django.db import connection
 
-from sessions_app.decisions import selectors, services
+from sessions_app.decisions import selectors
 from sessions_app.decisions.models import Decision
 from sessions_app.decisions.selectors import DecisionFilters
+from sessions_app.decisions.services import hooks, writes
 from tests.sessions_app.decisions.builders import make_design, postgres_only
 
 pytestmark = pytest.mark.django_db
@@ -20,8 +21,8 @@ D = Decision.Status
 def log(project, make_user):
     user = make_user()
     design = make_design(project)
-    from_question = services.decision_from_key_question(question=design.question)
-    ledger = services.decision_create(
+    from_question = hooks.decision_from_key_question(question=design.question)
+    ledger = writes.decision_create(
         project=project,
         user=user,
         status=D.PROPOSED,
@@ -31,7 +32,7 @@ def log(project, make_user):
         tags=["storage", "loyalty"],
         date=datetime.date(2024, 3, 5),
     )
-    cache = services.decision_create(
+    cache = writes.decision_create(
         project=project,
         user=user,
         title="Cache the product catalogue",
@@ -64,7 +65,7 @@ def test_search_every_word_must_match(project, log):
 
 
 def test_search_sees_edits(project, log):
-    services.decision_update(decision=log["cache"], user=None, context="Product pages are served from Redis.")
+    writes.decision_update(decision=log["cache"], user=None, context="Product pages are served from Redis.")
     assert _numbers(project, q="redis") == [log["cache"].number]
     assert _numbers(project, q="thousand") == []
 
@@ -82,7 +83,7 @@ def test_postgres_full_text_search_stems_and_ranks(project, log):
     assert connection.vendor == "postgresql"
     # Stemming: "retries" finds "retried"; a title hit ranks above a body hit.
     assert _numbers(project, q="retries") == [log["ledger"].number]
-    services.decision_create(project=project, user=None, title="Retry payments with backoff", context="Payments fail.")
+    writes.decision_create(project=project, user=None, title="Retry payments with backoff", context="Payments fail.")
     ranked = _numbers(project, q="retry")
     assert ranked[0] == 4 and set(ranked) == {4, log["ledger"].number}
     # websearch syntax: a quoted phrase and an exclusion.
@@ -127,6 +128,6 @@ def test_other_projects_decisions_never_show(project, log):
     from teams_app.models import Project
 
     other = Project.objects.create(name="Other", slug="other")
-    services.decision_create(project=other, user=None, title="Idempotency everywhere", context="idempotency")
+    writes.decision_create(project=other, user=None, title="Idempotency everywhere", context="idempotency")
     assert _numbers(project, q="idempotency") == [log["ledger"].number]
     assert _numbers(other, q="idempotency") == [1]

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from sessions_app.decisions import services
 from sessions_app.decisions.models import Decision, DecisionLink, DecisionProvenance, StatusChange
+from sessions_app.decisions.services import hooks, writes
 from sessions_app.models import KeyQuestion
 from teams_app.errors import ApplicationError
 from teams_app.models import Membership, Project
@@ -17,10 +17,10 @@ D = Decision.Status
 
 
 def _accepted(project, user, title="Use PostgreSQL for the ledger"):
-    d = services.decision_create(
+    d = writes.decision_create(
         project=project, user=user, status=D.PROPOSED, title=title, context="Points need ACID."
     )
-    return services.decision_set_status(decision=d, to_status=D.ACCEPTED, actor=user)
+    return writes.decision_set_status(decision=d, to_status=D.ACCEPTED, actor=user)
 
 
 # -- numbering and creation ----------------------------------------------------------------------
@@ -29,9 +29,9 @@ def _accepted(project, user, title="Use PostgreSQL for the ledger"):
 def test_numbers_are_per_project_and_shown_as_adr_ids(project, make_user):
     user = make_user("ann")
     other = Project.objects.create(name="Other", slug="other")
-    a = services.decision_create(project=project, user=user, title="First")
-    b = services.decision_create(project=project, user=user, title="Second")
-    c = services.decision_create(project=other, user=user, title="Elsewhere")
+    a = writes.decision_create(project=project, user=user, title="First")
+    b = writes.decision_create(project=project, user=user, title="Second")
+    c = writes.decision_create(project=other, user=user, title="Elsewhere")
     assert (a.number, b.number, c.number) == (1, 2, 1)
     assert a.adr_id == "ADR-0001" and b.adr_id == "ADR-0002"
     assert b.file_name == "0002-second.md"
@@ -39,7 +39,7 @@ def test_numbers_are_per_project_and_shown_as_adr_ids(project, make_user):
 
 def test_create_writes_the_first_status_change_and_cleans_lists(project, make_user):
     user = make_user("ann", first_name="Ann", last_name="Lee")
-    d = services.decision_create(
+    d = writes.decision_create(
         project=project,
         user=user,
         status=D.PROPOSED,
@@ -64,17 +64,17 @@ def test_create_writes_the_first_status_change_and_cleans_lists(project, make_us
 @pytest.mark.parametrize("status", [D.ACCEPTED, D.SUPERSEDED, "nonsense"])
 def test_create_starts_as_draft_or_proposed_only(project, make_user, status):
     with pytest.raises(ApplicationError):
-        services.decision_create(project=project, user=make_user(), status=status, title="X")
+        writes.decision_create(project=project, user=make_user(), status=status, title="X")
 
 
 def test_create_refuses_an_empty_title_and_another_projects_prd(project, make_user):
     user = make_user()
     with pytest.raises(ApplicationError, match="title"):
-        services.decision_create(project=project, user=user, title="   ")
+        writes.decision_create(project=project, user=user, title="   ")
     other = Project.objects.create(name="Other", slug="other")
     prd = other.prds.create(reference="PRD-1", title="Theirs")
     with pytest.raises(ApplicationError, match="another project"):
-        services.decision_create(project=project, user=user, title="X", prd=prd)
+        writes.decision_create(project=project, user=user, title="X", prd=prd)
     assert not Decision.objects.exists()
 
 
@@ -83,10 +83,10 @@ def test_create_refuses_an_empty_title_and_another_projects_prd(project, make_us
 
 def test_allowed_transitions_each_write_a_status_change(project, make_user):
     user = make_user("ann")
-    d = services.decision_create(project=project, user=user, title="Cache the catalogue")
-    d = services.decision_set_status(decision=d, to_status=D.PROPOSED, actor=user)
-    d = services.decision_set_status(decision=d, to_status=D.ACCEPTED, actor=user, note="Agreed in review")
-    d = services.decision_set_status(decision=d, to_status=D.DEPRECATED, actor=user)
+    d = writes.decision_create(project=project, user=user, title="Cache the catalogue")
+    d = writes.decision_set_status(decision=d, to_status=D.PROPOSED, actor=user)
+    d = writes.decision_set_status(decision=d, to_status=D.ACCEPTED, actor=user, note="Agreed in review")
+    d = writes.decision_set_status(decision=d, to_status=D.DEPRECATED, actor=user)
     steps = list(d.status_changes.values_list("from_status", "to_status"))
     assert steps == [("", D.DRAFT), (D.DRAFT, D.PROPOSED), (D.PROPOSED, D.ACCEPTED), (D.ACCEPTED, D.DEPRECATED)]
     assert d.decision_makers == ["ann"]  # accepting by hand names the actor a decision maker
@@ -105,12 +105,12 @@ def test_allowed_transitions_each_write_a_status_change(project, make_user):
 )
 def test_refused_transitions_change_nothing(project, make_user, path, bad):
     user = make_user()
-    d = services.decision_create(project=project, user=user, title="X")
+    d = writes.decision_create(project=project, user=user, title="X")
     for status in path:
-        d = services.decision_set_status(decision=d, to_status=status, actor=user)
+        d = writes.decision_set_status(decision=d, to_status=status, actor=user)
     before = StatusChange.objects.count()
     with pytest.raises(ApplicationError):
-        services.decision_set_status(decision=d, to_status=bad, actor=user)
+        writes.decision_set_status(decision=d, to_status=bad, actor=user)
     d.refresh_from_db()
     assert d.status == (path[-1] if path else D.DRAFT)
     assert StatusChange.objects.count() == before
@@ -118,8 +118,8 @@ def test_refused_transitions_change_nothing(project, make_user, path, bad):
 
 def test_draft_and_proposed_can_be_edited(project, make_user):
     user = make_user()
-    d = services.decision_create(project=project, user=user, title="X", options=[{"title": "A"}])
-    d = services.decision_update(decision=d, user=user, title="Better title", options=[{"title": "B"}, {"title": "C"}])
+    d = writes.decision_create(project=project, user=user, title="X", options=[{"title": "A"}])
+    d = writes.decision_update(decision=d, user=user, title="Better title", options=[{"title": "B"}, {"title": "C"}])
     assert d.title == "Better title"
     assert [o.title for o in d.options.all()] == ["B", "C"]
     assert d.number == 1 and d.slug == "x"  # the file name stays stable
@@ -129,12 +129,12 @@ def test_an_accepted_decision_is_never_rewritten(project, make_user):
     user = make_user()
     d = _accepted(project, user)
     with pytest.raises(ApplicationError, match="supersede it instead"):
-        services.decision_update(decision=d, user=user, title="Quietly different", context="Rewritten")
+        writes.decision_update(decision=d, user=user, title="Quietly different", context="Rewritten")
     d.refresh_from_db()
     assert (d.title, d.context) == ("Use PostgreSQL for the ledger", "Points need ACID.")
-    deprecated = services.decision_set_status(decision=d, to_status=D.DEPRECATED, actor=user)
+    deprecated = writes.decision_set_status(decision=d, to_status=D.DEPRECATED, actor=user)
     with pytest.raises(ApplicationError, match="cannot be edited"):
-        services.decision_update(decision=deprecated, user=user, title="Still no")
+        writes.decision_update(decision=deprecated, user=user, title="Still no")
 
 
 # -- supersede and links -------------------------------------------------------------------------
@@ -143,7 +143,7 @@ def test_an_accepted_decision_is_never_rewritten(project, make_user):
 def test_supersede_links_the_successor_and_records_the_change(project, make_user):
     user = make_user("ann")
     old = _accepted(project, user)
-    new = services.decision_supersede(old=old, user=user, title="Use PostgreSQL with an outbox", chosen_option="Outbox")
+    new = writes.decision_supersede(old=old, user=user, title="Use PostgreSQL with an outbox", chosen_option="Outbox")
     old.refresh_from_db()
     assert old.status == D.SUPERSEDED
     assert new.number == 2 and new.status == D.PROPOSED
@@ -160,8 +160,8 @@ def test_supersede_links_the_successor_and_records_the_change(project, make_user
 def test_a_decision_may_have_several_successors(project, make_user):
     user = make_user()
     old = _accepted(project, user, title="One database for everything")
-    a = services.decision_supersede(old=old, user=user, title="Orders keep their own database", status=D.ACCEPTED)
-    b = services.decision_supersede(old=old, user=user, title="Points keep their own database")
+    a = writes.decision_supersede(old=old, user=user, title="Orders keep their own database", status=D.ACCEPTED)
+    b = writes.decision_supersede(old=old, user=user, title="Points keep their own database")
     successors = DecisionLink.objects.filter(to_decision=old, kind="supersedes").values_list(
         "from_decision__number", flat=True
     )
@@ -174,37 +174,37 @@ def test_a_decision_may_have_several_successors(project, make_user):
 @pytest.mark.parametrize("status_path", [[], [D.PROPOSED], [D.PROPOSED, D.REJECTED]])
 def test_only_accepted_decisions_are_superseded(project, make_user, status_path):
     user = make_user()
-    d = services.decision_create(project=project, user=user, title="X")
+    d = writes.decision_create(project=project, user=user, title="X")
     for s in status_path:
-        d = services.decision_set_status(decision=d, to_status=s, actor=user)
+        d = writes.decision_set_status(decision=d, to_status=s, actor=user)
     with pytest.raises(ApplicationError, match="accepted"):
-        services.decision_supersede(old=d, user=user, title="Y")
+        writes.decision_supersede(old=d, user=user, title="Y")
     assert Decision.objects.count() == 1
 
 
 def test_links_are_idempotent_and_stay_in_one_project(project, make_user):
     user = make_user()
-    a = services.decision_create(project=project, user=user, title="A")
-    b = services.decision_create(project=project, user=user, title="B")
-    first = services.decision_link(from_decision=a, to_decision=b, kind="amends", user=user)
-    again = services.decision_link(from_decision=a, to_decision=b, kind="amends", user=user)
+    a = writes.decision_create(project=project, user=user, title="A")
+    b = writes.decision_create(project=project, user=user, title="B")
+    first = writes.decision_link(from_decision=a, to_decision=b, kind="amends", user=user)
+    again = writes.decision_link(from_decision=a, to_decision=b, kind="amends", user=user)
     assert first.pk == again.pk
-    services.decision_link(from_decision=a, to_decision=b, kind="relates", user=user)
+    writes.decision_link(from_decision=a, to_decision=b, kind="relates", user=user)
     assert DecisionLink.objects.count() == 2
     with pytest.raises(ApplicationError):
-        services.decision_link(from_decision=a, to_decision=a, kind="relates")
+        writes.decision_link(from_decision=a, to_decision=a, kind="relates")
     with pytest.raises(ApplicationError):
-        services.decision_link(from_decision=a, to_decision=b, kind="blocks")
-    other = services.decision_create(project=Project.objects.create(name="O", slug="o"), user=user, title="C")
+        writes.decision_link(from_decision=a, to_decision=b, kind="blocks")
+    other = writes.decision_create(project=Project.objects.create(name="O", slug="o"), user=user, title="C")
     with pytest.raises(ApplicationError, match="same project"):
-        services.decision_link(from_decision=a, to_decision=other, kind="relates")
+        writes.decision_link(from_decision=a, to_decision=other, kind="relates")
 
 
 # -- from a key question (the engine) ------------------------------------------------------------
 
 
 def test_decision_from_key_question_records_options_provenance_and_links(design):
-    d = services.decision_from_key_question(question=design.question)
+    d = hooks.decision_from_key_question(question=design.question)
     assert (d.number, d.status, d.key_question_id) == (1, D.PROPOSED, design.question.pk)
     assert d.title == design.question.text
     assert design.session.requirement in d.context and design.question.text in d.context
@@ -238,8 +238,8 @@ def test_decision_from_key_question_records_options_provenance_and_links(design)
 
 
 def test_decision_from_key_question_is_idempotent(design):
-    first = services.decision_from_key_question(question=design.question)
-    second = services.decision_from_key_question(question=design.question)
+    first = hooks.decision_from_key_question(question=design.question)
+    second = hooks.decision_from_key_question(question=design.question)
     assert first.pk == second.pk
     assert Decision.objects.count() == 1
     assert DecisionProvenance.objects.count() == 8
@@ -247,7 +247,7 @@ def test_decision_from_key_question_is_idempotent(design):
 
 
 def test_provenance_survives_the_contributions(design):
-    d = services.decision_from_key_question(question=design.question)
+    d = hooks.decision_from_key_question(question=design.question)
     design.session.contributions.all().delete()  # e.g. a cleaned-up session
     rows = list(d.provenance.all())
     assert len(rows) == 8 and all(r.contribution_id is None for r in rows)
@@ -264,7 +264,7 @@ def test_a_user_decision_says_who_decided(project, make_user):
         0.5,
     )
     q.save()
-    d = services.decision_from_key_question(question=q)
+    d = hooks.decision_from_key_question(question=q)
     assert d.chosen_option == MIXED
     assert d.justification.startswith("Pat decided it after the team could not agree (50% agreement).")
     assert d.decision_makers == []
@@ -273,7 +273,7 @@ def test_a_user_decision_says_who_decided(project, make_user):
 def test_an_unsettled_question_is_refused(project):
     design = make_design(project, state=KeyQuestion.State.CONFLICT)
     with pytest.raises(ApplicationError, match="consensus"):
-        services.decision_from_key_question(question=design.question)
+        hooks.decision_from_key_question(question=design.question)
     assert not Decision.objects.exists()
 
 
@@ -283,16 +283,16 @@ def test_an_unsettled_question_is_refused(project):
 def test_approval_accepts_the_sessions_proposed_decisions_with_history(design, member_factory, make_user):
     po = member_factory(Membership.Role.PRODUCT_OWNER)
     po2 = make_user("second-po", first_name="Sam", last_name="Ode")
-    from_question = services.decision_from_key_question(question=design.question)
-    by_hand = services.decision_create(
+    from_question = hooks.decision_from_key_question(question=design.question)
+    by_hand = writes.decision_create(
         project=design.project, user=po, status=D.PROPOSED, title="Points expire after a year", session=design.session
     )
-    draft = services.decision_create(project=design.project, user=po, title="Still a draft", session=design.session)
-    elsewhere = services.decision_create(project=design.project, user=po, status=D.PROPOSED, title="Another session's")
+    draft = writes.decision_create(project=design.project, user=po, title="Still a draft", session=design.session)
+    elsewhere = writes.decision_create(project=design.project, user=po, status=D.PROPOSED, title="Another session's")
     point = open_point(design.session)
     response = approve(point, po)
 
-    accepted = services.decisions_accept_from_validation(point=point, response=response, approvers=[po, po2])
+    accepted = hooks.decisions_accept_from_validation(point=point, response=response, approvers=[po, po2])
     assert [d.pk for d in accepted] == [from_question.pk, by_hand.pk]
     for d in accepted:
         d.refresh_from_db()
@@ -305,7 +305,7 @@ def test_approval_accepts_the_sessions_proposed_decisions_with_history(design, m
         assert d.status in (D.DRAFT, D.PROPOSED) and not d.status_changes.filter(via=response).exists()
 
     # Idempotent: again changes nothing and answers the same decisions.
-    again = services.decisions_accept_from_validation(point=point, response=response, approvers=[po, po2])
+    again = hooks.decisions_accept_from_validation(point=point, response=response, approvers=[po, po2])
     assert [d.pk for d in again] == [from_question.pk, by_hand.pk]
     assert StatusChange.objects.filter(via=response).count() == 2
 
@@ -313,7 +313,7 @@ def test_approval_accepts_the_sessions_proposed_decisions_with_history(design, m
 def test_approval_creates_missing_decisions_for_settled_questions(design, member_factory):
     po = member_factory(Membership.Role.PRODUCT_OWNER)
     point = open_point(design.session)
-    (d,) = services.decisions_accept_from_validation(point=point, response=approve(point, po), approvers=[po])
+    (d,) = hooks.decisions_accept_from_validation(point=point, response=approve(point, po), approvers=[po])
     assert d.key_question == design.question and d.status == D.ACCEPTED
     assert list(d.status_changes.values_list("to_status", flat=True)) == [D.PROPOSED, D.ACCEPTED]
 
@@ -322,9 +322,9 @@ def test_only_an_approving_response_accepts(design, member_factory):
     from sessions_app.models import ValidationResponse
 
     po = member_factory(Membership.Role.PRODUCT_OWNER)
-    services.decision_from_key_question(question=design.question)
+    hooks.decision_from_key_question(question=design.question)
     point = open_point(design.session)
     response = ValidationResponse.objects.create(point=point, user=po, verdict="request_changes", comment="No")
     with pytest.raises(ApplicationError):
-        services.decisions_accept_from_validation(point=point, response=response, approvers=[po])
+        hooks.decisions_accept_from_validation(point=point, response=response, approvers=[po])
     assert Decision.objects.get().status == D.PROPOSED

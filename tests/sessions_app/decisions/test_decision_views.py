@@ -13,8 +13,8 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from sessions_app.decisions import services
 from sessions_app.decisions.models import Decision, DecisionLink, DecisionProvenance, StatusChange
+from sessions_app.decisions.services import hooks, writes
 from teams_app.models import Membership
 from tests.sessions_app.decisions.builders import EVENTS, approve, make_design, open_point
 
@@ -28,11 +28,11 @@ WRITERS = [R.OWNER, R.ARCHITECT, R.PRODUCT_OWNER]
 def log(project, make_user):
     """ADR-0001 draft (editable), ADR-0002 accepted (supersedable)."""
     author = make_user("author")
-    draft = services.decision_create(
+    draft = writes.decision_create(
         project=project, user=author, title="Cache the catalogue", context="Reads dominate."
     )
-    accepted = services.decision_create(project=project, user=author, status=D.PROPOSED, title="Use PostgreSQL")
-    accepted = services.decision_set_status(decision=accepted, to_status=D.ACCEPTED, actor=author)
+    accepted = writes.decision_create(project=project, user=author, status=D.PROPOSED, title="Use PostgreSQL")
+    accepted = writes.decision_set_status(decision=accepted, to_status=D.ACCEPTED, actor=author)
     return {"draft": draft, "accepted": accepted}
 
 
@@ -236,12 +236,12 @@ def test_supersede_form_links_the_successor(client, log, member_factory):
 def test_decision_page_shows_madr_history_approvals_provenance_and_links(client, project, member_factory):
     design = make_design(project)
     po = member_factory(R.PRODUCT_OWNER)
-    d = services.decision_from_key_question(question=design.question)
+    d = hooks.decision_from_key_question(question=design.question)
     point = open_point(design.session)
     response_row = approve(point, po)
-    services.decisions_accept_from_validation(point=point, response=response_row, approvers=[po])
-    other = services.decision_create(project=project, user=po, title="Publish events with CloudEvents")
-    services.decision_link(from_decision=other, to_decision=d, kind="amends", user=po)
+    hooks.decisions_accept_from_validation(point=point, response=response_row, approvers=[po])
+    other = writes.decision_create(project=project, user=po, title="Publish events with CloudEvents")
+    writes.decision_link(from_decision=other, to_decision=d, kind="amends", user=po)
     client.force_login(member_factory(R.VIEWER))
     page = client.get(url("decision_detail", number=d.number)).content.decode()
     for text in (
@@ -273,7 +273,7 @@ def test_decision_page_shows_madr_history_approvals_provenance_and_links(client,
 
 def test_markdown_is_sanitised_on_the_page(client, project, member_factory):
     owner = member_factory(R.OWNER)
-    services.decision_create(
+    writes.decision_create(
         project=project, user=owner, title="X", context="<script>alert(1)</script> [x](javascript:alert(1))"
     )
     client.force_login(owner)
@@ -394,8 +394,8 @@ def test_list_query_count_does_not_depend_on_page_size(client, project, member_f
 def test_filter_choices_follow_writes(client, log, member_factory):
     client.force_login(member_factory(R.VIEWER))
     assert "brand-new-tag" not in client.get(url("decision_list")).content.decode()
-    services.decision_create(project=log["draft"].project, user=None, title="Tagged", tags=["brand-new-tag"])
+    writes.decision_create(project=log["draft"].project, user=None, title="Tagged", tags=["brand-new-tag"])
     assert "brand-new-tag" in client.get(url("decision_list")).content.decode()
-    services.decision_update(decision=Decision.objects.get(number=3), user=None, tags=["renamed-tag"])
+    writes.decision_update(decision=Decision.objects.get(number=3), user=None, tags=["renamed-tag"])
     page = client.get(url("decision_list")).content.decode()
     assert "renamed-tag" in page and "brand-new-tag" not in page

@@ -12,13 +12,12 @@ import pytest
 
 from sessions_app.providers import PROVIDERS, ProviderConfig, build_provider
 from sessions_app.providers.anthropic import AnthropicProvider
-from sessions_app.providers.base import KeyQuestionBrief, Position, ProviderError
+from sessions_app.providers.base import KeyQuestionBrief, Position, ProviderError, match_option
 from sessions_app.providers.openai import OpenAIProvider
 from sessions_app.providers.prompting import (
     ROUND_TASKS,
     InvalidStructuredOutput,
     build_messages,
-    match_option,
     parse_findings,
     parse_positions,
     validate_structured,
@@ -181,7 +180,42 @@ def test_parse_positions_keeps_the_first_per_question_and_drops_unknown_refs():
 
 
 def test_match_option_leaves_ambiguity_alone():
-    assert match_option("database", QUESTIONS[0].options) == "database"
+    assert match_option("database", QUESTIONS[0].options) is None
+    assert parse_positions("position: Q1 -> database", QUESTIONS) == [Position("Q1", "database", "")]
+
+
+@pytest.mark.parametrize(
+    ("answer", "expected"),
+    [
+        ("“Event choreography”", "Event choreography"),
+        ("**orchestration   service.**", "Orchestration service"),
+        ("Option B)", "Event choreography"),
+        ("2.", "Event choreography"),
+        ("Orchestration", "Orchestration service"),
+        ("orchestration service, because it owns the saga", "Orchestration service"),
+        ("", None),
+        ("Something else", None),
+    ],
+)
+def test_match_option_reads_wording_position_and_part_of_an_option(answer, expected):
+    assert match_option(answer, ["Orchestration service", "Event choreography"]) == expected
+
+
+def test_an_index_outside_the_list_names_no_option_even_if_an_option_contains_it():
+    options = ["Retry 3 times", "Fail fast"]
+
+    assert match_option("3", options) is None
+    assert match_option("c", options) is None
+    assert parse_positions("position: Q1 -> 3", [KeyQuestionBrief("Q1", "Retries?", options)]) == [
+        Position("Q1", "3", "")
+    ]
+
+
+def test_an_answer_that_starts_one_option_and_appears_in_another_is_ambiguous():
+    options = ["REST for commands, events for state changes", "Synchronous REST calls"]
+
+    assert match_option("REST", options) is None
+    assert match_option("REST for commands", options) == options[0]
 
 
 def test_parse_findings_reads_top_level_bullets_under_findings_only():

@@ -1,0 +1,41 @@
+"""Writes of teams_app that other parts call: a PRD for a reference, found or created."""
+
+from __future__ import annotations
+
+import pytest
+
+from teams_app.errors import ApplicationError
+from teams_app.models import PRD
+from teams_app.services import prd_for_reference
+
+pytestmark = pytest.mark.django_db
+
+
+def test_a_known_reference_is_the_existing_prd_even_with_spaces_around_it(project):
+    existing = PRD.objects.create(project=project, reference="PRD-7", title="Subscriptions", status=PRD.Status.DRAFT)
+
+    assert prd_for_reference(project=project, reference="PRD-7") == existing
+    assert prd_for_reference(project=project, reference="  PRD-7 ") == existing
+    assert project.prds.count() == 1
+
+
+def test_a_new_reference_is_recorded_as_an_active_prd_titled_after_it(project):
+    prd = prd_for_reference(project=project, reference=" PRD-12 ")
+
+    assert (prd.reference, prd.title, prd.status) == ("PRD-12", "Attached PRD-12", PRD.Status.ACTIVE)
+
+
+def test_a_long_link_becomes_a_prd_whose_title_is_cut_to_fit(project):
+    link = "https://docs.example.com/prds/" + "payments-" * 40
+
+    prd = prd_for_reference(project=project, reference=link)
+
+    assert prd.reference == link
+    assert prd.title == f"Attached {link}"[:200]
+    assert prd_for_reference(project=project, reference=link) == prd
+
+
+def test_a_malformed_reference_is_refused(project):
+    with pytest.raises(ApplicationError):
+        prd_for_reference(project=project, reference="not a prd")
+    assert not project.prds.exists()
