@@ -42,6 +42,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from tests.support.vendors import LLMServer
+
 GOAL_RATIO = 1.10
 ANALYSIS_MARKER = "Analyze the existing cluster"  # the analysis round's mission, in every brief
 TEAM_SLUGS = [
@@ -305,8 +307,6 @@ def run(args: list[str] | None = None) -> dict[str, Any]:
     args = list(args or [])
     options = parser.parse_args(args[1:] if args[:1] == ["--"] else args)
     runs, k = max(1, options.runs), options.k
-
-    from bench.llm_server import LLMServer
 
     delay = options.delay
     server = LLMServer(delay=lambda index, body: delay if ANALYSIS_MARKER in json.dumps(body) else 0.0).start()
