@@ -42,15 +42,14 @@ import os
 import queue
 import re
 import resource
-import socket
 import statistics
 import subprocess
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 from typing import Any
+
+from tests.support.processes import ROOT, Daphne, answers, stop_process
 
 GOAL_P99_MS = 150.0
 GOAL_CLIENTS = 500
@@ -220,7 +219,7 @@ class ClientProcess:
             [sys.executable, "-m", "bench.broadcast", "--client", "--url", url, "--origin", origin,
              "--cookie", cookie, "--n", str(n), "--last-seq", str(last_seq)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True, bufsize=1,
-            cwd=_root(),
+            cwd=ROOT,
         )
         self.lines: queue.Queue[str] = queue.Queue()
         threading.Thread(target=self._pump, daemon=True).start()
@@ -247,8 +246,6 @@ class ClientProcess:
         return message
 
     def stop(self) -> None:
-        from bench.sessions import stop_process
-
         try:
             self.send({"cmd": "quit"})
         except (BrokenPipeError, ValueError):
@@ -260,61 +257,6 @@ class ClientProcess:
 
 
 # --- the server side ----------------------------------------------------------------------------
-
-
-def _root():
-    from bench.sessions import ROOT
-
-    return ROOT
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class Daphne:
-    def __init__(self, env: dict[str, str], label: str) -> None:
-        from bench.sessions import log_path
-
-        self.port = _free_port()
-        self.log_file = log_path(f"daphne-{label}")
-        self._log = open(self.log_file, "w")  # noqa: SIM115 - closed in stop()
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port), ASGI_APP],
-            cwd=_root(), env=env, stdout=self._log, stderr=subprocess.STDOUT,
-        )
-
-    def wait_ready(self, timeout: float = 60.0) -> Daphne:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"daphne exited:\n{self.log_file.read_text()[-2000:]}")
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{self.port}/accounts/login/", timeout=2).close()
-                return self
-            except urllib.error.HTTPError:
-                return self  # it answered
-            except OSError:
-                time.sleep(0.1)
-        raise RuntimeError(f"daphne did not answer within {timeout:.0f} s:\n{self.log_file.read_text()[-2000:]}")
-
-    def cpu_seconds(self) -> float | None:
-        """daphne's CPU time so far (Linux /proc), to tell a saturated server from a slow path."""
-        try:
-            fields = open(f"/proc/{self.process.pid}/stat").read().rsplit(")", 1)[1].split()
-            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-        except (OSError, ValueError, IndexError):
-            return None
-
-    def stop(self, *, keep_log: bool = False) -> None:
-        from bench.sessions import stop_process
-
-        stop_process(self.process)
-        self._log.close()
-        if not keep_log:
-            self.log_file.unlink(missing_ok=True)
 
 
 def use_backend(name: str) -> None:
@@ -481,9 +423,10 @@ def run(args: list[str] | None = None) -> dict[str, Any]:
                 session, rnd, cookie = seed()
                 for backend in options.backends:
                     use_backend(backend)
-                    daphne = Daphne(child_env(db_url, CHANNEL_LAYER_BACKEND=backend, LOG_LEVEL="WARNING"), backend)
+                    daphne = Daphne(child_env(db_url, CHANNEL_LAYER_BACKEND=backend, LOG_LEVEL="WARNING"), app=ASGI_APP,
+                                    log=log_path(f"daphne-{backend}"), ready=answers("/accounts/login/"))
                     try:
-                        daphne.wait_ready()
+                        daphne.wait_ready(timeout=60.0)
                         rows = []
                         for n in options.clients:
                             rows.append(measure(daphne, session, rnd, cookie, n, options.events,
@@ -492,9 +435,9 @@ def run(args: list[str] | None = None) -> dict[str, Any]:
                     except BaseException:
                         failed = True
                         daphne.stop(keep_log=True)
-                        print(f"daphne log: {daphne.log_file}", file=sys.stderr)
+                        print(f"daphne log: {daphne.log_path}", file=sys.stderr)
                         raise
-                    daphne.stop()
+                    daphne.stop(keep_log=False)
         finally:
             settings.CHANNEL_LAYERS["default"]["BACKEND"] = previous_backend
             from channels.layers import channel_layers

@@ -22,18 +22,16 @@ import argparse
 import asyncio
 import json
 import os
-import socket
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
 from bench.db import database_url
+from tests.support.processes import Daphne, answers, free_port
 
 GOAL_RATIO = 0.8
-ROOT = Path(__file__).resolve().parent.parent
 TASK = {
     "task_id": "bench-1",
     "area": "db",
@@ -50,12 +48,6 @@ def _setup_django() -> None:
     django.setup()
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _seed() -> str:
     """Built-in specialists, a project with a PRD, and a token; returns the raw token."""
     from sessions_app.hub.services import api_token_create
@@ -69,34 +61,15 @@ def _seed() -> str:
     return raw
 
 
-def _start_daphne(port: int, log: Path) -> subprocess.Popen:
+def _daphne(port: int, log: Path, token: str) -> Daphne:
+    """daphne on this run's database, ready when ``GET /hub/ping`` with the token answers 200."""
     env = {
-        **os.environ,
+        "DJANGO_SETTINGS_MODULE": os.environ["DJANGO_SETTINGS_MODULE"],
         "DATABASE_URL": database_url(),
         "HUB_RATE_LIMIT_PER_MINUTE": str(10**9),  # on, never reached: both endpoints pay for it
-        "PYTHONUNBUFFERED": "1",
     }
-    return subprocess.Popen(
-        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"],
-        cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT,
-    )
-
-
-def _wait_ready(process: subprocess.Popen, port: int, token: str, timeout: float = 30.0) -> None:
-    import http.client
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError("daphne exited during start-up")
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            conn.request("GET", "/hub/ping", headers={"Authorization": f"Bearer {token}"})
-            if conn.getresponse().status == 200:
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError("daphne did not answer within 30 s")
+    ready = answers("/hub/ping", status=200, headers={"Authorization": f"Bearer {token}"})
+    return Daphne(env, port, log=log, ready=ready)
 
 
 async def _client(port: int, request: bytes, stop_at: float, latencies: list[float], errors: list[int]) -> None:
@@ -184,15 +157,15 @@ def run(args: list[str] | None = None) -> dict[str, Any]:
 
     from bench.db import throwaway_database
 
-    port = _free_port()
+    port = free_port()
     log = settings.DATA_DIR / f"bench-hub-daphne-{port}.log"
     with throwaway_database("hub"):
         token = _seed()
         vendor = connection.vendor
         connection.close()  # daphne owns the database from here
-        daphne = _start_daphne(port, log)
+        daphne = _daphne(port, log, token)
         try:
-            _wait_ready(daphne, port, token)
+            daphne.wait_ready(timeout=30.0)
             requests = {
                 "ping": _request("GET", "/hub/ping", token),
                 "route_only": _request("POST", "/hub/route_only", token, TASK),
@@ -201,12 +174,7 @@ def run(args: list[str] | None = None) -> dict[str, Any]:
                 _load(port, request, options.clients, options.warmup)
             results = _measure(port, requests, options.clients, options.seconds, max(1, options.rounds))
         finally:
-            if daphne.poll() is None:
-                daphne.terminate()
-                try:
-                    daphne.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    daphne.kill()
+            daphne.stop()
     ratio = results["route_only"]["throughput_rps"] / max(results["ping"]["throughput_rps"], 1e-9)
     return {
         "bench": "hub",

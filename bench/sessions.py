@@ -34,13 +34,16 @@ import io
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from bench.db import database_url, throwaway_database  # noqa: F401 - bench.broadcast imports both from here
+from tests.support.processes import Worker
+from tests.support.vendors import LLMServer
 
 GOAL_RATIO = 1.10
 ANALYSIS_MARKER = "Analyze the existing cluster"  # the analysis round's mission, in every brief
@@ -60,8 +63,6 @@ REQUIREMENT = "Add a subscriptions service that creates recurring orders through
 
 
 # --- shared helpers ------------------------------------------------------------------------------
-
-from bench.db import database_url, throwaway_database  # noqa: E402,F401 - bench.broadcast imports both from here
 
 
 def setup_django() -> None:
@@ -100,64 +101,24 @@ def log_path(name: str) -> Path:
     return path
 
 
-def stop_process(process: subprocess.Popen, timeout: float = 15.0) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
-
-
 # --- the worker ----------------------------------------------------------------------------------
-
-
-class Worker:
-    """A real Celery worker process (threads pool) on this bench's queue and database."""
-
-    def __init__(self, name: str, concurrency: int, env: dict[str, str]) -> None:
-        self.name = f"{name}-{os.getpid()}@maestro-bench"
-        self.log_file = log_path(f"worker-{name}")
-        self._log = open(self.log_file, "w")  # noqa: SIM115 - closed in stop()
-        self.process = subprocess.Popen(
-            [
-                sys.executable, "-m", "celery", "-A", CELERY_APP, "worker", "--pool", "threads",
-                "--concurrency", str(concurrency), "-Q", celery_queue(), "-n", self.name,
-                "--without-heartbeat", "--without-mingle", "--without-gossip", "--loglevel", "WARNING",
-            ],
-            cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT,
-        )
-
-    def wait_ready(self, timeout: float = 60.0) -> Worker:
-        from config.celery import app
-
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"the worker exited:\n{self.log_file.read_text()[-2000:]}")
-            if app.control.ping(destination=[self.name], timeout=0.5):
-                return self
-        raise RuntimeError(f"the worker did not answer a ping within {timeout:.0f} s:\n{self.log_file.read_text()[-2000:]}")
-
-    def stop(self, *, keep_log: bool = False) -> None:
-        stop_process(self.process)
-        self._log.close()
-        if not keep_log:
-            self.log_file.unlink(missing_ok=True)
 
 
 @contextmanager
 def running_worker(name: str, concurrency: int, env: dict[str, str]) -> Iterator[Worker]:
-    """A started, ready worker; stopped afterwards. Its log is kept (and named) only on failure."""
-    worker = Worker(name, concurrency, env)
+    """A started, ready worker (threads pool) on this bench's queue and database; stopped
+    afterwards. Its log is kept (and named) only on failure."""
+    worker = Worker(
+        f"{name}-{os.getpid()}", env, concurrency, queue=celery_queue(), app=CELERY_APP, loglevel="WARNING",
+        host="maestro-bench", log=log_path(f"worker-{name}"),
+    )
     try:
-        yield worker.wait_ready()
+        yield worker.wait_ready(timeout=60.0)
     except BaseException:
         worker.stop(keep_log=True)
-        print(f"worker log: {worker.log_file}", file=sys.stderr)
+        print(f"worker log: {worker.log_path}", file=sys.stderr)
         raise
-    worker.stop()
+    worker.stop(keep_log=False)
 
 
 # --- seeding and measuring -----------------------------------------------------------------------
@@ -305,8 +266,6 @@ def run(args: list[str] | None = None) -> dict[str, Any]:
     args = list(args or [])
     options = parser.parse_args(args[1:] if args[:1] == ["--"] else args)
     runs, k = max(1, options.runs), options.k
-
-    from bench.llm_server import LLMServer
 
     delay = options.delay
     server = LLMServer(delay=lambda index, body: delay if ANALYSIS_MARKER in json.dumps(body) else 0.0).start()

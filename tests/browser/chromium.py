@@ -12,11 +12,9 @@ import json
 import os
 import shutil
 import tempfile
-import time
-import urllib.request
 from pathlib import Path
 
-from tests.support.processes import ROOT, Daphne, wait_for
+from tests.support.processes import ROOT, Daphne, answers, wait_for
 
 CHROMIUM = Path(os.environ.get("MAESTRO_CHROMIUM", "/usr/bin/chromium"))
 CHROMEDRIVER = Path(os.environ.get("MAESTRO_CHROMEDRIVER", "/usr/bin/chromedriver"))
@@ -41,22 +39,9 @@ class Server(Daphne):
     ready when the sign-in page answers."""
 
     def __init__(self) -> None:
-        super().__init__({"MAESTRO_SERVE_STATIC": "1", "DEBUG": "0"})  # REDIS_URL comes from the test settings
+        # REDIS_URL comes from the test settings.
+        super().__init__({"MAESTRO_SERVE_STATIC": "1", "DEBUG": "0"}, ready=answers("/accounts/login/", status=200))
         self.base_url = self.url
-
-    def wait_ready(self, timeout: float = 30.0) -> Server:
-        deadline = time.monotonic() + timeout
-        super().wait_ready(timeout)
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"daphne exited: {self.tail()}")
-            try:
-                with urllib.request.urlopen(self.base_url + "/accounts/login/", timeout=2) as response:  # noqa: S310
-                    if response.status == 200:
-                        return self
-            except OSError:
-                time.sleep(0.1)
-        raise RuntimeError(f"daphne not ready: {self.tail()}")
 
 
 # -- the browser -------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from django.core.management import call_command
 from config import embedded_redis
 from sessions_app.models import DesignSession
 from tests.config.test_settings_profiles import _settings
-from tests.support.processes import ROOT
+from tests.support.processes import ROOT, Worker
 from tests.support.processes import subprocess_database_url as database_url
 
 REQ = "Add a subscriptions service that creates recurring orders through orders"
@@ -59,21 +59,12 @@ def test_start_session_wait_is_served_by_the_workers_of_make_run(tmp_path):
     server = embedded_redis.EmbeddedRedis.__new__(embedded_redis.EmbeddedRedis)
     server.url = settings.REDIS_URL
     embedded_redis.publish(server, tmp_path)
-    log = open(ROOT / "var" / f"worker-serve-{os.getpid()}.log", "w")  # noqa: SIM115
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool", "threads", "--concurrency", "8",
-         "-Q", "celery", "-n", f"serve-{os.getpid()}@maestro-test", "--without-heartbeat", "--without-mingle",
-         "--without-gossip", "--loglevel", "INFO"],
-        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-        env={**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings.test", "DATABASE_URL": database_url(),
-             "MAESTRO_TEST_QUEUE": "celery"},  # the run profile's queue, for the tasks the worker itself sends
-    )
+    # The run profile's queue, also for the tasks the worker itself sends.
+    worker = Worker(f"serve-{os.getpid()}", {"MAESTRO_TEST_QUEUE": "celery"}, queue="celery")
     try:
         out = _manage(START, tmp_path)
     finally:
-        worker.terminate()
-        worker.wait(timeout=15)
-        log.close()
+        worker.stop()
     assert out.returncode == 0, out.stderr
     assert "run in this command" not in out.stderr  # the worker did the work
     outcome = json.loads(out.stdout.strip().splitlines()[-1])

@@ -15,7 +15,7 @@ def test_a_worker_started_before_redis_waits_for_it_and_then_serves():
     redis = None
     try:
         # kombu waits 2, 4, 6 s between attempts: three failures take about 12 s.
-        wait_for(lambda: worker.tail(20_000).count("Cannot connect to") >= 3, 40, interval=0.2, what="three failed attempts")
+        wait_for(lambda: worker.output().count("Cannot connect to") >= 3, 40, interval=0.2, what="three failed attempts")
         assert worker.process.poll() is None, "still running after failing to connect"
         redis = RedisServer(port=port)
         worker.wait_ready(timeout=40)

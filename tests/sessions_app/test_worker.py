@@ -6,12 +6,12 @@ from __future__ import annotations
 import pytest
 from django.core.management import call_command
 
-from bench.llm_server import LLMServer
 from sessions_app import services
 from sessions_app.models import Contribution, DesignSession
 from sessions_app.tasks import run_contribution
 from teams_app.models import Project, Specialist, TeamTemplate
 from tests.support.processes import Worker, wait_for
+from tests.support.vendors import LLMServer
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 REQ = "Add a subscriptions service that creates recurring orders through orders"

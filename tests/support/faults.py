@@ -18,11 +18,11 @@ from django.contrib.auth import get_user_model
 from django.db.models import Count
 from django.test import Client
 
-from bench.llm_server import LLMServer
 from sessions_app.models import Contribution, DesignSession, SessionEvent
 from teams_app.models import Membership, Project
 from tests.support.pages import Page
 from tests.support.processes import ROOT, Daphne, RedisServer, Worker, subprocess_env, wait_for
+from tests.support.vendors import LLMServer
 
 # Short leases and sweeps so a fault resolves in seconds, not minutes (the defaults are in
 # config/settings/realtime.py and the README).

@@ -27,7 +27,7 @@ def test_the_generated_cluster_has_300_services_of_every_kind_and_about_three_ed
 def test_discovery_finds_benchmarks_and_skips_helpers():
     names = bench_main.available()
     assert "inventory" in names
-    assert "llm_server" not in names  # a helper without main() or run()
+    assert "db" not in names  # a helper without main() or run()
     assert bench_main.main(["no-such-bench"]) == 2
 
 

@@ -1,10 +1,9 @@
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from fake_vendor import fake_vendor  # noqa: F401 - a fixture, registered by importing it here
 
 from sessions_app.design.schema import (
     Brief,
@@ -19,6 +18,7 @@ from sessions_app.design.schema import (
 )
 from sessions_app.providers.base import KeyQuestionBrief, ProviderRequest
 from teams_app.inventory.types import Finding
+from tests.support.vendors import FakeVendor
 
 SYSTEM_PROMPT = "You are the Security Guardian of a microservice cluster."
 BRIEF = (
@@ -117,6 +117,15 @@ def build_request(**overrides: Any) -> ProviderRequest:
     }
     values.update(overrides)
     return ProviderRequest(**values)
+
+
+@pytest.fixture
+def fake_vendor() -> Iterator[FakeVendor]:
+    vendor = FakeVendor().start()
+    try:
+        yield vendor
+    finally:
+        vendor.stop()
 
 
 @pytest.fixture

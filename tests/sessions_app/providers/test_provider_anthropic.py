@@ -3,10 +3,10 @@ from __future__ import annotations
 import time
 
 import pytest
-from fake_vendor import ANTHROPIC_PATH, Reply, anthropic_error, anthropic_events, sse
 
 from sessions_app.providers.anthropic import MISSING_KEY, TOOL_NAME, AnthropicProvider
 from sessions_app.providers.base import Position, ProviderError
+from tests.support.vendors import ANTHROPIC_PATH, Reply, anthropic_error, anthropic_events, sse
 
 # The installed SDK announces an end-of-life date for the default model on every call.
 pytestmark = pytest.mark.filterwarnings("ignore:The model 'claude-sonnet-4-5' is deprecated")

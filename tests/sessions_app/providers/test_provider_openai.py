@@ -3,7 +3,6 @@ from __future__ import annotations
 import time
 
 import pytest
-from fake_vendor import OPENAI_PATH, Reply, data_frame, openai_error, openai_events
 
 from sessions_app.providers.base import Position, ProviderError
 from sessions_app.providers.openai import (
@@ -11,6 +10,7 @@ from sessions_app.providers.openai import (
     PLACEHOLDER_KEY,
     OpenAIProvider,
 )
+from tests.support.vendors import OPENAI_PATH, Reply, data_frame, openai_error, openai_events
 
 TEXT = [
     "## Findings\n\n- [warning] Shared database: orders and billing ",

@@ -8,7 +8,13 @@ import json
 import time
 
 import pytest
-from fake_vendor import (
+
+from sessions_app.design.schema import PlanItem, ProposalChanges, SpecialistOutput, specialist_output_schema
+from sessions_app.providers.anthropic import TOOL_NAME, AnthropicProvider
+from sessions_app.providers.base import Position, ProviderError
+from sessions_app.providers.openai import OpenAIProvider
+from sessions_app.providers.prompting import SCHEMA_ERROR
+from tests.support.vendors import (
     ANTHROPIC_PATH,
     OPENAI_PATH,
     Reply,
@@ -17,12 +23,6 @@ from fake_vendor import (
     openai_error,
     openai_events,
 )
-
-from sessions_app.design.schema import PlanItem, ProposalChanges, SpecialistOutput, specialist_output_schema
-from sessions_app.providers.anthropic import TOOL_NAME, AnthropicProvider
-from sessions_app.providers.base import Position, ProviderError
-from sessions_app.providers.openai import OpenAIProvider
-from sessions_app.providers.prompting import SCHEMA_ERROR
 
 pytestmark = pytest.mark.filterwarnings("ignore:The model 'claude-sonnet-4-5' is deprecated")
 

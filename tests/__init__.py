@@ -1,0 +1,1 @@
+"""The test suite, mirroring the code; ``tests.support`` also serves the benchmarks."""
