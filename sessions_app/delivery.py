@@ -1,12 +1,12 @@
-"""Delivery of committed events: each event's fragment is rendered once, kept with the event
-and published to the session's channel-layer group, from the process's publishing thread."""
+"""Delivery of committed events: after commit, the committing process announces each event on
+the session's channel-layer group. It renders nothing: the daphne processes that have viewers
+of the session render the event's fragment once (:func:`sessions_app.live.fragment_of` keeps
+it with the event, for replays and for the other processes) and send it on. A worker in the
+middle of a round spends no time on HTML."""
 
 from __future__ import annotations
 
-import asyncio
-
 from sessions_app.events import event_committed, session_group
-from sessions_app.live import fragment_of
 from sessions_app.models import SessionEvent
 from sessions_app.publisher import publisher
 
@@ -14,15 +14,19 @@ EVENT_MESSAGE = "session.event"
 _ENDS_STREAM = ("contribution.finished", "contribution.failed")
 
 
-def event_message(row: SessionEvent, html: str) -> dict:
-    """What a daphne process receives for one event (``ends``: the contribution whose stream it ends)."""
-    ends = row.payload.get("contribution_id") if row.type in _ENDS_STREAM else None
-    return {"type": EVENT_MESSAGE, "seq": row.seq, "html": html, "ends": ends}
+def event_message(row: SessionEvent) -> dict:
+    """What a daphne process receives for one event (``starts``/``ends``: the contribution
+    whose stream it starts or ends)."""
+    cid = row.payload.get("contribution_id")
+    return {
+        "type": EVENT_MESSAGE, "seq": row.seq, "event_id": row.pk,
+        "starts": cid if row.type == "contribution.started" else None,
+        "ends": cid if row.type in _ENDS_STREAM else None,
+    }
 
 
-def _publish(loop: asyncio.AbstractEventLoop, row: SessionEvent) -> None:
-    html = fragment_of(row)  # this thread's own connection; no event loop is running here
-    publisher.send(loop, session_group(row.session_id), event_message(row, html))
+def _publish(loop, row: SessionEvent) -> None:
+    publisher.send(loop, session_group(row.session_id), event_message(row))
 
 
 def _committed(sender, row: SessionEvent, **_kwargs) -> None:
@@ -30,5 +34,5 @@ def _committed(sender, row: SessionEvent, **_kwargs) -> None:
 
 
 def delivery_connect() -> None:
-    """Deliver every committed event (called once, from the app's ``ready``)."""
+    """Announce every committed event (called once, from the app's ``ready``)."""
     event_committed.connect(_committed, dispatch_uid="sessions_app.delivery")

@@ -24,7 +24,7 @@ from django.conf import settings
 from sessions_app import selectors
 from sessions_app.delivery import EVENT_MESSAGE
 from sessions_app.events import session_group
-from sessions_app.live import render_events_after, streamed_text
+from sessions_app.live import fragment_by_id, render_events_after, streamed_text
 from sessions_app.socket_db import socket_db
 from sessions_app.streaming import TEXT_MESSAGE
 
@@ -65,8 +65,10 @@ class Feed:
         # commits a moment apart, published by two threads). ``head`` is the last event this
         # feed has passed on; later ones wait in ``early`` for the ones before them.
         self.head = 0
-        self.early: dict[int, tuple[str, int | None]] = {}
+        self.early: dict[int, tuple[asyncio.Future, int | None, int | None]] = {}
         self.hole_handle: asyncio.TimerHandle | None = None
+        self.passing = asyncio.Lock()  # one passer at a time: events leave in sequence order
+        self.starting: set[int] = set()  # contributions whose card is on its way: their text waits
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -143,19 +145,31 @@ class Feed:
             if kind == TEXT_MESSAGE:
                 self._text(message["contribution_id"], message["at"], message["text"])
             elif kind == EVENT_MESSAGE:
-                await self._arrived(message["seq"], message["html"], message.get("ends"))
+                self._arrived(message["seq"], message["event_id"], message.get("starts"), message.get("ends"))
 
-    async def _arrived(self, seq: int, html: str, ends: int | None) -> None:
-        """Pass events on in sequence order. One that arrives before an earlier one waits for
-        it (``REORDER_SECONDS``); an earlier one that never comes was lost on the way, and the
+    def _arrived(self, seq: int, event_id: int, starts: int | None, ends: int | None) -> None:
+        """Render the event's fragment (once for this process, on the sockets' threads) and
+        pass events on in sequence order. One that arrives before an earlier one waits for it
+        (``REORDER_SECONDS``); an earlier one that never comes was lost on the way, and the
         viewers read it from the log."""
         self.last_live = time.monotonic()
-        if seq <= self.head:
+        if seq <= self.head or seq in self.early:
             return
-        self.early[seq] = (html, ends)
-        await self._pass_on()
+        if starts is not None:
+            self.starting.add(starts)
+        if any(viewer.last_sent is not None for viewer in self.viewers):
+            rendered = asyncio.ensure_future(socket_db(fragment_by_id, event_id))
+        else:  # nobody here has said where it is yet: their resume reads it from the log
+            rendered = asyncio.get_running_loop().create_future()
+            rendered.set_result(None)
+        self.early[seq] = (rendered, starts, ends)
+        asyncio.ensure_future(self._pass_on())
 
     async def _pass_on(self, *, skip_holes: bool = False) -> None:
+        async with self.passing:
+            await self._pass_on_locked(skip_holes)
+
+    async def _pass_on_locked(self, skip_holes: bool) -> None:
         while self.early:
             nxt = self.head + 1
             if nxt not in self.early:
@@ -164,9 +178,19 @@ class Feed:
                         self.hole_handle = asyncio.get_running_loop().call_later(REORDER_SECONDS, self._hole_expired)
                     return
                 nxt = min(self.early)
-            html, ends = self.early.pop(nxt)
+            rendered, starts, ends = self.early.pop(nxt)
             self.head = nxt
-            await self._event(nxt, html, ends)
+            try:
+                html = await rendered
+            except Exception:  # the viewers read it from the log instead
+                logger.warning("the fragment of event #%s of session %s could not be rendered", nxt, self.session_id, exc_info=True)
+                html = None
+            if html is not None:
+                await self._event(nxt, html, ends)
+            if starts is not None:
+                self.starting.discard(starts)
+                if self.pending and self.flush_handle is None:
+                    self.flush_handle = asyncio.get_running_loop().call_soon(self._flush_soon)
         if self.hole_handle is not None:
             self.hole_handle.cancel()
             self.hole_handle = None
@@ -194,7 +218,10 @@ class Feed:
         if not self.pending:
             return
         async with self.sending:
-            parts, self.pending = _merged(self.pending), []
+            held = [p for p in self.pending if p[0] in self.starting]
+            parts, self.pending = _merged([p for p in self.pending if p[0] not in self.starting]), held
+            if not parts:
+                return
             self.last_flush = time.monotonic()
             frame = streamed_text(parts)  # serialised once for every viewer of this process
             for viewer in list(self.viewers):

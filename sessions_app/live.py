@@ -133,6 +133,13 @@ def fragment_of(row: SessionEvent) -> str:
     return html
 
 
+def fragment_by_id(event_id: int) -> str | None:
+    """The fragment of the event with this id (rendered and kept if it was not yet), or None
+    when the event is gone (its session was deleted)."""
+    row = SessionEvent.objects.filter(pk=event_id).only("pk", "session_id", "seq", "type", "payload", "html").first()
+    return fragment_of(row) if row is not None else None
+
+
 def render_events_after(*, session_id: int, after: int, until: int | None, limit: int) -> tuple[int | None, str]:
     """(last seq, concatenated fragments) of up to ``limit`` events after ``after``; (None, "") if none.
 
