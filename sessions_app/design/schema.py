@@ -8,6 +8,8 @@ clear error on the contribution instead of a half-read design.
 
 from __future__ import annotations
 
+import copy
+import functools
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -157,7 +159,13 @@ class SpecialistOutput(_Strict):
 
 
 def specialist_output_schema() -> dict:
-    """JSON schema of :class:`SpecialistOutput`, inlined (no ``$ref``) for vendors that want it flat."""
+    """JSON schema of :class:`SpecialistOutput`, inlined (no ``$ref``) for vendors that want it flat.
+    Built once per process (pydantic takes ~20 ms); each caller gets its own copy."""
+    return copy.deepcopy(_output_schema())
+
+
+@functools.cache
+def _output_schema() -> dict:
     schema = SpecialistOutput.model_json_schema()
     defs = schema.pop("$defs", {})
 

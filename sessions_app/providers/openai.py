@@ -27,6 +27,7 @@ otherwise it is recorded as 0. The SDK's own retries are off: Celery retries tra
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
 from collections.abc import Iterator
@@ -225,9 +226,11 @@ class OpenAIProvider(Provider):
         return vendor.malformed_error(self.name, f"{type(exc).__name__}: {exc}")
 
 
+@functools.cache
 def reply_format(*, with_text: bool) -> dict[str, Any]:
     """The ``response_format``: the design schema, with the markdown ``text`` field first unless
-    this is the repair request, which asks for the structured part alone."""
+    this is the repair request, which asks for the structured part alone. Built once per process
+    (shared: callers pass it on, never change it)."""
     schema = specialist_output_schema()
     name = "specialist_output"
     if with_text:
