@@ -8,6 +8,7 @@ from django.db import IntegrityError, transaction
 from sessions_app import events
 from sessions_app.engine import flow
 from sessions_app.engine.context import SessionContext
+from sessions_app.engine.dispatch import dispatcher
 from sessions_app.models import (
     Contribution,
     DesignSession,
@@ -280,9 +281,7 @@ def contribution_rerun(*, contribution: Contribution) -> Contribution:
     done, total = flow.round_progress(rnd)
     events.event_emit(session_id=session.pk, event=events.RoundProgress(round_id=rnd.pk, done=done, total=total))
     flow._set_status(session, S.RUNNING)
-    from sessions_app.tasks import enqueue_contributions
-
-    enqueue_contributions([fresh.pk])
+    dispatcher().contributions([fresh.pk])
     return fresh
 
 

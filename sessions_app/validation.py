@@ -22,6 +22,7 @@ from django.utils import timezone
 from sessions_app import events
 from sessions_app.engine import flow
 from sessions_app.engine.context import SessionContext
+from sessions_app.engine.dispatch import dispatcher
 from sessions_app.engine.gate import DESIGN_GATE
 from sessions_app.models import DesignProposal, DesignSession, Round, Synthesis, ValidationPoint, ValidationResponse
 from teams_app.errors import ApplicationError
@@ -90,9 +91,7 @@ def validation_open(
     recipients = sorted({u.email for u in (named or owners) if u.email})
     transaction.on_commit(lambda: _notify(point.pk, recipients))
     if deadline is not None:
-        from sessions_app.tasks import enqueue_expiry
-
-        enqueue_expiry(point.pk, deadline)
+        dispatcher().validation_expiry(point.pk, deadline)
     return point
 
 

@@ -24,6 +24,7 @@ from sessions_app.design.questions import edge_conflict_question, grounds_json, 
 from sessions_app.design.schema import EdgeChange, PlanItem, ProposalChanges
 from sessions_app.engine import messages
 from sessions_app.engine.context import SessionContext
+from sessions_app.engine.dispatch import dispatcher
 from sessions_app.engine.gate import DESIGN_GATE, DISCOVERY_INPUT, VALIDATION_GATE, gate_state
 from sessions_app.models import (
     Contribution,
@@ -224,9 +225,7 @@ def open_round(
         created.append(_pending_contribution(session, rnd, member, brief, attempt=1))
     events.event_emit(session_id=session.pk, event=events.RoundProgress(round_id=rnd.pk, done=0, total=len(created)))
     _set_status(session, S.RUNNING)
-    from sessions_app.tasks import enqueue_contributions
-
-    enqueue_contributions([c.pk for c in created])
+    dispatcher().contributions([c.pk for c in created])
     return rnd
 
 
@@ -262,9 +261,7 @@ def round_maybe_complete(rnd: Round) -> bool:
         return False
     won = Round.objects.filter(pk=rnd.pk, status=Round.Status.RUNNING).update(status=Round.Status.SYNTHESIZING)
     if won:
-        from sessions_app.tasks import enqueue_synthesis
-
-        enqueue_synthesis(rnd.pk)
+        dispatcher().synthesis(rnd.pk)
     return bool(won)
 
 
