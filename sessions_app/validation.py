@@ -20,7 +20,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from sessions_app import events
-from sessions_app.engine import flow
+from sessions_app.engine import flow, state
 from sessions_app.engine.context import SessionContext
 from sessions_app.engine.dispatch import dispatcher
 from sessions_app.engine.gate import DESIGN_GATE
@@ -135,7 +135,7 @@ def validation_respond(
 
     The session row is locked first, then the point: concurrent answers serialise; exactly one
     of them closes the point and makes the phase transition, later ones see it closed."""
-    session = flow._lock(point.session_id)
+    session = state.session_lock(point.session_id)
     point = ValidationPoint.objects.select_for_update().get(pk=point.pk)
     if not validation_eligible(point=point, user=user):
         logger.warning("refused validation answer: user=%s point=%s", getattr(user, "pk", None), point.pk)
@@ -180,7 +180,7 @@ def validation_expire(*, point_id: int) -> bool:
     point = ValidationPoint.objects.filter(pk=point_id).first()
     if point is None:
         return False
-    session = flow._lock(point.session_id)
+    session = state.session_lock(point.session_id)
     point = ValidationPoint.objects.select_for_update().get(pk=point_id)
     if point.state != P.OPEN or point.deadline is None or point.deadline > timezone.now():
         return False
@@ -190,5 +190,5 @@ def validation_expire(*, point_id: int) -> bool:
     point.save(update_fields=["state", "closed_at"])
     events.event_emit(session_id=session.pk, event=events.ValidationClosed(point_id=point.pk, state=point.state))
     if session.status in (S.RUNNING, S.AWAITING_USER):
-        flow._set_status(session, S.PAUSED, f"“{point.title}” expired without enough answers. Resume to ask again.")
+        state.status_set(session, S.PAUSED, f"“{point.title}” expired without enough answers. Resume to ask again.")
     return True

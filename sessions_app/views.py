@@ -33,7 +33,7 @@ logger = logging.getLogger("maestro.audit")
 
 @require_GET
 def dashboard(request: HttpRequest) -> HttpResponse:
-    from sessions_app.engine.flow import round_progress
+    from sessions_app.engine.state import round_progress
 
     running = list(selectors.sessions_active_for_user(user=request.user)[:20])
     progress = {}

@@ -8,7 +8,6 @@ driven synchronously in tests (eager Celery) and asynchronously by workers.
 from __future__ import annotations
 
 from collections import Counter
-from decimal import Decimal
 
 from django.db import transaction
 from django.utils import timezone
@@ -26,6 +25,16 @@ from sessions_app.engine import messages
 from sessions_app.engine.context import SessionContext
 from sessions_app.engine.dispatch import dispatcher
 from sessions_app.engine.gate import DESIGN_GATE, DISCOVERY_INPUT, VALIDATION_GATE, gate_state
+from sessions_app.engine.state import (
+    attempts_latest,
+    budget_spent,
+    gate_refresh,
+    phase_set,
+    round_progress,
+    session_lock,
+    specialist_members,
+    status_set,
+)
 from sessions_app.models import (
     Contribution,
     DesignSession,
@@ -72,52 +81,9 @@ MAX_FOLLOW_UP_SPECIALISTS = 3
 # -- helpers ---------------------------------------------------------------------------------
 
 
-def _lock(session_id: int) -> DesignSession:
-    return (
-        DesignSession.objects.select_for_update(of=("self",))
-        .select_related("project", "prd", "inventory_revision", "template")
-        .get(pk=session_id)
-    )
-
-
-def _set_status(session: DesignSession, status: str, reason: str = "") -> None:
-    if session.status == status and session.status_reason == reason:
-        return
-    session.status, session.status_reason = status, reason
-    session.save(update_fields=["status", "status_reason", "updated_at"])
-    events.event_emit(session_id=session.pk, event=events.StatusChanged(status=status, reason=reason))
-
-
-def _set_phase(session: DesignSession, phase: str) -> None:
-    if session.phase == phase:
-        return
-    session.phase = phase
-    session.save(update_fields=["phase", "updated_at"])
-    events.event_emit(session_id=session.pk, event=events.PhaseChanged(phase=phase))
-
-
-def _specialist_members(session: DesignSession) -> list[dict]:
-    return [m for m in session.team if not m.get("is_user")]
-
-
 def _next_round_number(session: DesignSession) -> int:
     last = session.rounds.order_by("-number").values_list("number", flat=True).first()
     return (last or 0) + 1
-
-
-def refresh_gate(session: DesignSession, ctx: SessionContext | None = None) -> dict[str, bool]:
-    gate = gate_state(session, ctx or SessionContext.load(session))
-    if gate != session.gate:
-        session.gate = gate
-        session.save(update_fields=["gate", "updated_at"])
-        events.event_emit(session_id=session.pk, event=events.GateChanged(gate=gate))
-    return gate
-
-
-def budget_spent(session: DesignSession) -> bool:
-    if session.budget_tokens is not None and session.tokens_in + session.tokens_out >= session.budget_tokens:
-        return True
-    return session.budget_cost is not None and session.cost >= session.budget_cost
 
 
 # -- start -----------------------------------------------------------------------------------
@@ -128,7 +94,7 @@ def begin(session: DesignSession) -> None:
 
     Precondition: the session row is locked and has a PRD."""
     ctx = SessionContext.load(session)
-    _set_status(session, S.RUNNING)
+    status_set(session, S.RUNNING)
     brief = brief_build(
         requirement=session.requirement, prd_reference=session.prd.reference, prd_title=session.prd.title,
         prd_body=session.prd.body or "", project_constraints=session.project.constraints, cluster=ctx.cluster,
@@ -156,7 +122,7 @@ def begin(session: DesignSession) -> None:
         text=text, status=Contribution.Status.DONE, provider="maestro", finished_at=timezone.now(),
     )
     events.event_emit(session_id=session.pk, event=events.ContributionFinished(contribution_id=maestro.pk, round_id=assembly.pk))
-    _set_phase(session, Phase.DISCOVERY)
+    phase_set(session, Phase.DISCOVERY)
     if any(m.get("is_user") for m in session.team):
         open_point(
             session,
@@ -192,10 +158,10 @@ def open_round(
     Precondition: session row locked. Returns None if the budget is spent (the session then
     waits at a human gate)."""
     if budget_spent(session):
-        _set_status(session, S.AWAITING_USER, "The session's budget is spent. Raise it to continue.")
+        status_set(session, S.AWAITING_USER, "The session's budget is spent. Raise it to continue.")
         return None
     ctx = ctx or SessionContext.load(session)
-    members = _specialist_members(session)
+    members = specialist_members(session)
     if addressed_to:
         members = [m for m in members if m["specialist"] in addressed_to] or members
     mission, report = ROUND_MISSIONS[kind]
@@ -222,14 +188,14 @@ def open_round(
             integrate_with=involved,
             report=report,
         )
-        created.append(_pending_contribution(session, rnd, member, brief, attempt=1))
+        created.append(contribution_pending(session, rnd, member, brief, attempt=1))
     events.event_emit(session_id=session.pk, event=events.RoundProgress(round_id=rnd.pk, done=0, total=len(created)))
-    _set_status(session, S.RUNNING)
+    status_set(session, S.RUNNING)
     dispatcher().contributions([c.pk for c in created])
     return rnd
 
 
-def _pending_contribution(session: DesignSession, rnd: Round, member: dict, brief: str, *, attempt: int) -> Contribution:
+def contribution_pending(session: DesignSession, rnd: Round, member: dict, brief: str, *, attempt: int) -> Contribution:
     return Contribution.objects.create(
         session=session, round=rnd, author=Contribution.Author.SPECIALIST,
         specialist_id=member.get("specialist_id"), specialist_slug=member["specialist"],
@@ -237,19 +203,6 @@ def _pending_contribution(session: DesignSession, rnd: Round, member: dict, brie
         status=Contribution.Status.PENDING, attempt=attempt,
         idempotency_key=f"round:{rnd.pk}:{member['specialist']}:attempt:{attempt}",
     )
-
-
-def round_progress(rnd: Round) -> tuple[int, int]:
-    latest = _latest_attempts(rnd)
-    done = sum(1 for c in latest if c.status in (Contribution.Status.DONE, Contribution.Status.FAILED))
-    return done, len(latest)
-
-
-def _latest_attempts(rnd: Round) -> list[Contribution]:
-    by_slug: dict[str, Contribution] = {}
-    for c in rnd.contributions.filter(author=Contribution.Author.SPECIALIST).order_by("attempt", "id"):
-        by_slug[c.specialist_slug] = c
-    return list(by_slug.values())
 
 
 def round_maybe_complete(rnd: Round) -> bool:
@@ -271,12 +224,12 @@ def round_maybe_complete(rnd: Round) -> bool:
 @transaction.atomic
 def round_synthesize(*, round_id: int) -> Synthesis | None:
     rnd = Round.objects.select_related("session").get(pk=round_id)
-    session = _lock(rnd.session_id)
+    session = session_lock(rnd.session_id)
     rnd.refresh_from_db()
     if rnd.status != Round.Status.SYNTHESIZING:
         return None  # a duplicate delivery, or the round was re-opened
     ctx = SessionContext.load(session)
-    latest = _latest_attempts(rnd)
+    latest = attempts_latest(rnd)
     failed = [c for c in latest if c.status == Contribution.Status.FAILED]
     done = [c for c in latest if c.status == Contribution.Status.DONE]
     if rnd.kind in (Round.Kind.DESIGN, Round.Kind.DISCUSSION, Round.Kind.FOLLOW_UP):
@@ -292,7 +245,7 @@ def round_synthesize(*, round_id: int) -> Synthesis | None:
     if rnd.kind in (Round.Kind.DESIGN, Round.Kind.DISCUSSION):
         _tally_positions(session, rnd)
         apply_decided_edges(session, ctx, rnd=rnd)
-    refresh_gate(session, ctx)
+    gate_refresh(session, ctx)
     if session.status in (S.CANCELLED, S.COMPLETED):
         return synthesis
     if session.mode == DesignSession.Mode.TASK:
@@ -300,7 +253,7 @@ def round_synthesize(*, round_id: int) -> Synthesis | None:
         return synthesis
     if failed:
         names = ", ".join(c.author_name for c in failed)
-        _set_status(
+        status_set(
             session, S.AWAITING_USER,
             f"{names} could not contribute. Re-run them, or continue without them.",
         )
@@ -371,7 +324,7 @@ def _replan_for_feedback(session: DesignSession, ctx: SessionContext, feedback: 
     """After planning, feedback that adds to the design adds its tasks to the plan, owned as
     the team's planning round would own them."""
     drafts = feedback_drafts(ctx.brief, ctx.cluster, feedback)
-    team = [{"slug": m["specialist"], "name": m["name"], "focus": list(m.get("focus") or [])} for m in _specialist_members(session)]
+    team = [{"slug": m["specialist"], "name": m["name"], "focus": list(m.get("focus") or [])} for m in specialist_members(session)]
     existing = [PlanItem.model_validate({**p, "key": p.get("key") or f"plan:{p['order']}"}) for p in session.plan]
     added = [
         PlanItem(specialist=t_owner["slug"], service=t.service, task=t.task, acceptance=t.acceptance, key=t.key,
@@ -383,7 +336,7 @@ def _replan_for_feedback(session: DesignSession, ctx: SessionContext, feedback: 
 
 
 def _edge_question(session: DesignSession, rnd: Round, conflict: EdgeConflict, done: list[Contribution]) -> None:
-    key, text, options, grounds = edge_conflict_question(conflict, _specialist_members(session))
+    key, text, options, grounds = edge_conflict_question(conflict, specialist_members(session))
     if session.key_questions.filter(key=key).exists():
         return
     number = session.key_questions.count() + 1
@@ -519,7 +472,7 @@ def pattern_checks(ctx: SessionContext) -> list[dict]:
 def advance(session: DesignSession, *, ctx: SessionContext, after: Round | None = None) -> None:
     """Move the session forward from wherever it stands. Precondition: session row locked."""
     if session.phase == Phase.DISCOVERY:
-        _set_phase(session, Phase.DESIGN)
+        phase_set(session, Phase.DESIGN)
         _create_key_questions(session, ctx)
         open_round(session, kind=Round.Kind.DESIGN, ctx=ctx, note=_questions_note(session))
         return
@@ -530,7 +483,7 @@ def advance(session: DesignSession, *, ctx: SessionContext, after: Round | None 
         _escalate_or_gate(session, ctx, discuss=True)
         return
     if session.phase == Phase.PLANNING:
-        _set_phase(session, Phase.VALIDATION)
+        phase_set(session, Phase.VALIDATION)
         open_round(session, kind=Round.Kind.VALIDATION, ctx=ctx, note=f"Proposal v{ctx.proposal.version if ctx.proposal else 0} and the plan of {len(session.plan)} tasks")
         return
     if session.phase == Phase.VALIDATION and after is not None and after.kind in (Round.Kind.FOLLOW_UP, Round.Kind.VALIDATION):
@@ -551,7 +504,7 @@ def _escalate_or_gate(session: DesignSession, ctx: SessionContext, *, discuss: b
     if conflicts:
         refs = ", ".join(q.ref for q in conflicts)
         what = "it" if len(conflicts) == 1 else "them"
-        _set_status(session, S.AWAITING_USER, f"The team could not agree on {refs}. Decide {what} to continue.")
+        status_set(session, S.AWAITING_USER, f"The team could not agree on {refs}. Decide {what} to continue.")
         return
     open_design_gate(session, ctx)
 
@@ -724,7 +677,7 @@ def _open_approval_gate(session: DesignSession, ctx: SessionContext, gate: str) 
         body=_validation_body(session, ctx, gate), questions=list(messages.VALIDATION_QUESTIONS),
         round=session.rounds.order_by("-number").first(),
     )
-    _set_status(session, S.AWAITING_USER, reason)
+    status_set(session, S.AWAITING_USER, reason)
     return point
 
 
@@ -746,7 +699,7 @@ def gate_passed(
     ctx = SessionContext.load(session)
     if point.gate == DISCOVERY_INPUT:
         if feedback.strip():
-            _user_message(session, feedback, user)
+            user_message_record(session, feedback, user)
         return
     if verdict == "approve":
         if point.gate == DESIGN_GATE:
@@ -755,16 +708,16 @@ def gate_passed(
 
                 approvers = [r.user for r in point.responses.filter(verdict="approve").select_related("user")]
                 decisions_accept_from_validation(point=point, response=response, approvers=approvers)
-            refresh_gate(session, ctx)
-            _set_phase(session, Phase.PLANNING)
+            gate_refresh(session, ctx)
+            phase_set(session, Phase.PLANNING)
             open_round(session, kind=Round.Kind.PLANNING, ctx=ctx, note=_decisions_note(session))
         elif point.gate == VALIDATION_GATE:
             session_complete(session, ctx)
         return
     if feedback.strip():
-        _user_message(session, feedback, user)
+        user_message_record(session, feedback, user)
     if verdict == "reject":
-        _set_phase(session, Phase.DESIGN)
+        phase_set(session, Phase.DESIGN)
         open_round(session, kind=Round.Kind.DESIGN, ctx=ctx, note="The user rejected the design: " + feedback.strip())
         return
     follow_up(session, ctx, feedback)
@@ -775,7 +728,7 @@ def follow_up(session: DesignSession, ctx: SessionContext, feedback: str) -> Rou
     (the router, on the feedback and the parts of the proposal it names), at most three."""
     from teams_app.router import route_feedback
 
-    members = _specialist_members(session)
+    members = specialist_members(session)
     brief = ctx.brief
     addressed = route_by_design(feedback_drafts(brief, ctx.cluster, feedback), members) if brief else []
     if not addressed:
@@ -807,7 +760,7 @@ def _decisions_note(session: DesignSession) -> str:
     return "Design agreed:\n" + "\n".join(f"- {d}" for d in decisions) if decisions else "Design agreed."
 
 
-def _user_message(session: DesignSession, text: str, user) -> Contribution:
+def user_message_record(session: DesignSession, text: str, user) -> Contribution:
     rnd = session.rounds.order_by("-number").first()
     contribution = Contribution.objects.create(
         session=session, round=rnd, author=Contribution.Author.USER, user=user,
@@ -832,17 +785,8 @@ def session_complete(session: DesignSession, ctx: SessionContext) -> None:
     from sessions_app.reports import final_report
 
     close_open_points(session)
-    _set_phase(session, Phase.COMPLETED)
-    _set_status(session, S.COMPLETED)  # first, so the report and its continuation block say so
+    phase_set(session, Phase.COMPLETED)
+    status_set(session, S.COMPLETED)  # first, so the report and its continuation block say so
     session.completed_at = timezone.now()
     session.report = final_report(session, ctx)
     session.save(update_fields=["completed_at", "report", "updated_at"])
-
-
-def add_usage(session_id: int, *, tokens_in: int, tokens_out: int, cost: Decimal) -> None:
-    from django.db.models import F
-
-    DesignSession.objects.filter(pk=session_id).update(
-        tokens_in=F("tokens_in") + tokens_in, tokens_out=F("tokens_out") + tokens_out, cost=F("cost") + cost
-    )
-

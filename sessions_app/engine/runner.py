@@ -26,7 +26,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from sessions_app import events, streaming
-from sessions_app.engine import flow
+from sessions_app.engine import flow, state
 from sessions_app.engine.context import SessionContext
 from sessions_app.engine.questions import match_option
 from sessions_app.models import Contribution, DesignSession, KeyQuestion, Position, Round
@@ -87,7 +87,7 @@ def _lock_session_then(contribution_id: int) -> tuple[DesignSession, Contributio
     """Lock order everywhere: the session row first, then the contribution (steering services
     such as cancel and re-run take them in this order too, so the two never deadlock)."""
     session_id = Contribution.objects.values_list("session_id", flat=True).get(pk=contribution_id)
-    session = flow._lock(session_id)
+    session = state.session_lock(session_id)
     return session, Contribution.objects.select_for_update().get(pk=contribution_id)
 
 
@@ -319,7 +319,7 @@ def finish(contribution_id: int, result: ProviderResult, latency_ms: int, *, tri
     c.lease_expires_at = None
     c.save()
     _record_positions(session, c, result)
-    flow.add_usage(session.pk, tokens_in=c.tokens_in, tokens_out=c.tokens_out, cost=c.cost)
+    state.usage_add(session.pk, tokens_in=c.tokens_in, tokens_out=c.tokens_out, cost=c.cost)
     events.event_emit(session_id=session.pk, event=events.ContributionFinished(contribution_id=c.pk, round_id=c.round_id))
     flow.round_maybe_complete(c.round)
 
