@@ -6,7 +6,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 
 from sessions_app import events
-from sessions_app.engine import flow, state
+from sessions_app.engine import consensus, flow, gates, rounds, state
 from sessions_app.engine.context import SessionContext
 from sessions_app.engine.dispatch import dispatcher
 from sessions_app.models import (
@@ -127,7 +127,7 @@ def task_session_start(
     )
     session = state.session_lock(session.pk)
     state.status_set(session, S.RUNNING)
-    flow.open_round(session, kind="analysis")
+    rounds.open_round(session, kind="analysis")
     return session
 
 
@@ -232,7 +232,7 @@ def session_cancel(*, session: DesignSession) -> DesignSession:
             session_id=session.pk,
             event=events.ContributionFailed(contribution_id=c.pk, round_id=c.round_id, error="Cancelled."),
         )
-    flow.close_open_points(session)
+    gates.close_open_points(session)
     state.status_set(session, S.CANCELLED, "Cancelled by a team member.")
     return session
 
@@ -248,13 +248,13 @@ def message_post(*, session: DesignSession, text: str, user: AbstractBaseUser) -
         raise ApplicationError(MESSAGE_TOO_LONG, {"field": "text"})
     if not session.rounds.exists():
         raise ApplicationError("The session has not started yet: attach a PRD first.")
-    contribution = flow.user_message_record(session, text, user)
+    contribution = rounds.user_message_record(session, text, user)
     waiting_at_gate = session.status == S.AWAITING_USER and session.validation_points.filter(
         state=ValidationPoint.State.OPEN, kind=ValidationPoint.Kind.APPROVAL
     ).exists()
     if waiting_at_gate and not session.rounds.filter(status__in=[Round.Status.RUNNING, Round.Status.SYNTHESIZING]).exists():
         # The design is waiting on people: the message is feedback, routed like a change request.
-        flow.follow_up(session, SessionContext.load(session), text)
+        gates.follow_up(session, SessionContext.load(session), text)
     return contribution
 
 
@@ -273,7 +273,7 @@ def contribution_rerun(*, contribution: Contribution) -> Contribution:
         raise ApplicationError(NOT_FAILED)
     try:
         with transaction.atomic():
-            fresh = flow.contribution_pending(session, rnd, member, contribution.brief, attempt=contribution.attempt + 1)
+            fresh = rounds.contribution_pending(session, rnd, member, contribution.brief, attempt=contribution.attempt + 1)
     except IntegrityError:
         raise ApplicationError("This specialist is already being re-run.") from None
     rnd.status = rnd.Status.RUNNING
@@ -301,8 +301,8 @@ def key_question_decide(*, question: KeyQuestion, option: str, user: AbstractBas
 
     decision_from_key_question(question=question)
     ctx = SessionContext.load(session)
-    flow.apply_decided_edges(session, ctx, user=user)
+    consensus.apply_decided_edges(session, ctx, user=user)
     if not session.key_questions.filter(state=KeyQuestion.State.CONFLICT).exists() and session.phase == Phase.DESIGN:
         if session.status == S.AWAITING_USER:
-            flow.open_design_gate(session, ctx)
+            gates.open_design_gate(session, ctx)
     return question

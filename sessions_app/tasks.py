@@ -15,7 +15,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from sessions_app import selectors, sweeper
-from sessions_app.engine import flow, runner
+from sessions_app.engine import runner, synthesis
 from sessions_app.providers.base import ProviderError
 from sessions_app.validation import validation_expire
 
@@ -75,7 +75,7 @@ def run_contribution(self, contribution_id: int) -> str:
 
 @shared_task(acks_late=True, reject_on_worker_lost=True)
 def synthesize_round(round_id: int) -> None:
-    flow.round_synthesize(round_id=round_id)
+    synthesis.round_synthesize(round_id=round_id)
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=True)

@@ -20,7 +20,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from sessions_app import events
-from sessions_app.engine import flow, state
+from sessions_app.engine import gates, state
 from sessions_app.engine.context import SessionContext
 from sessions_app.engine.dispatch import dispatcher
 from sessions_app.engine.gate import DESIGN_GATE
@@ -153,9 +153,9 @@ def validation_respond(
     if verdict == V.ANSWER and not (comment or answers):
         raise ApplicationError(ANSWER_NEEDED, {"field": "comment"})
     if verdict == V.APPROVE and point.gate == DESIGN_GATE:
-        unmet = flow.unmet_gate_items(session, SessionContext.load(session))
+        unmet = gates.unmet_gate_items(session, SessionContext.load(session))
         if unmet:
-            raise ApplicationError(flow.UNMET_GATE.format(items=", ".join(unmet).lower()))
+            raise ApplicationError(gates.UNMET_GATE.format(items=", ".join(unmet).lower()))
     if point.responses.filter(user=user).exists():
         raise ApplicationError(ALREADY_ANSWERED)
     seen = _proposal_seen(session, proposal_seen)
@@ -170,7 +170,7 @@ def validation_respond(
     point.save(update_fields=["state", "closed_at"])
     events.event_emit(session_id=session.pk, event=events.ValidationClosed(point_id=point.pk, state=point.state))
     feedback = "\n".join([comment, *(f"{q} {a}" for q, a in answers.items())]).strip()
-    flow.gate_passed(session, point, verdict, feedback, user, response=response)
+    gates.gate_passed(session, point, verdict, feedback, user, response=response)
     return response
 
 

@@ -12,7 +12,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from sessions_app import selectors, services
 from sessions_app.design import selectors as design_selectors
-from sessions_app.engine.flow import key_decisions
+from sessions_app.engine.consensus import key_decisions
 from sessions_app.forms import (
     AttachPRDForm,
     BudgetForm,

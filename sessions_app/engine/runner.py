@@ -26,7 +26,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from sessions_app import events, streaming
-from sessions_app.engine import flow, state
+from sessions_app.engine import rounds, state
 from sessions_app.engine.context import SessionContext
 from sessions_app.engine.questions import match_option
 from sessions_app.models import Contribution, DesignSession, KeyQuestion, Position, Round
@@ -321,7 +321,7 @@ def finish(contribution_id: int, result: ProviderResult, latency_ms: int, *, tri
     _record_positions(session, c, result)
     state.usage_add(session.pk, tokens_in=c.tokens_in, tokens_out=c.tokens_out, cost=c.cost)
     events.event_emit(session_id=session.pk, event=events.ContributionFinished(contribution_id=c.pk, round_id=c.round_id))
-    flow.round_maybe_complete(c.round)
+    rounds.round_maybe_complete(c.round)
 
 
 @transaction.atomic
@@ -338,7 +338,7 @@ def fail(contribution_id: int, message: str, *, provider: str = "", tries: int |
     events.event_emit(
         session_id=c.session_id, event=events.ContributionFailed(contribution_id=c.pk, round_id=c.round_id, error=message)
     )
-    flow.round_maybe_complete(c.round)
+    rounds.round_maybe_complete(c.round)
 
 
 def note_retry(contribution_id: int, message: str) -> None:
