@@ -6,7 +6,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 
 from sessions_app import events
-from sessions_app.engine import consensus, flow, gates, rounds, state
+from sessions_app.engine import consensus, flow, gates, points, rounds, state
 from sessions_app.engine.context import SessionContext
 from sessions_app.engine.dispatch import dispatcher
 from sessions_app.models import (
@@ -232,7 +232,7 @@ def session_cancel(*, session: DesignSession) -> DesignSession:
             session_id=session.pk,
             event=events.ContributionFailed(contribution_id=c.pk, round_id=c.round_id, error="Cancelled."),
         )
-    gates.close_open_points(session)
+    points.close_open_points(session)
     state.status_set(session, S.CANCELLED, "Cancelled by a team member.")
     return session
 

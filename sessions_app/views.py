@@ -98,7 +98,8 @@ def session_detail(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 def _user_panel_context(request: HttpRequest, session: DesignSession, access) -> dict:
-    from sessions_app.validation import product_owners, required_approvals, validation_eligible
+    from sessions_app.engine.points import product_owners
+    from sessions_app.validation import required_approvals, validation_eligible
 
     proposal = design_selectors.proposal_latest(session)
     owners = product_owners(session)

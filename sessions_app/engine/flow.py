@@ -18,7 +18,8 @@ from sessions_app.engine import messages
 from sessions_app.engine.consensus import key_questions_create, questions_note
 from sessions_app.engine.context import SessionContext
 from sessions_app.engine.gate import DISCOVERY_INPUT
-from sessions_app.engine.gates import open_design_gate, open_point, open_validation_gate
+from sessions_app.engine.gates import open_design_gate, open_validation_gate
+from sessions_app.engine.points import validation_open
 from sessions_app.engine.rounds import open_round, round_number_next
 from sessions_app.engine.state import phase_set, status_set
 from sessions_app.models import Contribution, DesignSession, KeyQuestion, Phase, Round, ValidationPoint
@@ -63,7 +64,7 @@ def begin(session: DesignSession) -> None:
     events.event_emit(session_id=session.pk, event=events.ContributionFinished(contribution_id=maestro.pk, round_id=assembly.pk))
     phase_set(session, Phase.DISCOVERY)
     if any(m.get("is_user") for m in session.team):
-        open_point(
+        validation_open(
             session,
             gate=DISCOVERY_INPUT,
             kind=ValidationPoint.Kind.INPUT,

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from django.utils import timezone
 
-from sessions_app import events
 from sessions_app.decisions.services import decisions_accept_from_validation
 from sessions_app.design import services as design
 from sessions_app.design.drafts import feedback_drafts, route_by_design
@@ -17,6 +16,7 @@ from sessions_app.engine import messages
 from sessions_app.engine.consensus import key_decisions
 from sessions_app.engine.context import SessionContext
 from sessions_app.engine.gate import DESIGN_GATE, DISCOVERY_INPUT, GATE_ITEMS, VALIDATION_GATE, gate_state
+from sessions_app.engine.points import close_open_points, validation_open
 from sessions_app.engine.rounds import open_round, user_message_record
 from sessions_app.engine.state import gate_refresh, phase_set, specialist_members, status_set
 from sessions_app.models import DesignSession, KeyQuestion, Phase, Round, Synthesis, ValidationPoint
@@ -39,32 +39,6 @@ APPROVAL_GATES = {
 }
 
 UNMET_GATE = "The design cannot be approved yet: {items}. Request changes so the team can close these gaps."
-
-
-def open_point(
-    session: DesignSession, *, gate: str, kind: str, title: str, body: str, questions: list[str], round: Round | None = None
-) -> ValidationPoint:
-    from sessions_app.validation import validation_open
-
-    return validation_open(session, gate=gate, kind=kind, title=title, body=body, questions=questions, round=round)
-
-
-def _cancel_open_points(session: DesignSession, gate: str) -> None:
-    for point in session.validation_points.filter(gate=gate, state=ValidationPoint.State.OPEN):
-        point.state = ValidationPoint.State.CANCELLED
-        point.closed_at = timezone.now()
-        point.save(update_fields=["state", "closed_at"])
-        events.event_emit(session_id=session.pk, event=events.ValidationClosed(point_id=point.pk, state=point.state))
-
-
-def close_open_points(session: DesignSession) -> None:
-    """A session that ends (completed or cancelled) closes the points still open, such as the
-    optional business-requirements input, so nobody's waiting list keeps them.
-    Precondition: session row locked."""
-    for point in session.validation_points.filter(state=ValidationPoint.State.OPEN):
-        point.state, point.closed_at = ValidationPoint.State.CANCELLED, timezone.now()
-        point.save(update_fields=["state", "closed_at"])
-        events.event_emit(session_id=session.pk, event=events.ValidationClosed(point_id=point.pk, state=point.state))
 
 
 def _seen_version(session: DesignSession) -> int:
@@ -124,8 +98,8 @@ def _open_approval_gate(session: DesignSession, ctx: SessionContext, gate: str) 
     """Replace any open point of this gate with a fresh one (the User Validation Points
     template on the latest synthesis) and wait for the people who may answer it."""
     title, reason = APPROVAL_GATES[gate]
-    _cancel_open_points(session, gate)
-    point = open_point(
+    close_open_points(session, gate=gate)
+    point = validation_open(
         session, gate=gate, kind=ValidationPoint.Kind.APPROVAL, title=title,
         body=_validation_body(session, ctx, gate), questions=list(messages.VALIDATION_QUESTIONS),
         round=session.rounds.order_by("-number").first(),
