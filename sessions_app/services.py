@@ -7,8 +7,9 @@ from django.db import IntegrityError, transaction
 
 from sessions_app import events
 from sessions_app.decisions.services.hooks import decision_from_key_question
-from sessions_app.engine import flow
+from sessions_app.engine import consensus, flow, gates, points, rounds, state
 from sessions_app.engine.context import SessionContext
+from sessions_app.engine.dispatch import dispatcher
 from sessions_app.models import (
     Contribution,
     DesignSession,
@@ -73,9 +74,9 @@ def session_start(
         if outsiders:
             raise ApplicationError("Named approvers must be members of the project.", {"field": "approvers"})
         session.approvers.set(approvers)
-    session = flow._lock(session.pk)
+    session = state.session_lock(session.pk)
     if prd is None:
-        flow._set_status(session, S.PAUSED_PRD, flow.PRD_QUESTION)
+        state.status_set(session, S.PAUSED_PRD, flow.PRD_QUESTION)
         return session
     flow.begin(session)
     return session
@@ -104,15 +105,15 @@ def task_session_start(
         requirement=requirement, prd=prd, created_by=user, phase="discovery",
         inventory_revision=inventory_latest(project=project),
     )
-    session = flow._lock(session.pk)
-    flow._set_status(session, S.RUNNING)
-    flow.open_round(session, kind="analysis")
+    session = state.session_lock(session.pk)
+    state.status_set(session, S.RUNNING)
+    rounds.open_round(session, kind="analysis")
     return session
 
 
 @transaction.atomic
 def session_attach_prd(*, session: DesignSession, prd: PRD) -> DesignSession:
-    session = flow._lock(session.pk)
+    session = state.session_lock(session.pk)
     if session.status != S.PAUSED_PRD:
         raise ApplicationError(NOT_PAUSED_PRD)
     if prd.project_id != session.project_id:
@@ -130,16 +131,16 @@ def _require_active(session: DesignSession) -> None:
 
 @transaction.atomic
 def session_pause(*, session: DesignSession) -> DesignSession:
-    session = flow._lock(session.pk)
+    session = state.session_lock(session.pk)
     if session.status not in (S.RUNNING, S.AWAITING_USER):
         raise ApplicationError(CANNOT_PAUSE)
-    flow._set_status(session, S.PAUSED, "Paused by a team member.")
+    state.status_set(session, S.PAUSED, "Paused by a team member.")
     return session
 
 
 @transaction.atomic
 def session_resume(*, session: DesignSession) -> DesignSession:
-    session = flow._lock(session.pk)
+    session = state.session_lock(session.pk)
     if session.status != S.PAUSED:
         raise ApplicationError(NOT_PAUSED)
     _continue(session)
@@ -151,26 +152,26 @@ def _continue(session: DesignSession) -> None:
     round advances; an open validation point keeps waiting for its answer."""
     latest = session.rounds.order_by("-number").first()
     if latest and latest.status in (latest.Status.RUNNING, latest.Status.SYNTHESIZING):
-        flow._set_status(session, S.RUNNING)
+        state.status_set(session, S.RUNNING)
         return
     if session.validation_points.filter(state=ValidationPoint.State.OPEN, kind=ValidationPoint.Kind.APPROVAL).exists():
-        flow._set_status(session, S.AWAITING_USER, "A validation point waits for your answer.")
+        state.status_set(session, S.AWAITING_USER, "A validation point waits for your answer.")
         return
     conflicts = session.key_questions.filter(state=KeyQuestion.State.CONFLICT)
     if session.phase == "design" and conflicts.exists() and all(q.discussion_rounds >= session.discussion_limit for q in conflicts):
-        flow._set_status(session, S.AWAITING_USER, "Decide the key questions the team could not agree on.")
+        state.status_set(session, S.AWAITING_USER, "Decide the key questions the team could not agree on.")
         return
-    if flow.budget_spent(session):
-        flow._set_status(session, S.AWAITING_USER, "The session's budget is spent. Raise it to continue.")
+    if state.budget_spent(session):
+        state.status_set(session, S.AWAITING_USER, "The session's budget is spent. Raise it to continue.")
         return
-    flow._set_status(session, S.RUNNING)
+    state.status_set(session, S.RUNNING)
     flow.advance(session, ctx=SessionContext.load(session), after=latest)
 
 
 @transaction.atomic
 def session_continue(*, session: DesignSession) -> DesignSession:
     """Go on after failed specialists or a spent budget, without re-running them."""
-    session = flow._lock(session.pk)
+    session = state.session_lock(session.pk)
     if session.status != S.AWAITING_USER:
         raise ApplicationError(NOTHING_TO_CONTINUE)
     _continue(session)
@@ -179,7 +180,7 @@ def session_continue(*, session: DesignSession) -> DesignSession:
 
 @transaction.atomic
 def session_set_budget(*, session: DesignSession, budget_tokens: int | None) -> DesignSession:
-    session = flow._lock(session.pk)
+    session = state.session_lock(session.pk)
     _require_active(session)
     if budget_tokens is not None and budget_tokens <= 0:
         raise ApplicationError(BUDGET_INVALID, {"field": "budget_tokens"})
@@ -190,7 +191,7 @@ def session_set_budget(*, session: DesignSession, budget_tokens: int | None) -> 
 
 @transaction.atomic
 def session_cancel(*, session: DesignSession) -> DesignSession:
-    session = flow._lock(session.pk)
+    session = state.session_lock(session.pk)
     _require_active(session)
     pending = Contribution.objects.filter(session=session, status=Contribution.Status.PENDING)
     for c in pending:
@@ -200,14 +201,14 @@ def session_cancel(*, session: DesignSession) -> DesignSession:
             session_id=session.pk,
             event=events.ContributionFailed(contribution_id=c.pk, round_id=c.round_id, error="Cancelled."),
         )
-    flow.close_open_points(session)
-    flow._set_status(session, S.CANCELLED, "Cancelled by a team member.")
+    points.close_open_points(session)
+    state.status_set(session, S.CANCELLED, "Cancelled by a team member.")
     return session
 
 
 @transaction.atomic
 def message_post(*, session: DesignSession, text: str, user: AbstractBaseUser) -> Contribution:
-    session = flow._lock(session.pk)
+    session = state.session_lock(session.pk)
     _require_active(session)
     text = (text or "").strip()
     if not text:
@@ -216,19 +217,19 @@ def message_post(*, session: DesignSession, text: str, user: AbstractBaseUser) -
         raise ApplicationError(MESSAGE_TOO_LONG, {"field": "text"})
     if not session.rounds.exists():
         raise ApplicationError("The session has not started yet: attach a PRD first.")
-    contribution = flow._user_message(session, text, user)
+    contribution = rounds.user_message_record(session, text, user)
     waiting_at_gate = session.status == S.AWAITING_USER and session.validation_points.filter(
         state=ValidationPoint.State.OPEN, kind=ValidationPoint.Kind.APPROVAL
     ).exists()
     if waiting_at_gate and not session.rounds.filter(status__in=[Round.Status.RUNNING, Round.Status.SYNTHESIZING]).exists():
         # The design is waiting on people: the message is feedback, routed like a change request.
-        flow.follow_up(session, SessionContext.load(session), text)
+        gates.follow_up(session, SessionContext.load(session), text)
     return contribution
 
 
 @transaction.atomic
 def contribution_rerun(*, contribution: Contribution) -> Contribution:
-    session = flow._lock(contribution.session_id)
+    session = state.session_lock(contribution.session_id)
     _require_active(session)
     contribution = Contribution.objects.select_for_update().get(pk=contribution.pk)
     if contribution.status != Contribution.Status.FAILED or contribution.author != Contribution.Author.SPECIALIST:
@@ -241,23 +242,21 @@ def contribution_rerun(*, contribution: Contribution) -> Contribution:
         raise ApplicationError(NOT_FAILED)
     try:
         with transaction.atomic():
-            fresh = flow._pending_contribution(session, rnd, member, contribution.brief, attempt=contribution.attempt + 1)
+            fresh = rounds.contribution_pending(session, rnd, member, contribution.brief, attempt=contribution.attempt + 1)
     except IntegrityError:
         raise ApplicationError("This specialist is already being re-run.") from None
     rnd.status = rnd.Status.RUNNING
     rnd.save(update_fields=["status"])
-    done, total = flow.round_progress(rnd)
+    done, total = state.round_progress(rnd)
     events.event_emit(session_id=session.pk, event=events.RoundProgress(round_id=rnd.pk, done=done, total=total))
-    flow._set_status(session, S.RUNNING)
-    from sessions_app.tasks import enqueue_contributions
-
-    enqueue_contributions([fresh.pk])
+    state.status_set(session, S.RUNNING)
+    dispatcher().contributions([fresh.pk])
     return fresh
 
 
 @transaction.atomic
 def key_question_decide(*, question: KeyQuestion, option: str, user: AbstractBaseUser) -> KeyQuestion:
-    session = flow._lock(question.session_id)
+    session = state.session_lock(question.session_id)
     _require_active(session)
     question = KeyQuestion.objects.select_for_update().get(pk=question.pk)
     if question.state not in (KeyQuestion.State.CONFLICT, KeyQuestion.State.OPEN):
@@ -269,8 +268,8 @@ def key_question_decide(*, question: KeyQuestion, option: str, user: AbstractBas
     events.event_emit(session_id=session.pk, event=events.KeyQuestionChanged(question_id=question.pk, state=question.state))
     decision_from_key_question(question=question)
     ctx = SessionContext.load(session)
-    flow.apply_decided_edges(session, ctx, user=user)
+    consensus.apply_decided_edges(session, ctx, user=user)
     if not session.key_questions.filter(state=KeyQuestion.State.CONFLICT).exists() and session.phase == Phase.DESIGN:
         if session.status == S.AWAITING_USER:
-            flow.open_design_gate(session, ctx)
+            gates.open_design_gate(session, ctx)
     return question

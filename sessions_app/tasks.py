@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import random
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from celery import group, shared_task
 from celery.exceptions import SoftTimeLimitExceeded
@@ -15,7 +15,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from sessions_app import selectors, sweeper
-from sessions_app.engine import flow, runner
+from sessions_app.engine import runner, synthesis
 from sessions_app.providers.base import ProviderError
 from sessions_app.validation import validation_expire
 
@@ -75,7 +75,7 @@ def run_contribution(self, contribution_id: int) -> str:
 
 @shared_task(acks_late=True, reject_on_worker_lost=True)
 def synthesize_round(round_id: int) -> None:
-    flow.round_synthesize(round_id=round_id)
+    synthesis.round_synthesize(round_id=round_id)
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=True)
@@ -83,20 +83,18 @@ def expire_validation_point(point_id: int) -> None:
     validation_expire(point_id=point_id)
 
 
-def enqueue_expiry(point_id: int, deadline) -> None:
-    # An ETA message waits unacknowledged in a worker; past the visibility timeout the broker
-    # would hand out copies of it. Far deadlines are left to the sweeper instead.
-    if deadline - timezone.now() < timedelta(seconds=settings.CELERY_VISIBILITY_TIMEOUT / 2):
-        transaction.on_commit(lambda: _publish(lambda: expire_validation_point.apply_async(args=[point_id], eta=deadline)))
+class CeleryDispatcher:
+    """The engine's :class:`~sessions_app.engine.dispatch.Dispatcher`: Celery messages, sent on commit."""
 
+    def contributions(self, ids: list[int]) -> None:
+        if ids:
+            transaction.on_commit(lambda: _send_contributions(ids))
 
-def enqueue_contributions(ids: list[int]) -> None:
-    if ids:
-        transaction.on_commit(lambda: _send_contributions(ids))
-
-
-def enqueue_synthesis(round_id: int) -> None:
-    transaction.on_commit(lambda: _publish(lambda: synthesize_round.delay(round_id)))
+    def validation_expiry(self, point_id: int, deadline: datetime) -> None:
+        # An ETA message waits unacknowledged in a worker; past the visibility timeout the broker
+        # would hand out copies of it. Far deadlines are left to the sweeper instead.
+        if deadline - timezone.now() < timedelta(seconds=settings.CELERY_VISIBILITY_TIMEOUT / 2):
+            transaction.on_commit(lambda: _publish(lambda: expire_validation_point.apply_async(args=[point_id], eta=deadline)))
 
 
 def _publish(send) -> bool:

@@ -1,31 +1,28 @@
-"""Validation points (§7): opened by the engine at its gates, answered by product owners.
+"""Validation points (§7) answered by product owners; the engine opens them at its gates
+(``sessions_app.engine.points``).
 
 Policy per point, copied from its session when it opens: a quorum of the project's product
 owners, or named approvers (all of whom must approve); an optional deadline with a visible
 expiry action. A request for changes or a rejection closes the point at once; approvals close
-it when the quorum is reached. Responses are immutable and record what the person saw.
+it when the quorum is reached, and the engine's gate moves the session on. Responses are
+immutable and record what the person saw.
 """
 
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
 
-from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import PermissionDenied
-from django.core.mail import send_mail
 from django.db import transaction
-from django.urls import reverse
 from django.utils import timezone
 
 from sessions_app import events
-from sessions_app.engine import flow
+from sessions_app.engine import gates, state
 from sessions_app.engine.context import SessionContext
 from sessions_app.engine.gate import DESIGN_GATE
-from sessions_app.models import DesignProposal, DesignSession, Round, Synthesis, ValidationPoint, ValidationResponse
+from sessions_app.models import DesignProposal, DesignSession, ValidationPoint, ValidationResponse
 from teams_app.errors import ApplicationError
-from teams_app.links import absolute_url
 from teams_app.models import Membership
 
 logger = logging.getLogger("maestro.audit")
@@ -44,10 +41,6 @@ UNKNOWN_PROPOSAL = "This session has no proposal version {version}: reload the p
 VERDICT_STATE = {V.APPROVE: P.APPROVED, V.REQUEST_CHANGES: P.CHANGES_REQUESTED, V.REJECT: P.REJECTED, V.ANSWER: P.ANSWERED}
 
 
-def product_owners(session: DesignSession):
-    return [m.user for m in session.project.memberships.select_related("user").filter(role=Membership.Role.PRODUCT_OWNER)]
-
-
 def validation_eligible(*, point: ValidationPoint, user: AbstractBaseUser) -> bool:
     if not user.is_authenticated:
         return False
@@ -60,60 +53,6 @@ def validation_eligible(*, point: ValidationPoint, user: AbstractBaseUser) -> bo
 def required_approvals(point: ValidationPoint) -> int:
     named = point.approvers.count()
     return named if named else max(1, point.quorum)
-
-
-def validation_open(
-    session: DesignSession, *, gate: str, kind: str, title: str, body: str, questions: list[str], round: Round | None = None
-) -> ValidationPoint:
-    """Open a point with the session's policy. Precondition: session row locked.
-    The email to the people who may answer and the expiry check are sent on commit."""
-    from sessions_app.diagrams.services import diagram_current_version
-
-    synthesis = Synthesis.objects.filter(session=session).order_by("-round__number").first()
-    deadline = None
-    if session.validation_deadline_hours:
-        deadline = timezone.now() + timedelta(hours=session.validation_deadline_hours)
-    owners = product_owners(session)
-    quorum = session.approval_quorum
-    if owners and kind == ValidationPoint.Kind.APPROVAL:
-        quorum = max(1, min(quorum, len(owners)))  # a quorum larger than the team could never close
-    point = ValidationPoint.objects.create(
-        session=session, round=round, gate=gate, kind=kind, title=title, body=body, questions=questions,
-        synthesis=synthesis, diagram_version=diagram_current_version(project=session.project),
-        quorum=quorum if kind == ValidationPoint.Kind.APPROVAL else 1, deadline=deadline,
-        expiry_action=session.expiry_action,
-    )
-    named = list(session.approvers.all())
-    if named:
-        point.approvers.set(named)
-    events.event_emit(session_id=session.pk, event=events.ValidationOpened(point_id=point.pk))
-    recipients = sorted({u.email for u in (named or owners) if u.email})
-    transaction.on_commit(lambda: _notify(point.pk, recipients))
-    if deadline is not None:
-        from sessions_app.tasks import enqueue_expiry
-
-        enqueue_expiry(point.pk, deadline)
-    return point
-
-
-def _notify(point_id: int, recipients: list[str]) -> None:
-    if not recipients:
-        return
-    point = ValidationPoint.objects.select_related("session__project").get(pk=point_id)
-    url = absolute_url(reverse("session_detail", kwargs={"pk": point.session_id}) + f"#point-{point.pk}")
-    deadline = f"\nPlease answer by {point.deadline:%Y-%m-%d %H:%M %Z}." if point.deadline else ""
-    try:
-        send_mail(
-            subject=f"[Maestro] Waiting for you: {point.title}",
-            message=(
-                f"{point.session.project.name} · {point.session.title}\n\n{point.title}\n\n"
-                f"Open it here: {url}{deadline}\n"
-            ),
-            from_email=settings.DEFAULT_FROM_EMAIL,
-            recipient_list=recipients,
-        )
-    except Exception:  # a mail outage must not break the session; the dashboard still lists the point
-        logger.warning("could not email validation point %s", point_id, exc_info=True)
 
 
 def _proposal_seen(session: DesignSession, version: int | None) -> DesignProposal | None:
@@ -136,7 +75,7 @@ def validation_respond(
 
     The session row is locked first, then the point: concurrent answers serialise; exactly one
     of them closes the point and makes the phase transition, later ones see it closed."""
-    session = flow._lock(point.session_id)
+    session = state.session_lock(point.session_id)
     point = ValidationPoint.objects.select_for_update().get(pk=point.pk)
     if not validation_eligible(point=point, user=user):
         logger.warning("refused validation answer: user=%s point=%s", getattr(user, "pk", None), point.pk)
@@ -154,9 +93,9 @@ def validation_respond(
     if verdict == V.ANSWER and not (comment or answers):
         raise ApplicationError(ANSWER_NEEDED, {"field": "comment"})
     if verdict == V.APPROVE and point.gate == DESIGN_GATE:
-        unmet = flow.unmet_gate_items(session, SessionContext.load(session))
+        unmet = gates.unmet_gate_items(session, SessionContext.load(session))
         if unmet:
-            raise ApplicationError(flow.UNMET_GATE.format(items=", ".join(unmet).lower()))
+            raise ApplicationError(gates.UNMET_GATE.format(items=", ".join(unmet).lower()))
     if point.responses.filter(user=user).exists():
         raise ApplicationError(ALREADY_ANSWERED)
     seen = _proposal_seen(session, proposal_seen)
@@ -171,7 +110,7 @@ def validation_respond(
     point.save(update_fields=["state", "closed_at"])
     events.event_emit(session_id=session.pk, event=events.ValidationClosed(point_id=point.pk, state=point.state))
     feedback = "\n".join([comment, *(f"{q} {a}" for q, a in answers.items())]).strip()
-    flow.gate_passed(session, point, verdict, feedback, user, response=response)
+    gates.gate_passed(session, point, verdict, feedback, user, response=response)
     return response
 
 
@@ -181,7 +120,7 @@ def validation_expire(*, point_id: int) -> bool:
     point = ValidationPoint.objects.filter(pk=point_id).first()
     if point is None:
         return False
-    session = flow._lock(point.session_id)
+    session = state.session_lock(point.session_id)
     point = ValidationPoint.objects.select_for_update().get(pk=point_id)
     if point.state != P.OPEN or point.deadline is None or point.deadline > timezone.now():
         return False
@@ -191,5 +130,5 @@ def validation_expire(*, point_id: int) -> bool:
     point.save(update_fields=["state", "closed_at"])
     events.event_emit(session_id=session.pk, event=events.ValidationClosed(point_id=point.pk, state=point.state))
     if session.status in (S.RUNNING, S.AWAITING_USER):
-        flow._set_status(session, S.PAUSED, f"“{point.title}” expired without enough answers. Resume to ask again.")
+        state.status_set(session, S.PAUSED, f"“{point.title}” expired without enough answers. Resume to ask again.")
     return True

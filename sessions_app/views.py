@@ -12,7 +12,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from sessions_app import selectors, services
 from sessions_app.design import selectors as design_selectors
-from sessions_app.engine.flow import key_decisions
+from sessions_app.engine.consensus import key_decisions
 from sessions_app.forms import (
     AttachPRDForm,
     BudgetForm,
@@ -34,7 +34,7 @@ logger = logging.getLogger("maestro.audit")
 
 @require_GET
 def dashboard(request: HttpRequest) -> HttpResponse:
-    from sessions_app.engine.flow import round_progress
+    from sessions_app.engine.state import round_progress
 
     running = list(selectors.sessions_active_for_user(user=request.user)[:20])
     progress = {}
@@ -99,7 +99,8 @@ def session_detail(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 def _user_panel_context(request: HttpRequest, session: DesignSession, access) -> dict:
-    from sessions_app.validation import product_owners, required_approvals, validation_eligible
+    from sessions_app.engine.points import product_owners
+    from sessions_app.validation import required_approvals, validation_eligible
 
     proposal = design_selectors.proposal_latest(session)
     owners = product_owners(session)

@@ -26,7 +26,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from sessions_app import events, streaming
-from sessions_app.engine import flow
+from sessions_app.engine import rounds, state, synthesis
 from sessions_app.engine.context import SessionContext
 from sessions_app.models import Contribution, DesignSession, KeyQuestion, Position, Round
 from sessions_app.providers import ProviderConfig, build_provider
@@ -86,7 +86,7 @@ def _lock_session_then(contribution_id: int) -> tuple[DesignSession, Contributio
     """Lock order everywhere: the session row first, then the contribution (steering services
     such as cancel and re-run take them in this order too, so the two never deadlock)."""
     session_id = Contribution.objects.values_list("session_id", flat=True).get(pk=contribution_id)
-    session = flow._lock(session_id)
+    session = state.session_lock(session_id)
     return session, Contribution.objects.select_for_update().get(pk=contribution_id)
 
 
@@ -254,11 +254,12 @@ class _Bases:
     def __init__(self, ttl: float) -> None:
         self.ttl = ttl
         self.lock = threading.Lock()
-        self.entries: dict[tuple[int, int], tuple[float, RoundBasis]] = {}
-        self.building: dict[tuple[int, int], threading.Lock] = {}
+        self.entries: dict[tuple, tuple[float, RoundBasis]] = {}
+        self.building: dict[tuple, threading.Lock] = {}
 
     def get(self, contribution: Contribution) -> RoundBasis:
-        key = (contribution.round_id, contribution.attempt)
+        rnd = contribution.round
+        key = (rnd.pk, rnd.created_at, contribution.attempt)  # the time too: a database reset reuses ids
         with self.lock:
             building = self.building.setdefault(key, threading.Lock())
         with building:
@@ -418,7 +419,7 @@ def finish(contribution_id: int, result: ProviderResult, latency_ms: int, *, tri
     c.lease_expires_at = None
     c.save()
     _record_positions(session, c, result)
-    flow.add_usage(session.pk, tokens_in=c.tokens_in, tokens_out=c.tokens_out, cost=c.cost)
+    state.usage_add(session.pk, tokens_in=c.tokens_in, tokens_out=c.tokens_out, cost=c.cost)
     events.event_emit(session_id=session.pk, event=events.ContributionFinished(contribution_id=c.pk, round_id=c.round_id))
     _settled(c.round)
 
@@ -443,14 +444,14 @@ def fail(contribution_id: int, message: str, *, provider: str = "", tries: int |
 def _settled(rnd: Round) -> None:
     """After a contribution settles: the one that completes its round synthesizes it, here and
     now after commit (no second trip through the broker)."""
-    if flow.round_maybe_complete(rnd):
+    if rounds.round_maybe_complete(rnd):
         round_id = rnd.pk
         transaction.on_commit(lambda: _synthesize(round_id))
 
 
 def _synthesize(round_id: int) -> None:
     try:
-        flow.round_synthesize(round_id=round_id)
+        synthesis.round_synthesize(round_id=round_id)
     except Exception:  # the round stays 'synthesizing': the sweeper enqueues it again
         logger.exception("synthesis of round %s failed; the sweeper will try again", round_id)
 

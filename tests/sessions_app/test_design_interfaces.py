@@ -14,8 +14,9 @@ from django.urls import reverse
 
 from sessions_app.decisions.models import Decision
 from sessions_app.engine.gate import DESIGN_GATE
+from sessions_app.engine.points import validation_open
 from sessions_app.models import Contribution, DesignSession, KeyQuestion, ValidationPoint, ValidationResponse
-from sessions_app.validation import validation_open, validation_respond
+from sessions_app.validation import validation_respond
 from teams_app.models import Membership
 from tests.sessions_app.design_factories import (
     PROPOSAL_V1,

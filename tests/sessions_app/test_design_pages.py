@@ -14,10 +14,11 @@ from django.utils.html import escape
 from sessions_app.design.schema import EdgeChange, ProposalContent, ServiceChange
 from sessions_app.engine.context import SessionContext
 from sessions_app.engine.gate import DESIGN_GATE
+from sessions_app.engine.points import validation_open
 from sessions_app.live import render_event
 from sessions_app.models import Diagram, SessionEvent, ValidationPoint, ValidationResponse
 from sessions_app.reports import final_report
-from sessions_app.validation import validation_open, validation_respond
+from sessions_app.validation import validation_respond
 from teams_app.models import Membership
 from tests.sessions_app.design_factories import (
     BRIEF,

@@ -1,4 +1,4 @@
-"""Details of the engine: token coalescing, provider choice, anti-patterns, the command line."""
+"""Details of the engine: token coalescing, provider choice, anti-patterns, the command line, dispatch."""
 
 from __future__ import annotations
 
@@ -13,12 +13,14 @@ from django.core.management import call_command
 
 from sessions_app import services
 from sessions_app.engine.context import SessionContext
+from sessions_app.engine.dispatch import dispatcher, dispatcher_set
 from sessions_app.engine.gate import anti_patterns
 from sessions_app.engine.runner import Claim, DeltaWriter, provider_name_for
 from sessions_app.events import session_group
 from sessions_app.models import Contribution, DesignSession, SessionEvent
 from sessions_app.publisher import publisher
 from sessions_app.streaming import TEXT_MESSAGE
+from sessions_app.tasks import CeleryDispatcher
 from teams_app.models import Project, Specialist, TeamTemplate
 
 pytestmark = pytest.mark.django_db
@@ -162,3 +164,18 @@ def test_the_rule_based_team_makes_no_assumption_warning_on_the_demo(run_engine,
     session = start(run_engine, demo)
     ctx = SessionContext.load(session)
     assert "assumption_based_integration" not in {a.key for a in anti_patterns(session, ctx)}
+
+
+def test_the_app_registers_the_celery_dispatcher_for_the_engine():
+    assert isinstance(dispatcher(), CeleryDispatcher)
+
+
+def test_without_a_dispatcher_the_engine_refuses_work_and_keeps_nothing(demo):
+    template = TeamTemplate.objects.get(slug="new-service-integration")
+    previous = dispatcher_set(None)
+    try:
+        with pytest.raises(RuntimeError, match="No dispatcher is registered"):
+            services.session_start(project=demo, template=template, requirement=REQ, user=None, prd=demo.prds.first())
+    finally:
+        dispatcher_set(previous)
+    assert not DesignSession.objects.filter(requirement=REQ).exists()  # the start rolled back with the error

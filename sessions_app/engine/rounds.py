@@ -1,0 +1,140 @@
+"""Rounds: opening one with a pending contribution per addressed specialist, and its end.
+
+A round is opened with the session row locked; its contributions are handed to the dispatcher,
+which sends them after commit. The contribution that settles last moves the round to
+synthesis (exactly once, by a conditional UPDATE).
+"""
+
+from __future__ import annotations
+
+from django.utils import timezone
+
+from sessions_app import events
+from sessions_app.engine import messages
+from sessions_app.engine.context import SessionContext
+from sessions_app.engine.dispatch import dispatcher
+from sessions_app.engine.state import budget_spent, round_progress, specialist_members, status_set
+from sessions_app.models import Contribution, DesignSession, Round
+
+S = DesignSession.Status
+
+ROUND_MISSIONS = {
+    Round.Kind.ANALYSIS: (
+        "Analyze the existing cluster from your role's perspective and report the patterns you see",
+        "The established patterns, the integration points the requirement touches, and the risks for your role",
+    ),
+    Round.Kind.DESIGN: (
+        "Design the integration for the requirement and take a position on each key question",
+        "Your proposed design for your role and one position line per key question",
+    ),
+    Round.Kind.DISCUSSION: (
+        "The team disagrees on the key questions listed below; weigh the other positions and restate yours",
+        "Your position on each disputed question, with the trade-off that decides it for you",
+    ),
+    Round.Kind.PLANNING: (
+        "Plan your part of the implementation of the agreed design; coordinate before building",
+        "The steps, contracts and configuration your role owns, in order, with their dependencies",
+    ),
+    Round.Kind.VALIDATION: (
+        "Check the planned integration against the proposal before anything is built",
+        "One integration test per integration point, event and constraint your role owns",
+    ),
+    Round.Kind.FOLLOW_UP: (
+        "Address the user's feedback on the design",
+        "A concrete change to the design that answers the feedback, and what it affects",
+    ),
+}
+
+
+def round_number_next(session: DesignSession) -> int:
+    last = session.rounds.order_by("-number").values_list("number", flat=True).first()
+    return (last or 0) + 1
+
+
+def open_round(
+    session: DesignSession,
+    *,
+    kind: str,
+    ctx: SessionContext | None = None,
+    addressed_to: list[str] | None = None,
+    note: str = "",
+    feedback: str = "",
+) -> Round | None:
+    """Create a round with one pending contribution per addressed specialist and fan out on commit.
+
+    Precondition: session row locked. Returns None if the budget is spent (the session then
+    waits at a human gate)."""
+    if budget_spent(session):
+        status_set(session, S.AWAITING_USER, "The session's budget is spent. Raise it to continue.")
+        return None
+    ctx = ctx or SessionContext.load(session)
+    members = specialist_members(session)
+    if addressed_to:
+        members = [m for m in members if m["specialist"] in addressed_to] or members
+    mission, report = ROUND_MISSIONS[kind]
+    if note:
+        # On a line of its own: a multi-line note ("Design agreed:" and its list) must not end
+        # the mission's first line, which the rule-based provider quotes as the scope.
+        mission = f"{_sentence(mission)}\n{note}"
+    rnd = Round.objects.create(
+        session=session, number=round_number_next(session), phase=session.phase, kind=kind,
+        addressed_to=[m["specialist"] for m in members], status=Round.Status.RUNNING,
+        brief=f"{_sentence(mission)}\nReport: {_sentence(report)}", feedback=feedback.strip(),
+    )
+    events.event_emit(session_id=session.pk, event=events.RoundStarted(round_id=rnd.pk))
+    involved = ctx.involved_services
+    created = []
+    for member in members:
+        brief = messages.deployment_brief(
+            agent=member["name"],
+            team_name=session.team_name,
+            feature=session.title,
+            mission=f"{_sentence(member['role'])} {mission}",
+            cluster_state=ctx.cluster_line(),
+            patterns=ctx.patterns_line(),
+            integrate_with=involved,
+            report=report,
+        )
+        created.append(contribution_pending(session, rnd, member, brief, attempt=1))
+    events.event_emit(session_id=session.pk, event=events.RoundProgress(round_id=rnd.pk, done=0, total=len(created)))
+    status_set(session, S.RUNNING)
+    dispatcher().contributions([c.pk for c in created])
+    return rnd
+
+
+def contribution_pending(session: DesignSession, rnd: Round, member: dict, brief: str, *, attempt: int) -> Contribution:
+    return Contribution.objects.create(
+        session=session, round=rnd, author=Contribution.Author.SPECIALIST,
+        specialist_id=member.get("specialist_id"), specialist_slug=member["specialist"],
+        author_name=member["name"], color=member.get("color", ""), brief=brief,
+        status=Contribution.Status.PENDING, attempt=attempt,
+        idempotency_key=f"round:{rnd.pk}:{member['specialist']}:attempt:{attempt}",
+    )
+
+
+def round_maybe_complete(rnd: Round) -> bool:
+    """Called after a contribution settles. Exactly one caller wins the running→synthesizing
+    transition (a conditional UPDATE) and gets True: it synthesizes the round after commit (a
+    synthesis that never runs is found by the sweeper)."""
+    done, total = round_progress(rnd)
+    events.event_emit(session_id=rnd.session_id, event=events.RoundProgress(round_id=rnd.pk, done=done, total=total))
+    if done < total:
+        return False
+    return bool(Round.objects.filter(pk=rnd.pk, status=Round.Status.RUNNING).update(status=Round.Status.SYNTHESIZING))
+
+
+def user_message_record(session: DesignSession, text: str, user) -> Contribution:
+    rnd = session.rounds.order_by("-number").first()
+    contribution = Contribution.objects.create(
+        session=session, round=rnd, author=Contribution.Author.USER, user=user,
+        author_name=f"USER ({user.get_username()})" if user else "USER", text=text.strip(),
+        status=Contribution.Status.DONE, finished_at=timezone.now(),
+    )
+    events.event_emit(session_id=session.pk, event=events.MessagePosted(contribution_id=contribution.pk, round_id=rnd.pk))
+    return contribution
+
+
+def _sentence(text: str) -> str:
+    """``text`` ending with exactly one full stop (roles and missions may bring their own)."""
+    text = text.rstrip()
+    return text if text.endswith((".", ":", "!", "?")) else f"{text}."

@@ -1,0 +1,86 @@
+"""A session's engine state: its row lock, status, phase, gate, usage and round progress.
+
+Every change records its event (``event_emit``) in the caller's transaction. The writers
+expect the session row locked with :func:`session_lock` (the one lock order: the session row
+first, then the rows under it).
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.db.models import F
+
+from sessions_app import events
+from sessions_app.engine.context import SessionContext
+from sessions_app.engine.gate import gate_state
+from sessions_app.models import Contribution, DesignSession, Round
+
+
+def session_lock(session_id: int) -> DesignSession:
+    """The session row, locked until the transaction ends. Precondition: inside ``transaction.atomic``."""
+    return (
+        DesignSession.objects.select_for_update(of=("self",))
+        .select_related("project", "prd", "inventory_revision", "template")
+        .get(pk=session_id)
+    )
+
+
+def status_set(session: DesignSession, status: str, reason: str = "") -> None:
+    """Set the status and its reason a person reads; no event when neither changes."""
+    if session.status == status and session.status_reason == reason:
+        return
+    session.status, session.status_reason = status, reason
+    session.save(update_fields=["status", "status_reason", "updated_at"])
+    events.event_emit(session_id=session.pk, event=events.StatusChanged(status=status, reason=reason))
+
+
+def phase_set(session: DesignSession, phase: str) -> None:
+    if session.phase == phase:
+        return
+    session.phase = phase
+    session.save(update_fields=["phase", "updated_at"])
+    events.event_emit(session_id=session.pk, event=events.PhaseChanged(phase=phase))
+
+
+def gate_refresh(session: DesignSession, ctx: SessionContext | None = None) -> dict[str, bool]:
+    """Compute the design gate's checklist again and record it when it changed."""
+    gate = gate_state(session, ctx or SessionContext.load(session))
+    if gate != session.gate:
+        session.gate = gate
+        session.save(update_fields=["gate", "updated_at"])
+        events.event_emit(session_id=session.pk, event=events.GateChanged(gate=gate))
+    return gate
+
+
+def budget_spent(session: DesignSession) -> bool:
+    if session.budget_tokens is not None and session.tokens_in + session.tokens_out >= session.budget_tokens:
+        return True
+    return session.budget_cost is not None and session.cost >= session.budget_cost
+
+
+def usage_add(session_id: int, *, tokens_in: int, tokens_out: int, cost: Decimal) -> None:
+    """Add one call's usage to the session's totals (an UPDATE, safe for concurrent calls)."""
+    DesignSession.objects.filter(pk=session_id).update(
+        tokens_in=F("tokens_in") + tokens_in, tokens_out=F("tokens_out") + tokens_out, cost=F("cost") + cost
+    )
+
+
+def specialist_members(session: DesignSession) -> list[dict]:
+    """The team's specialists (the team snapshot without its USER slots)."""
+    return [m for m in session.team if not m.get("is_user")]
+
+
+def attempts_latest(rnd: Round) -> list[Contribution]:
+    """Each addressed specialist's latest attempt in the round (a re-run replaces a failure)."""
+    by_slug: dict[str, Contribution] = {}
+    for c in rnd.contributions.filter(author=Contribution.Author.SPECIALIST).order_by("attempt", "id"):
+        by_slug[c.specialist_slug] = c
+    return list(by_slug.values())
+
+
+def round_progress(rnd: Round) -> tuple[int, int]:
+    """(settled, addressed): how many latest attempts finished or failed, out of how many."""
+    latest = attempts_latest(rnd)
+    done = sum(1 for c in latest if c.status in (Contribution.Status.DONE, Contribution.Status.FAILED))
+    return done, len(latest)

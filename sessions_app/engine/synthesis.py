@@ -1,0 +1,215 @@
+"""Synthesis: the Maestro's summary of a finished round, and the design it merges from the
+round's contributions (proposal versions, the implementation plan, the integration checklist).
+
+:func:`round_synthesize` runs once per round (the dispatcher delivers it after the round's
+last contribution settled; a duplicate delivery does nothing) and then moves the session on.
+"""
+
+from __future__ import annotations
+
+from django.db import transaction
+from django.utils import timezone
+
+from sessions_app import events
+from sessions_app.design import services as design
+from sessions_app.design.designer import checks_for
+from sessions_app.design.drafts import assign_tasks, feedback_drafts
+from sessions_app.design.plan import plan_merge
+from sessions_app.design.proposal import merge
+from sessions_app.design.schema import PlanItem, ProposalChanges
+from sessions_app.diagrams.ascii import render_ascii
+from sessions_app.engine import messages
+from sessions_app.engine.consensus import apply_decided_edges, edge_question_open, edges_decided, positions_tally
+from sessions_app.engine.context import SessionContext
+from sessions_app.engine.flow import advance
+from sessions_app.engine.gates import session_complete
+from sessions_app.engine.state import attempts_latest, gate_refresh, session_lock, specialist_members, status_set
+from sessions_app.models import Contribution, DesignSession, KeyQuestion, Round, Synthesis
+
+S = DesignSession.Status
+
+
+@transaction.atomic
+def round_synthesize(*, round_id: int) -> Synthesis | None:
+    rnd = Round.objects.select_related("session").get(pk=round_id)
+    session = session_lock(rnd.session_id)
+    rnd.refresh_from_db()
+    if rnd.status != Round.Status.SYNTHESIZING:
+        return None  # a duplicate delivery, or the round was re-opened
+    ctx = SessionContext.load(session)
+    latest = attempts_latest(rnd)
+    failed = [c for c in latest if c.status == Contribution.Status.FAILED]
+    done = [c for c in latest if c.status == Contribution.Status.DONE]
+    if rnd.kind in (Round.Kind.DESIGN, Round.Kind.DISCUSSION, Round.Kind.FOLLOW_UP):
+        _merge_proposal(session, rnd, ctx, done)
+    elif rnd.kind == Round.Kind.PLANNING:
+        _merge_plan(session, rnd, ctx, done)
+    elif rnd.kind == Round.Kind.VALIDATION:
+        _merge_checklist(session, ctx, done)
+    synthesis = _write_synthesis(session, rnd, ctx, latest)
+    rnd.status = Round.Status.DONE
+    rnd.finished_at = timezone.now()
+    rnd.save(update_fields=["status", "finished_at"])
+    if rnd.kind in (Round.Kind.DESIGN, Round.Kind.DISCUSSION):
+        positions_tally(session, rnd)
+        apply_decided_edges(session, ctx, rnd=rnd)
+    gate_refresh(session, ctx)
+    if session.status in (S.CANCELLED, S.COMPLETED):
+        return synthesis
+    if session.mode == DesignSession.Mode.TASK:
+        session_complete(session, ctx)  # a hub task is one specialist's answer; a failure is in its report
+        return synthesis
+    if failed:
+        names = ", ".join(c.author_name for c in failed)
+        status_set(
+            session, S.AWAITING_USER,
+            f"{names} could not contribute. Re-run them, or continue without them.",
+        )
+        return synthesis
+    if session.status == S.PAUSED:
+        return synthesis
+    advance(session, ctx=ctx, after=rnd)
+    return synthesis
+
+
+def _changes_of(c: Contribution) -> ProposalChanges:
+    return ProposalChanges.model_validate((c.payload or {}).get("proposal_changes") or {})
+
+
+def _merge_proposal(session: DesignSession, rnd: Round, ctx: SessionContext, done: list[Contribution]) -> None:
+    """The Maestro's synthesis of the round's proposal changes into a new version; edges
+    proposed in different ways become key questions instead of a silent pick."""
+    base = design.proposal_latest(session)
+    pairs = [(c.author_name, _changes_of(c)) for c in done]
+    result = merge(design.proposal_content(base) if base else None, pairs, decided_edges=edges_decided(session))
+    for conflict in result.conflicts:
+        edge_question_open(session, rnd, conflict, done)
+    if not result.changed:
+        return
+    if rnd.kind == Round.Kind.FOLLOW_UP:
+        reason = f"Round {rnd.number} follow-up answering the USER: {rnd.feedback[:160]}"
+    else:
+        reason = f"Round {rnd.number} ({rnd.get_kind_display()}): merged the changes of {', '.join(result.contributors)}"
+    if result.conflicts:
+        reason += "; " + ", ".join(f"{c.source} → {c.target}" for c in result.conflicts) + " in dispute"
+    design.proposal_record(
+        session=session, content=result.content, inventory=ctx.inventory, reason=reason, round=rnd,
+        contributors=result.contributors,
+    )
+    ctx.refresh_proposal()
+    if rnd.kind == Round.Kind.FOLLOW_UP and session.plan and ctx.brief is not None:
+        _replan_for_feedback(session, ctx, rnd.feedback)
+    if rnd.kind == Round.Kind.FOLLOW_UP and session.checklist and ctx.brief is not None:
+        _recheck_for_feedback(session, ctx, rnd.feedback)
+
+
+def _recheck_for_feedback(session: DesignSession, ctx: SessionContext, feedback: str) -> None:
+    """The integration checklist follows the changed proposal: the Maestro's derived checks are
+    derived again; the specialists' own checks stay."""
+    drafts = ctx.drafts() + feedback_drafts(ctx.brief, ctx.cluster, feedback)
+    derived_sources = {"Maestro", *(d.label for d in drafts)}
+    kept = [(c["check"], c["source"]) for c in session.checklist if c.get("source") not in derived_sources]
+    proposal = design.proposal_content(ctx.proposal)
+    derived = [(check, "Maestro") for check in checks_for([], proposal, ctx.brief, ctx.cluster)]
+    derived += [(check, d.label) for d in drafts for check in d.checks]
+    design.checklist_record(session=session, checks=derived + kept)
+
+
+def _replan_for_feedback(session: DesignSession, ctx: SessionContext, feedback: str) -> None:
+    """After planning, feedback that adds to the design adds its tasks to the plan, owned as
+    the team's planning round would own them."""
+    drafts = feedback_drafts(ctx.brief, ctx.cluster, feedback)
+    team = [{"slug": m["specialist"], "name": m["name"], "focus": list(m.get("focus") or [])} for m in specialist_members(session)]
+    existing = [PlanItem.model_validate({**p, "key": p.get("key") or f"plan:{p['order']}"}) for p in session.plan]
+    added = [
+        PlanItem(specialist=t_owner["slug"], service=t.service, task=t.task, acceptance=t.acceptance, key=t.key,
+                 depends_on_keys=list(t.after))
+        for t, t_owner in assign_tasks([t for d in drafts for t in d.tasks], team)
+    ]
+    if added:
+        design.plan_record(session=session, plan=plan_merge(existing + added, drafts))
+
+
+def _feedback_texts(session: DesignSession) -> list[str]:
+    return [f for f in session.rounds.filter(kind=Round.Kind.FOLLOW_UP).order_by("number").values_list("feedback", flat=True) if f]
+
+
+def _merge_plan(session: DesignSession, rnd: Round, ctx: SessionContext, done: list[Contribution]) -> None:
+    items = [PlanItem.model_validate(i) for c in done for i in (c.payload or {}).get("plan_items") or []]
+    brief = ctx.brief
+    drafts = ctx.drafts() + ([d for f in _feedback_texts(session) for d in feedback_drafts(brief, ctx.cluster, f)] if brief else [])
+    design.plan_record(session=session, plan=plan_merge(items, drafts))
+
+
+def _merge_checklist(session: DesignSession, ctx: SessionContext, done: list[Contribution]) -> None:
+    checks: list[tuple[str, str]] = []
+    for c in done:
+        checks += [(check, c.author_name) for check in (c.payload or {}).get("checks") or []]
+    brief = ctx.brief
+    if brief is not None and ctx.proposal is not None:
+        proposal = design.proposal_content(ctx.proposal)
+        checks += [(check, "Maestro") for check in checks_for([], proposal, brief, ctx.cluster)]
+        for d in ctx.drafts():
+            checks += [(check, d.label) for check in d.checks]
+    design.checklist_record(session=session, checks=checks)
+
+
+def _write_synthesis(session: DesignSession, rnd: Round, ctx: SessionContext, latest: list[Contribution]) -> Synthesis:
+    findings: list[tuple[str, str]] = []
+    for c in latest:
+        if c.status == Contribution.Status.FAILED:
+            findings.append((c.author_name, f"no contribution ({c.error})"))
+            continue
+        summary = (c.payload or {}).get("summary") or _first_line(c.text)
+        findings.append((c.author_name, summary))
+    for user_msg in Contribution.objects.filter(round=rnd, author=Contribution.Author.USER).values_list("text", flat=True):
+        findings.append(("USER", _first_line(user_msg)))
+    checks = pattern_checks(ctx)
+    requested = sorted({c.author_name for c in latest if c.status == Contribution.Status.FAILED})
+    if rnd.kind in (Round.Kind.DESIGN, Round.Kind.DISCUSSION):
+        conflicted = KeyQuestion.objects.filter(session=session, state=KeyQuestion.State.CONFLICT).exists()
+        if conflicted:
+            requested.append("USER (key questions in conflict)")
+    plan = ctx.integration_plan()
+    stamp = timezone.now().strftime("%Y-%m-%d %H:%M UTC")
+    if ctx.proposal is not None and ctx.proposal.diagram_version is not None:
+        ascii_state = f"[CLUSTER-SESSION: {stamp}]\n{ctx.proposal.diagram_version.ascii.rstrip()}\n\nIntegration Focus: {session.title}"
+    elif ctx.inventory.services:
+        ascii_state = render_ascii(ctx.inventory, focus=session.title, highlight_services=set(), timestamp=stamp)
+    else:
+        ascii_state = "(no inventory imported)"
+    text = messages.synthesis_message(
+        number=rnd.number, ascii_state=ascii_state, findings=findings, pattern_checks=checks,
+        integration_plan=plan, requested_from=requested,
+    )
+    synthesis, _ = Synthesis.objects.update_or_create(
+        round=rnd,
+        defaults={
+            "session": session, "text": text, "ascii": ascii_state, "pattern_checks": checks,
+            "integration_plan": plan, "requested_from": requested,
+        },
+    )
+    events.event_emit(session_id=session.pk, event=events.SynthesisReady(round_id=rnd.pk, synthesis_id=synthesis.pk))
+    return synthesis
+
+
+def _first_line(text: str) -> str:
+    for line in (text or "").splitlines():
+        line = line.strip().lstrip("#").strip()
+        if line and not line.lower().startswith(("to ", "as part of")):
+            return line[:240]
+    return "(empty)"
+
+
+def pattern_checks(ctx: SessionContext) -> list[dict]:
+    checks: list[dict] = []
+    pattern_findings = [f for f in ctx.findings if f.role == "pattern"]
+    for f in pattern_findings:
+        if f.severity == "info":
+            checks.append({"ok": True, "text": f.why})
+    for f in pattern_findings:
+        if f.severity != "info":
+            checks.append({"ok": False, "text": f.why})
+    if not checks and ctx.inventory.services:
+        checks.append({"ok": True, "text": f"Patterns consistent: {ctx.patterns_line()}"})
+    return checks
