@@ -1,5 +1,6 @@
 """The human gates: validation points at the design and integration gates, what a closed
 point does to the session, follow-up rounds for feedback, and the session's completion.
+(What the design gate requires, its checklist, is ``engine.gate``.)
 
 Precondition everywhere: the session row is locked (``state.session_lock``).
 """
