@@ -11,8 +11,8 @@ from django.urls import reverse
 from django.utils.html import escape, format_html
 
 from sessions_app import selectors
+from sessions_app.engine.checklist import anti_patterns, gate_checklist
 from sessions_app.engine.context import SessionContext
-from sessions_app.engine.gate import anti_patterns, gate_checklist
 from sessions_app.events import EVENT_ADAPTER, LEGACY_DELTA
 from sessions_app.models import Contribution, DesignSession, Round, SessionEvent
 

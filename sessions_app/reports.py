@@ -6,9 +6,9 @@ from sessions_app.design import selectors as design
 from sessions_app.design.proposal import apply_to_inventory
 from sessions_app.diagrams.ascii import render_ascii
 from sessions_app.engine import messages
+from sessions_app.engine.checklist import DESIGN_GATE, VALIDATION_GATE
 from sessions_app.engine.consensus import key_decisions
 from sessions_app.engine.context import SessionContext
-from sessions_app.engine.gate import DESIGN_GATE, VALIDATION_GATE
 from sessions_app.models import Contribution, DesignSession, KeyQuestion, Phase, ValidationPoint
 
 

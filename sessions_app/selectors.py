@@ -12,8 +12,8 @@ from django.utils import timezone
 
 from sessions_app.decisions.models import Decision
 from sessions_app.design import selectors as design
+from sessions_app.engine.checklist import anti_patterns, gate_checklist
 from sessions_app.engine.context import SessionContext
-from sessions_app.engine.gate import anti_patterns, gate_checklist
 from sessions_app.engine.state import round_progress
 from sessions_app.models import (
     PHASE_ORDER,

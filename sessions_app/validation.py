@@ -19,8 +19,8 @@ from django.utils import timezone
 
 from sessions_app import events
 from sessions_app.engine import gates, state
+from sessions_app.engine.checklist import DESIGN_GATE
 from sessions_app.engine.context import SessionContext
-from sessions_app.engine.gate import DESIGN_GATE
 from sessions_app.models import DesignProposal, DesignSession, ValidationPoint, ValidationResponse
 from teams_app.errors import ApplicationError
 from teams_app.models import Membership

@@ -15,9 +15,9 @@ from sessions_app import events
 from sessions_app.design import services as design
 from sessions_app.design.brief import brief_build, brief_text
 from sessions_app.engine import messages
+from sessions_app.engine.checklist import DISCOVERY_INPUT
 from sessions_app.engine.consensus import key_questions_create, questions_note
 from sessions_app.engine.context import SessionContext
-from sessions_app.engine.gate import DISCOVERY_INPUT
 from sessions_app.engine.gates import open_design_gate, open_validation_gate
 from sessions_app.engine.points import validation_open
 from sessions_app.engine.rounds import open_round, round_number_next

@@ -1,6 +1,6 @@
 """The human gates: validation points at the design and integration gates, what a closed
 point does to the session, follow-up rounds for feedback, and the session's completion.
-(What the design gate requires, its checklist, is ``engine.gate``.)
+(What the design gate requires, its checklist and the anti-pattern checks, is ``engine.checklist``.)
 
 Precondition everywhere: the session row is locked (``state.session_lock``).
 """
@@ -14,9 +14,9 @@ from sessions_app.design import services as design
 from sessions_app.design.drafts import feedback_drafts, route_by_design
 from sessions_app.design.proposal import diff_is_empty, proposal_diff, proposal_lines
 from sessions_app.engine import messages
+from sessions_app.engine.checklist import DESIGN_GATE, DISCOVERY_INPUT, GATE_ITEMS, VALIDATION_GATE, gate_state
 from sessions_app.engine.consensus import key_decisions
 from sessions_app.engine.context import SessionContext
-from sessions_app.engine.gate import DESIGN_GATE, DISCOVERY_INPUT, GATE_ITEMS, VALIDATION_GATE, gate_state
 from sessions_app.engine.points import close_open_points, validation_open
 from sessions_app.engine.rounds import open_round, user_message_record
 from sessions_app.engine.state import gate_refresh, phase_set, specialist_members, status_set

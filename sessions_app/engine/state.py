@@ -12,8 +12,8 @@ from decimal import Decimal
 from django.db.models import F
 
 from sessions_app import events
+from sessions_app.engine.checklist import gate_state
 from sessions_app.engine.context import SessionContext
-from sessions_app.engine.gate import gate_state
 from sessions_app.models import Contribution, DesignSession, Round
 
 
@@ -81,6 +81,9 @@ def attempts_latest(rnd: Round) -> list[Contribution]:
 
 def round_progress(rnd: Round) -> tuple[int, int]:
     """(settled, addressed): how many latest attempts finished or failed, out of how many."""
-    latest = attempts_latest(rnd)
-    done = sum(1 for c in latest if c.status in (Contribution.Status.DONE, Contribution.Status.FAILED))
+    latest: dict[str, str] = {}  # slug -> status of its latest attempt (two columns, no model instances)
+    rows = rnd.contributions.filter(author=Contribution.Author.SPECIALIST).order_by("attempt", "id")
+    for slug, status in rows.values_list("specialist_slug", "status"):
+        latest[slug] = status
+    done = sum(1 for status in latest.values() if status in (Contribution.Status.DONE, Contribution.Status.FAILED))
     return done, len(latest)

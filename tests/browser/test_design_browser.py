@@ -8,7 +8,7 @@ import pytest
 from django.db import transaction
 from selenium.webdriver.common.by import By
 
-from sessions_app.engine.gate import DESIGN_GATE
+from sessions_app.engine.checklist import DESIGN_GATE
 from sessions_app.engine.points import validation_open
 from tests.browser.chromium import SCREENSHOTS, Browser
 from tests.sessions_app.design_factories import PROPOSAL_V1, PROPOSAL_V2, design_round, design_session, proposal_add

@@ -13,7 +13,7 @@ from django.db import transaction
 from django.urls import reverse
 
 from sessions_app.decisions.models import Decision
-from sessions_app.engine.gate import DESIGN_GATE
+from sessions_app.engine.checklist import DESIGN_GATE
 from sessions_app.engine.points import validation_open
 from sessions_app.models import Contribution, DesignSession, KeyQuestion, ValidationPoint, ValidationResponse
 from sessions_app.validation import validation_respond

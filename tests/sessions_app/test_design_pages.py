@@ -12,8 +12,8 @@ from django.urls import reverse
 from django.utils.html import escape
 
 from sessions_app.design.schema import EdgeChange, ProposalContent, ServiceChange
+from sessions_app.engine.checklist import DESIGN_GATE
 from sessions_app.engine.context import SessionContext
-from sessions_app.engine.gate import DESIGN_GATE
 from sessions_app.engine.points import validation_open
 from sessions_app.live import render_event
 from sessions_app.models import Diagram, SessionEvent, ValidationPoint, ValidationResponse

@@ -6,7 +6,7 @@ import pytest
 
 from sessions_app import services
 from sessions_app.decisions.models import Decision
-from sessions_app.engine.gate import DESIGN_GATE, DISCOVERY_INPUT, VALIDATION_GATE
+from sessions_app.engine.checklist import DESIGN_GATE, DISCOVERY_INPUT, VALIDATION_GATE
 from sessions_app.models import Contribution, DesignSession, KeyQuestion, Position, Round, SessionEvent
 from sessions_app.tasks import synthesize_round
 from sessions_app.validation import validation_respond

@@ -12,9 +12,9 @@ from channels.layers import get_channel_layer
 from django.core.management import call_command
 
 from sessions_app import services
+from sessions_app.engine.checklist import anti_patterns
 from sessions_app.engine.context import SessionContext
 from sessions_app.engine.dispatch import dispatcher, dispatcher_set
-from sessions_app.engine.gate import anti_patterns
 from sessions_app.engine.runner import Claim, DeltaWriter, provider_name_for
 from sessions_app.events import session_group
 from sessions_app.models import Contribution, DesignSession, SessionEvent
@@ -153,7 +153,7 @@ def test_start_session_command_rejects_unknown_team(demo):
 
 
 def test_host_names_file_names_and_abbreviations_are_not_events():
-    from sessions_app.engine.gate import cited_integrations
+    from sessions_app.engine.checklist import cited_integrations
 
     text = ("Pull ghcr.io/acme/orders:1.4 as in docker-compose.yml, e.g. with www.example.com; "
             "payments emits payment.completed and serves GET /payments/{id}.")

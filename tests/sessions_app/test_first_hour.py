@@ -13,8 +13,8 @@ import pytest
 from django.core import mail
 
 from sessions_app import services
+from sessions_app.engine.checklist import DESIGN_GATE, DISCOVERY_INPUT, VALIDATION_GATE
 from sessions_app.engine.context import SessionContext
-from sessions_app.engine.gate import DESIGN_GATE, DISCOVERY_INPUT, VALIDATION_GATE
 from sessions_app.models import DesignSession
 from sessions_app.reports import awaiting
 from sessions_app.templatetags.maestro import render_markdown

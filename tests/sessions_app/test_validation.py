@@ -14,7 +14,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from sessions_app import services
-from sessions_app.engine.gate import DESIGN_GATE
+from sessions_app.engine.checklist import DESIGN_GATE
 from sessions_app.models import DesignSession, Round, ValidationPoint, ValidationResponse
 from sessions_app.validation import validation_expire, validation_respond
 from teams_app.errors import ApplicationError

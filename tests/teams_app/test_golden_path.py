@@ -11,7 +11,7 @@ from django.core import mail
 from django.core.management import call_command
 from django.urls import reverse
 
-from sessions_app.engine.gate import DESIGN_GATE
+from sessions_app.engine.checklist import DESIGN_GATE
 from sessions_app.models import DesignSession, ValidationPoint
 from teams_app.models import Membership, TeamTemplate
 

@@ -7,7 +7,7 @@ import pytest
 
 from sessions_app import services
 from sessions_app.design.models import DesignProposal
-from sessions_app.engine.gate import DESIGN_GATE, VALIDATION_GATE
+from sessions_app.engine.checklist import DESIGN_GATE, VALIDATION_GATE
 from sessions_app.models import DesignSession, SessionEvent
 from sessions_app.validation import validation_respond
 from teams_app.models import Membership, TeamTemplate
