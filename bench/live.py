@@ -579,7 +579,8 @@ class LayerListener(threading.Thread):
 
     def stop(self) -> None:
         self.stopping.set()
-        self.join(timeout=5)
+        if self.ident is not None:
+            self.join(timeout=5)
 
 
 def _cpu_seconds(pid: int) -> float | None:
@@ -672,9 +673,12 @@ def measure_live(*, project, template, prd, server: StampServer, cookie: str, en
         analysis = Round.objects.get(session=session, kind=Round.Kind.ANALYSIS)
         resumed_at = DesignSession.objects.filter(pk=session.pk).values_list("last_seq", flat=True).get()
         urls = [f"{d.ws_url}/ws/sessions/{session.pk}/" for d in servers]
-        listener = LayerListener(session.pk).start_listening()
-        procs = _clients(mode="live", n=viewers, processes=clients, urls=urls, cookie=cookie, log=log, last_seq=resumed_at)
+        listener = LayerListener(session.pk)
+        procs: list[LiveClient] = []
         try:
+            listener.start_listening()
+            procs = _clients(mode="live", n=viewers, processes=clients, urls=urls, cookie=cookie, log=log,
+                             last_seq=resumed_at)
             connected = [c.expect("connected", timeout=180) for c in procs]
             _progress(f"{sum(c['connected'] for c in connected)}/{viewers} viewers on {daphnes} daphne(s) resumed "
                       f"at seq {resumed_at}; starting the workers")
@@ -813,9 +817,10 @@ def measure_reconnect(*, session, cookie: str, env: dict[str, str], viewers: int
         (server,) = cluster.daphnes(1)
         url = f"{server.ws_url}/ws/sessions/{session.pk}/"
         last = DesignSession.objects.filter(pk=session.pk).values_list("last_seq", flat=True).get()
-        procs = _clients(mode="reconnect", n=viewers, processes=clients, urls=[url], cookie=cookie, log=log,
-                         last_seq=0, target=last, concurrency=concurrency)
+        procs: list[LiveClient] = []
         try:
+            procs = _clients(mode="reconnect", n=viewers, processes=clients, urls=[url], cookie=cookie, log=log,
+                             last_seq=0, target=last, concurrency=concurrency)
             time.sleep(0.5)  # the client processes import websockets and wait for "go"
             cpu_before = _cpu_seconds(server.process.pid)
             _progress(f"{viewers} viewers resume from 0 on a log of {last} events")
@@ -837,8 +842,9 @@ def measure_reconnect(*, session, cookie: str, env: dict[str, str], viewers: int
         "caught_up_s": round(reached[-1], 3) if all_caught_up else None,
         "caught_up_viewers": len(reached),
         "gave_up_after_s": None if all_caught_up else timeout,
-        "viewer_p50_s": round(reached[max(0, math.ceil(0.5 * len(reached)) - 1)], 3) if reached else None,
-        "viewer_p99_s": round(reached[max(0, math.ceil(0.99 * len(reached)) - 1)], 3) if reached else None,
+        # over every viewer: one that never caught up ranks last, so a quantile it decides is None
+        "viewer_p50_s": _viewer_quantile(reached, viewers, 0.50),
+        "viewer_p99_s": _viewer_quantile(reached, viewers, 0.99),
         "connected_s": round(max(r["connected_at"] for r in results) - started, 3),
         "connected": sum(r["connected"] for r in results),
         "connect_errors": [e for r in results for e in r["errors"]][:5],
@@ -855,6 +861,11 @@ def measure_reconnect(*, session, cookie: str, env: dict[str, str], viewers: int
     row["within_goal"] = bool(all_caught_up and row["missing"] == 0 and row["duplicates"] == 0
                               and row["caught_up_s"] <= GOAL_CAUGHT_UP_S)
     return row
+
+
+def _viewer_quantile(reached: list[float], viewers: int, q: float) -> float | None:
+    rank = max(1, math.ceil(q * viewers))
+    return round(reached[rank - 1], 3) if rank <= len(reached) else None
 
 
 def _quantile(hist: Counter, q: float) -> float | None:
