@@ -13,10 +13,11 @@ viewers connect to ``/ws/sessions/<id>/`` (signed-in project members, the page's
 evenly over the daphnes, and resume from the log's last sequence number; only when every one has
 finished its resume do the workers start and pick up the analysis round.
 
-A local OpenAI-compatible server answers each analysis call with T tokens (60) spaced evenly over
-3.0 s, each token ``[ts:<µs since the epoch>] `` stamped with the wall clock when it is written;
-other calls answer at once. When the round is done the session is cancelled; once it is quiet
-(and a second more) the viewers are counted. Two kinds of items reach a viewer:
+The local OpenAI-compatible server of tests/support/vendors.py answers each analysis call with
+T tokens (60) spread evenly over 3.0 s, each token ``[ts:<µs since the epoch>] `` stamped with
+the wall clock when it is written; other calls answer at once. When the round is done the
+session is cancelled; once it is quiet (and a second more) the viewers are counted. Two kinds of
+items reach a viewer:
 
 * a stamp, found only inside a token fragment ``<div hx-swap-oob="beforeend:#text-<id>" ...>``
   (a finished card repeats the whole text; stamps there are not counted):
@@ -29,12 +30,16 @@ distinct (viewer, item) pairs received; duplicates = repeats. p50 / p99 are over
 pair of both kinds, and per kind. Client processes (asyncio, the ``websockets`` package; one per
 500 viewers) hold the sockets and share the machine's cores with daphne, the workers and Redis:
 their CPU seconds beside the wall time tell a saturated client (inflated latency) from a slow
-server; daphne's CPU per delivered frame says how many viewers one process can serve.
+server; daphne's CPU per delivered frame says how many viewers one process can serve. This
+process listens to the session's channel-layer group too: created → published is the share of
+the latency spent before any daphne (commit, publish), and ``slowest_events`` names the events
+that took longest to reach the viewers.
 
 The reconnect part: a session with a log of about 100 durable events is run the real way (the
 offline ``rules`` provider, its tasks inline, both validation points approved by a product
-owner); then N viewers connect to one daphne at once and resume from 0. caught_up_s = from the
-first connect until every viewer has received the log's last sequence number.
+owner); then N viewers connect to one daphne at once and resume from 0 (a handshake daphne
+drops is tried again as the page does). caught_up_s = from the first connect until every viewer
+has received the log's last sequence number.
 
 Goals: 100 % delivered, 0 duplicates, p99 ≤ 250 ms; reconnect caught up ≤ 5 s.
 """
@@ -56,7 +61,6 @@ import sys
 import threading
 import time
 from collections import Counter
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -83,119 +87,30 @@ BARRIER_REPLY = 'id="live-error"'
 # --- the model server ----------------------------------------------------------------------------
 
 
-class StampServer:
-    """A local OpenAI-compatible chat-completions server (streaming). The next ``arm(n)``
-    analysis calls stream ``tokens`` stamps evenly over ``seconds``; every other call answers
-    at once with a short markdown reply. Every stamp written is recorded, in order, unique
-    (a stamp equal to the previous one is moved on by 1 µs)."""
-
-    REPLY = (
-        "Answer from a local model.\n\n## Findings\n- The inventory names the services to integrate.\n\n"
-        "## Recommendations\n- Follow the established REST and event patterns.\n"
-    )
+class AnalysisStamps:
+    """The ``stamp`` plan of tests/support/vendors.py's LLMServer: while armed for n calls, the
+    next n analysis calls stream ``tokens`` stamps over ``seconds``; every other call gets the
+    server's default answer at once."""
 
     def __init__(self, *, tokens: int, seconds: float, marker: str) -> None:
-        self.tokens = max(1, tokens)
-        self.seconds = max(0.0, seconds)
-        self.marker = marker
-        self.stamps: list[int] = []
-        self.calls = {"stamped": 0, "plain": 0}
+        self.tokens, self.seconds, self.marker = max(1, tokens), max(0.0, seconds), marker
+        self.stamped = 0
         self._armed = 0
-        self._last = 0
         self._lock = threading.Lock()
-        self.released = threading.Event()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _StampHandler)
-        self._server.daemon_threads = True
-        self._server.owner = self  # type: ignore[attr-defined]
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-
-    @property
-    def base_url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}/v1"
-
-    def start(self) -> StampServer:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self.released.set()
-        self._server.shutdown()
-        self._server.server_close()
 
     def arm(self, calls: int) -> None:
         with self._lock:
             self._armed = calls
 
-    def take(self, body: dict) -> bool:
-        """Whether this call streams stamps (an analysis call while armed)."""
-        analysis = self.marker in json.dumps(body)
+    def __call__(self, index: int, body: dict) -> tuple[int, float] | None:
+        if self.marker not in json.dumps(body):
+            return None
         with self._lock:
-            if analysis and self._armed > 0:
-                self._armed -= 1
-                self.calls["stamped"] += 1
-                return True
-            self.calls["plain"] += 1
-            return False
-
-    def stamp(self) -> int:
-        with self._lock:
-            value = max(int(time.time() * 1_000_000), self._last + 1)
-            self._last = value
-            self.stamps.append(value)
-            return value
-
-
-class _StampHandler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, format, *args):  # noqa: A002 - the base class's name
-        pass
-
-    def handle(self) -> None:
-        try:
-            super().handle()
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # the caller went away mid-answer
-
-    def do_POST(self) -> None:
-        owner: StampServer = self.server.owner  # type: ignore[attr-defined]
-        body = json.loads(self.rfile.read(int(self.headers.get("content-length") or 0)) or b"{}")
-        model = body.get("model", "")
-        self.send_response(200)
-        self.send_header("content-type", "text/event-stream")
-        self.send_header("transfer-encoding", "chunked")
-        self.end_headers()
-        pieces = 0
-        if owner.take(body):
-            began = time.monotonic()
-            for i in range(owner.tokens):
-                pause = began + i * owner.seconds / owner.tokens - time.monotonic()
-                if pause > 0 and owner.released.wait(pause):
-                    return
-                self._content(model, f"[ts:{owner.stamp()}] ")
-                pieces += 1
-        else:
-            self._content(model, owner.REPLY)
-            pieces = 1
-        self._chunk({"id": "cmpl-live", "object": "chat.completion.chunk", "created": int(time.time()), "model": model,
-                     "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
-        self._chunk({"id": "cmpl-live", "object": "chat.completion.chunk", "created": int(time.time()), "model": model,
-                     "choices": [], "usage": {"prompt_tokens": 100, "completion_tokens": pieces, "total_tokens": 100 + pieces}})
-        self._raw(b"data: [DONE]\n\n")
-        self.wfile.write(b"0\r\n\r\n")
-        self.wfile.flush()
-
-    def _content(self, model: str, text: str) -> None:
-        self._chunk({"id": "cmpl-live", "object": "chat.completion.chunk", "created": int(time.time()), "model": model,
-                     "choices": [{"index": 0, "delta": {"content": text}, "finish_reason": None}]})
-
-    def _chunk(self, payload: dict) -> None:
-        self._raw(b"data: " + json.dumps(payload).encode() + b"\n\n")
-
-    def _raw(self, data: bytes) -> None:
-        self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
-        self.wfile.flush()
+            if self._armed <= 0:
+                return None
+            self._armed -= 1
+            self.stamped += 1
+        return self.tokens, self.seconds
 
 
 # --- the client process --------------------------------------------------------------------------
@@ -233,7 +148,7 @@ async def _client_main(options: argparse.Namespace) -> None:
     n = options.n
     urls = options.urls.split(",")
     seqs: list[dict[int, float]] = [{} for _ in range(n)]
-    stamps: list[dict[int, float]] = [{} for _ in range(n)]
+    stamps: list[dict[tuple[str, int], float]] = [{} for _ in range(n)]
     caught_up: list[float | None] = [None] * n
     barrier_done = [False] * n
     stats = Counter()
@@ -265,7 +180,8 @@ async def _client_main(options: argparse.Namespace) -> None:
                         end = 0
                         for match in STAMP_RE.finditer(buf):
                             end = match.end()
-                            stamp = int(match.group(1))
+                            # two streams may write the same microsecond: a stamp is its card's
+                            stamp = (cid, int(match.group(1)))
                             if stamp in stamped:
                                 stats["duplicate_stamps"] += 1
                             else:
@@ -396,7 +312,7 @@ async def _client_main(options: argparse.Namespace) -> None:
                     row[2] = max(row[2], ms)
                 else:
                     stats["other_seqs"] += 1
-            for stamp, at in stamps[i].items():
+            for (_, stamp), at in stamps[i].items():
                 if stamp in emitted:
                     delivered["stamp"] += 1
                     hist["stamp"][_bucket(at * 1000 - stamp / 1000)] += 1
@@ -600,16 +516,6 @@ class LayerListener(threading.Thread):
             self.join(timeout=5)
 
 
-def _cpu_seconds(pid: int) -> float | None:
-    """A process's CPU time so far (Linux /proc)."""
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            fields = stat.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError):
-        return None
-
-
 def _wait(predicate, timeout: float, what: str, interval: float = 0.02):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -673,15 +579,17 @@ class Cluster:
 
     def __exit__(self, kind, exc, tb) -> None:
         self.failed = kind is not None
-        _stop_all(self.processes)
+        keep = self.failed or self.keep_logs
         for process in self.processes:
-            if self.failed or self.keep_logs:
+            try:
+                process.stop(keep_log=keep)
+            except Exception as error:  # stop the others whatever happens to one
+                print(f"stopping {type(process).__name__} failed: {error}", file=sys.stderr)
+            if keep:
                 print(f"log: {process.log_path}", file=sys.stderr)
-            else:
-                process.log_path.unlink(missing_ok=True)
 
 
-def measure_live(*, project, template, prd, server: StampServer, cookie: str, env: dict[str, str], daphnes: int,
+def measure_live(*, project, template, prd, server, plan: AnalysisStamps, cookie: str, env: dict[str, str], daphnes: int,
                  viewers: int, clients: int, workers: int, concurrency: int, k: int, log) -> dict[str, Any]:
     from sessions_app import services
     from sessions_app.models import DesignSession, Round, SessionEvent
@@ -703,9 +611,9 @@ def measure_live(*, project, template, prd, server: StampServer, cookie: str, en
                       f"at seq {resumed_at}; starting the workers")
             for c in procs:
                 c.send({"cmd": "measure"})
-            daphne_cpu = [_cpu_seconds(d.process.pid) for d in servers]
-            first_stamp = len(server.stamps)
-            server.arm(k)
+            daphne_cpu = [d.cpu_seconds() for d in servers]
+            first_call = len(server.calls)
+            plan.arm(k)
             began = time.monotonic()
             cluster.workers(workers, concurrency)
             workers_ready = time.monotonic() - began
@@ -715,12 +623,12 @@ def measure_live(*, project, template, prd, server: StampServer, cookie: str, en
             _progress(f"analysis round done {round_s:.1f} s after the workers were started; cancelling")
             _settle(session)
             time.sleep(1.0)
-            server.arm(0)
+            plan.arm(0)
             last = DesignSession.objects.filter(pk=session.pk).values_list("last_seq", flat=True).get()
             rows = SessionEvent.objects.filter(session=session, seq__gt=resumed_at, seq__lte=last)
             written = {seq: created.timestamp() for seq, created in rows.values_list("seq", "created_at")}
             kinds = dict(rows.values_list("seq", "type"))
-            stamps = server.stamps[first_stamp:]
+            stamps = [stamp for call in server.calls[first_call:] for stamp in call.stamps]
             _progress(f"{len(stamps)} stamps and {len(written)} events written; counting what the viewers got")
             for c in procs:
                 c.send({"cmd": "done", "last": last, "written": written, "stamps": stamps, "timeout": 300, "idle": 5,
@@ -728,7 +636,7 @@ def measure_live(*, project, template, prd, server: StampServer, cookie: str, en
             results = [c.expect("result", timeout=420) for c in procs]
             daphne_cpu = [
                 round(after - before, 2) if before is not None and after is not None else None
-                for before, after in zip(daphne_cpu, (_cpu_seconds(d.process.pid) for d in servers), strict=True)
+                for before, after in zip(daphne_cpu, (d.cpu_seconds() for d in servers), strict=True)
             ]
         finally:
             _stop_all([*procs, listener])
@@ -842,12 +750,12 @@ def measure_reconnect(*, session, cookie: str, env: dict[str, str], viewers: int
             procs = _clients(mode="reconnect", n=viewers, processes=clients, urls=[url], cookie=cookie, log=log,
                              last_seq=0, target=last, concurrency=concurrency)
             time.sleep(0.5)  # the client processes import websockets and wait for "go"
-            cpu_before = _cpu_seconds(server.process.pid)
+            cpu_before = server.cpu_seconds()
             _progress(f"{viewers} viewers resume from 0 on a log of {last} events")
             for c in procs:
                 c.send({"cmd": "go", "timeout": timeout})
             results = [c.expect("result", timeout=timeout + 120) for c in procs]
-            cpu_after = _cpu_seconds(server.process.pid)
+            cpu_after = server.cpu_seconds()
         finally:
             _stop_all(procs)
     started = min(r["started"] for r in results)
@@ -960,7 +868,10 @@ def run(args: list[str] | None = None) -> dict[str, Any]:
         "load_average_1m_before": round(os.getloadavg()[0], 2),
         "results": [],
     }
-    server = StampServer(tokens=options.tokens, seconds=options.seconds, marker=ANALYSIS_MARKER).start()
+    from tests.support.vendors import LLMServer
+
+    plan = AnalysisStamps(tokens=options.tokens, seconds=options.seconds, marker=ANALYSIS_MARKER)
+    server = LLMServer(stamp=plan).start()
     client_log_file = log_path("live-clients")
     failed = True
     try:
@@ -974,7 +885,7 @@ def run(args: list[str] | None = None) -> dict[str, Any]:
             for daphnes, viewers in configurations:
                 clients = options.clients or math.ceil(viewers / VIEWERS_PER_CLIENT)
                 result["results"].append(measure_live(
-                    project=project, template=template, prd=prd, server=server, cookie=cookie, env=env,
+                    project=project, template=template, prd=prd, server=server, plan=plan, cookie=cookie, env=env,
                     daphnes=daphnes, viewers=viewers, clients=clients, workers=options.workers,
                     concurrency=options.concurrency, k=options.k, log=client_log,
                 ))
@@ -991,7 +902,7 @@ def run(args: list[str] | None = None) -> dict[str, Any]:
             print(f"client log: {client_log_file}", file=sys.stderr)
         else:
             client_log_file.unlink(missing_ok=True)
-    result["model_calls"] = dict(server.calls)
+    result["model_calls"] = {"stamped": plan.stamped, "plain": len(server.calls) - plan.stamped}
     result["load_average_1m_after"] = round(os.getloadavg()[0], 2)
     return result
 
