@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sessions_app import selectors
 from sessions_app.fanout import hub
 from sessions_app.live import render_error
-from sessions_app.socket_db import socket_db
+from sessions_app.socket_db import socket_db_recent
 
 logger = logging.getLogger(__name__)
 CLOSE_UNAUTHENTICATED = 4401
@@ -92,7 +92,9 @@ class SessionConsumer(AsyncWebsocketConsumer):
         if user is None or not user.is_authenticated:
             await self.close(code=CLOSE_UNAUTHENTICATED)
             return
-        allowed = await socket_db(selectors.session_visible_to, session_id=self.session_id, user=user)
+        allowed = await socket_db_recent(
+            ("visible", self.session_id, user.pk), selectors.session_visible_to, session_id=self.session_id, user=user
+        )
         if not allowed:
             await self.close(code=CLOSE_FORBIDDEN)
             return

@@ -1,5 +1,6 @@
 """Delivery of committed events: after commit, the committing process announces each event on
-the session's channel-layer group. It renders nothing: the daphne processes that have viewers
+the session's channel-layer group. It renders nothing (``live`` is imported for the events'
+state keys only): the daphne processes that have viewers
 of the session render the event's fragment once (:func:`sessions_app.live.fragment_of` keeps
 it with the event, for replays and for the other processes) and send it on. A worker in the
 middle of a round spends no time on HTML."""
@@ -7,6 +8,7 @@ middle of a round spends no time on HTML."""
 from __future__ import annotations
 
 from sessions_app.events import event_committed, session_group
+from sessions_app.live import state_key
 from sessions_app.models import SessionEvent
 from sessions_app.publisher import publisher
 
@@ -15,11 +17,13 @@ _ENDS_STREAM = ("contribution.finished", "contribution.failed")
 
 
 def event_message(row: SessionEvent) -> dict:
-    """What a daphne process receives for one event (``starts``/``ends``: the contribution
-    whose stream it starts or ends)."""
+    """What a daphne process receives for one event (``key``: what state its fragment shows,
+    see :func:`~sessions_app.live.state_key`; ``starts``/``ends``: the contribution whose
+    stream it starts or ends)."""
     cid = row.payload.get("contribution_id")
+    key = state_key(row.type, row.payload)
     return {
-        "type": EVENT_MESSAGE, "seq": row.seq, "event_id": row.pk,
+        "type": EVENT_MESSAGE, "seq": row.seq, "event_id": row.pk, "key": list(key) if key else None,
         "starts": cid if row.type == "contribution.started" else None,
         "ends": cid if row.type in _ENDS_STREAM else None,
     }

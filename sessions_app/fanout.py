@@ -24,7 +24,7 @@ from django.conf import settings
 from sessions_app import selectors
 from sessions_app.delivery import EVENT_MESSAGE
 from sessions_app.events import session_group
-from sessions_app.live import fragment_by_id, render_events_after, streamed_text
+from sessions_app.live import fragment_by_id, render_events_after, seq_marker, streamed_text
 from sessions_app.socket_db import socket_db
 from sessions_app.streaming import TEXT_MESSAGE
 
@@ -65,9 +65,14 @@ class Feed:
         # commits a moment apart, published by two threads). ``head`` is the last event this
         # feed has passed on; later ones wait in ``early`` for the ones before them.
         self.head = 0
-        self.early: dict[int, tuple[asyncio.Future, int | None, int | None]] = {}
+        self.early: dict[int, tuple[int, tuple | None, int | None, int | None]] = {}  # seq -> (id, key, starts, ends)
         self.hole_handle: asyncio.TimerHandle | None = None
         self.passing = asyncio.Lock()  # one passer at a time: events leave in sequence order
+        self.pages: dict[int, asyncio.Future] = {}  # replay pages by where they start, while head stays
+        self.pages_head = -1
+        self.out: list[tuple[int, str, int | None]] = []  # passed on, for the next frame: (seq, fragment, starts)
+        self.events_handle: asyncio.TimerHandle | None = None
+        self.last_events = 0.0
         self.starting: set[int] = set()  # contributions whose card is on its way: their text waits
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -85,7 +90,7 @@ class Feed:
     async def stop(self) -> None:
         for task in self.tasks:
             task.cancel()
-        for handle in (self.flush_handle, self.hole_handle):
+        for handle in (self.flush_handle, self.hole_handle, self.events_handle):
             if handle is not None:
                 handle.cancel()
         with contextlib.suppress(Exception):  # the layer's Redis may be down; the subscription dies with it
@@ -114,11 +119,10 @@ class Feed:
         waits = 0
         try:
             while viewer in self.viewers:
-                seq, html = await socket_db(
-                    render_events_after,
-                    session_id=self.session_id, after=viewer.last_sent, until=None, limit=settings.LIVE_REPLAY_PAGE,
-                )
+                after = viewer.last_sent
+                seq, html = await self._page(after)
                 if seq is None:
+                    self.pages.pop(after, None)  # nothing yet: the next look reads the log again
                     waits += 1
                     if state.wanted <= viewer.last_sent or waits > 100:
                         return  # (after 5 s of waiting the heartbeat takes over)
@@ -128,6 +132,18 @@ class Feed:
                 viewer.last_sent = seq
         finally:
             state.busy = False
+
+    def _page(self, after: int) -> asyncio.Future:
+        """The page of the log after ``after``, read once for every viewer that asks for the same
+        page while no new event has come (a crowd reconnecting from the same place)."""
+        if self.pages_head != self.head:
+            self.pages, self.pages_head = {}, self.head
+        page = self.pages.get(after)
+        if page is None or (page.done() and page.exception() is not None):
+            page = self.pages[after] = asyncio.ensure_future(socket_db(
+                render_events_after, session_id=self.session_id, after=after, until=None, limit=settings.LIVE_REPLAY_PAGE,
+            ))
+        return page
 
     # -- messages from the channel layer ---------------------------------------------------
 
@@ -145,24 +161,19 @@ class Feed:
             if kind == TEXT_MESSAGE:
                 self._text(message["contribution_id"], message["at"], message["text"])
             elif kind == EVENT_MESSAGE:
-                self._arrived(message["seq"], message["event_id"], message.get("starts"), message.get("ends"))
+                key = message.get("key")
+                self._arrived(message["seq"], message["event_id"], tuple(key) if key else None, message.get("starts"), message.get("ends"))
 
-    def _arrived(self, seq: int, event_id: int, starts: int | None, ends: int | None) -> None:
-        """Render the event's fragment (once for this process, on the sockets' threads) and
-        pass events on in sequence order. One that arrives before an earlier one waits for it
-        (``REORDER_SECONDS``); an earlier one that never comes was lost on the way, and the
-        viewers read it from the log."""
+    def _arrived(self, seq: int, event_id: int, key: tuple | None, starts: int | None, ends: int | None) -> None:
+        """Pass events on in sequence order (see :meth:`_fragment` for what each one sends). One
+        that arrives before an earlier one waits for it (``REORDER_SECONDS``); an earlier one
+        that never comes was lost on the way, and the viewers read it from the log."""
         self.last_live = time.monotonic()
         if seq <= self.head or seq in self.early:
             return
         if starts is not None:
             self.starting.add(starts)
-        if any(viewer.last_sent is not None for viewer in self.viewers):
-            rendered = asyncio.ensure_future(socket_db(fragment_by_id, event_id))
-        else:  # nobody here has said where it is yet: their resume reads it from the log
-            rendered = asyncio.get_running_loop().create_future()
-            rendered.set_result(None)
-        self.early[seq] = (rendered, starts, ends)
+        self.early[seq] = (event_id, key, starts, ends)
         asyncio.ensure_future(self._pass_on())
 
     async def _pass_on(self, *, skip_holes: bool = False) -> None:
@@ -178,22 +189,39 @@ class Feed:
                         self.hole_handle = asyncio.get_running_loop().call_later(REORDER_SECONDS, self._hole_expired)
                     return
                 nxt = min(self.early)
-            rendered, starts, ends = self.early.pop(nxt)
+            event_id, key, starts, ends = self.early.pop(nxt)
             self.head = nxt
-            try:
-                html = await rendered
-            except Exception:  # the viewers read it from the log instead
-                logger.warning("the fragment of event #%s of session %s could not be rendered", nxt, self.session_id, exc_info=True)
-                html = None
-            if html is not None:
-                await self._event(nxt, html, ends)
-            if starts is not None:
-                self.starting.discard(starts)
-                if self.pending and self.flush_handle is None:
-                    self.flush_handle = asyncio.get_running_loop().call_soon(self._flush_soon)
+            html = await self._fragment(nxt, event_id, key)
+            if ends is not None:
+                self.streams.pop(ends, None)
+            if html is None:
+                if starts is not None:
+                    self.starting.discard(starts)
+                continue
+            if self.out and nxt != self.out[-1][0] + 1:
+                await self._flush_events()  # a frame carries consecutive events only
+            self.out.append((nxt, html, starts))
+            if self.events_handle is None:
+                delay = max(0.0, self.last_events + settings.LIVE_FRAME_MS / 1000 - time.monotonic())
+                self.events_handle = asyncio.get_running_loop().call_later(delay, self._events_soon)
         if self.hole_handle is not None:
             self.hole_handle.cancel()
             self.hole_handle = None
+
+    async def _fragment(self, seq: int, event_id: int, key: tuple | None) -> str | None:
+        """The event's fragment for the viewers here: only its seq marker when an event that
+        arrived after it shows the same thing (a burst of key-question changes renders the
+        header once), nothing when no viewer here has resumed yet (their resume reads the log),
+        else its fragment, rendered once and kept."""
+        if not any(viewer.last_sent is not None for viewer in self.viewers):
+            return None
+        if key is not None and any(later[1] == key for s_, later in self.early.items() if s_ > seq):
+            return seq_marker(seq)
+        try:
+            return await socket_db(fragment_by_id, event_id)
+        except Exception:  # the viewers read it from the log instead
+            logger.warning("the fragment of event #%s of session %s could not be rendered", seq, self.session_id, exc_info=True)
+            return None
 
     def _hole_expired(self) -> None:
         self.hole_handle = None
@@ -228,24 +256,46 @@ class Feed:
                 if viewer.last_sent is not None:
                     await _send(viewer, frame)
 
-    async def _event(self, seq: int, html: str, ends: int | None) -> None:
-        if self.pending:  # streamed text sent before this event reaches pages before it
+    def _events_soon(self) -> None:
+        self.events_handle = None
+        asyncio.ensure_future(self._flush_events())
+
+    async def _flush_events(self) -> None:
+        """Send the events passed on since the last frame as one frame (built once): a burst
+        (a round's calls finishing together) costs each viewer one frame per tick, not one per
+        event. Streamed text sent before them goes first."""
+        if self.events_handle is not None:
+            self.events_handle.cancel()
+            self.events_handle = None
+        if not self.out:
+            return
+        if self.pending:
             if self.flush_handle is not None:
                 self.flush_handle.cancel()
                 self.flush_handle = None
             await self._flush()
-        if ends is not None:
-            self.streams.pop(ends, None)
         async with self.sending:
+            batch, self.out = self.out, []
+            if not batch:
+                return
+            self.last_events = time.monotonic()
+            first, last = batch[0][0], batch[-1][0]
+            joined = "".join(html for _, html, _ in batch)
             for viewer, state in list(self.viewers.items()):
-                last = viewer.last_sent
-                if last is None or seq <= last:
+                seen = viewer.last_sent
+                if seen is None or seen >= last:
                     continue
-                if state.busy or seq > last + 1:
-                    asyncio.ensure_future(self._catch_up(viewer, state, seq))
+                if state.busy or seen < first - 1:
+                    asyncio.ensure_future(self._catch_up(viewer, state, last))
                     continue
-                if await _send(viewer, html):
-                    viewer.last_sent = seq
+                frame = joined if seen == first - 1 else "".join(html for seq, html, _ in batch if seq > seen)
+                if await _send(viewer, frame):
+                    viewer.last_sent = last
+        started = {cid for _, _, cid in batch if cid is not None}
+        if started:
+            self.starting -= started  # their cards are out: their text may follow
+            if self.pending and self.flush_handle is None:
+                self.flush_handle = asyncio.get_running_loop().call_soon(self._flush_soon)
 
     async def _heartbeat(self) -> None:
         interval = settings.LIVE_HEARTBEAT_SECONDS

@@ -17,7 +17,7 @@ from sessions_app.events import EVENT_ADAPTER, LEGACY_DELTA
 from sessions_app.models import Contribution, DesignSession, Round, SessionEvent
 
 
-def _seq_marker(seq: int) -> str:
+def seq_marker(seq: int) -> str:
     return format_html('<div id="live-seq" hx-swap-oob="true" data-seq="{}" hidden></div>', seq)
 
 
@@ -80,7 +80,7 @@ def render_event(row: SessionEvent) -> str:
     kind = row.type
     session_id = row.session_id
     if kind == LEGACY_DELTA:  # streamed text of an older version: the card holds it now
-        return str(_seq_marker(row.seq))
+        return str(seq_marker(row.seq))
     payload = EVENT_ADAPTER.validate_python(row.payload).model_dump()  # typed on the way out too
     html = ""
     if kind in ("contribution.started", "contribution.finished", "contribution.failed"):
@@ -119,7 +119,7 @@ def render_event(row: SessionEvent) -> str:
         html = _design(session, kind)
         if kind == "proposal.updated":
             html += _user_panel_refresh(session_id)  # an open point's card shows the proposal too
-    return str(html) + _seq_marker(row.seq)
+    return str(html) + seq_marker(row.seq)
 
 
 def fragment_of(row: SessionEvent) -> str:
@@ -166,9 +166,9 @@ def render_events_after(*, session_id: int, after: int, until: int | None, limit
     for row in rows:
         key = _state_key(row)
         if row.type == LEGACY_DELTA or (key is not None and last_of[key] != row.seq):
-            parts.append(_seq_marker(row.seq))
+            parts.append(seq_marker(row.seq))
         elif key is not None and key[0] == "card" and key[1] in streaming:
-            parts.append(_card(streaming[key[1]]) + _seq_marker(row.seq))
+            parts.append(_card(streaming[key[1]]) + seq_marker(row.seq))
         else:
             parts.append(fragment_of(row))
     return rows[-1].seq, "".join(parts)
@@ -178,13 +178,17 @@ _HEADER_EVENTS = ("phase.changed", "status.changed", "gate.changed", "key_questi
 
 
 def _state_key(row: SessionEvent) -> tuple | None:
+    return state_key(row.type, row.payload)
+
+
+def state_key(kind: str, payload: dict) -> tuple | None:
     """What an event's fragment shows the current state of, or None for fragments that add
-    something (posted messages, new rounds) and must all be sent."""
-    kind = row.type
+    something (posted messages, new rounds) and must all be sent. Of several events with one
+    key, only the last one's fragment matters: the page ends the same."""
     if kind in ("contribution.started", "contribution.finished"):
-        return ("card", row.payload["contribution_id"])
+        return ("card", payload["contribution_id"])
     if kind == "round.progress":
-        return ("progress", row.payload["round_id"])
+        return ("progress", payload["round_id"])
     if kind in _HEADER_EVENTS:
         return ("header",)
     if kind in _DESIGN_PANELS:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import time
 from concurrent.futures import ThreadPoolExecutor
 from importlib import import_module
 
@@ -43,6 +44,26 @@ async def socket_db(fn, *args, **kwargs):
     return await loop.run_in_executor(_pool(), functools.partial(_call, fn, args, kwargs))
 
 
+RECENT_SECONDS = 2.0
+_recent: dict[tuple, tuple[float, object]] = {}
+
+
+async def socket_db_recent(key: tuple, fn, *args, **kwargs):
+    """:func:`socket_db`, but a result read less than ``RECENT_SECONDS`` ago for the same ``key``
+    is reused: a crowd reconnecting at once (a daphne restart) asks the same questions (who is
+    this cookie, may this user see that session) many times within a second. A sign-out or a
+    removed membership therefore reaches new sockets within that time."""
+    now = time.monotonic()
+    hit = _recent.get(key)
+    if hit is not None and now - hit[0] < RECENT_SECONDS:
+        return hit[1]
+    value = await socket_db(fn, *args, **kwargs)
+    if len(_recent) > 10_000:
+        _recent.clear()
+    _recent[key] = (now, value)
+    return value
+
+
 def _signed_in(session_key: str | None):
     session = import_module(settings.SESSION_ENGINE).SessionStore(session_key)
     scope = {"session": session}
@@ -54,7 +75,8 @@ class _SessionAuth:
         self.inner = inner
 
     async def __call__(self, scope, receive, send):
-        session, user = await socket_db(_signed_in, scope["cookies"].get(settings.SESSION_COOKIE_NAME))
+        key = scope["cookies"].get(settings.SESSION_COOKIE_NAME)
+        session, user = await socket_db_recent(("signed-in", key), _signed_in, key)
         return await self.inner(dict(scope, session=session, user=user), receive, send)
 
 

@@ -136,6 +136,8 @@ def test_fragments_carry_the_live_parts_of_the_page(client, shop, viewer):
         comm = communicator(session.pk, cookie)
         assert (await comm.connect())[0]
         await comm.send_json_to({"type": "resume", "last_seq": await database_sync_to_async(last_seq)(session.pk)})
+        await comm.send_json_to({"type": "ready?"})  # answered in order: the resume is done when this is
+        assert 'id="live-error"' in await comm.receive_from(timeout=10)
         await database_sync_to_async(services.session_attach_prd)(session=session, prd=prd)
         target = await database_sync_to_async(last_seq)(session.pk)
         frames = []
