@@ -24,7 +24,7 @@ from django.conf import settings
 from sessions_app import selectors
 from sessions_app.delivery import EVENT_MESSAGE
 from sessions_app.events import session_group
-from sessions_app.live import fragment_by_id, render_events_after, seq_marker, streamed_text
+from sessions_app.live import fragment_by_id, fragment_keep, render_events_after, seq_marker, streamed_text
 from sessions_app.socket_db import socket_db
 from sessions_app.streaming import TEXT_MESSAGE
 
@@ -79,7 +79,9 @@ class Feed:
 
     async def start(self) -> None:
         layer = get_channel_layer()
-        self.channel = await layer.new_channel(prefix="feed")
+        # The default prefix: the Redis core layer reads all of a process's own channels through one
+        # receive loop per prefix, and consumers already use this one.
+        self.channel = await layer.new_channel()
         await layer.group_add(session_group(self.session_id), self.channel)
         # Subscribed first, then read: every event after ``head`` comes live; viewers get the
         # ones before it from the log when they resume.
@@ -202,7 +204,9 @@ class Feed:
                 await self._flush_events()  # a frame carries consecutive events only
             self.out.append((nxt, html, starts))
             if self.events_handle is None:
-                delay = max(0.0, self.last_events + settings.LIVE_FRAME_MS / 1000 - time.monotonic())
+                # Half a tick apart at most twice a tick: a burst shares frames, and events that
+                # come once a tick (or less often) never wait for the one before them.
+                delay = max(0.0, self.last_events + settings.LIVE_FRAME_MS / 2000 - time.monotonic())
                 self.events_handle = asyncio.get_running_loop().call_later(delay, self._events_soon)
         if self.hole_handle is not None:
             self.hole_handle.cancel()
@@ -218,10 +222,22 @@ class Feed:
         if key is not None and any(later[1] == key for s_, later in self.early.items() if s_ > seq):
             return seq_marker(seq)
         try:
-            return await socket_db(fragment_by_id, event_id)
+            found = await socket_db(fragment_by_id, event_id)
         except Exception:  # the viewers read it from the log instead
             logger.warning("the fragment of event #%s of session %s could not be rendered", seq, self.session_id, exc_info=True)
             return None
+        if found is None:
+            return None
+        html, kept = found
+        if not kept:  # kept for replays and other processes, after the viewers have it
+            asyncio.ensure_future(self._keep(event_id, html))
+        return html
+
+    async def _keep(self, event_id: int, html: str) -> None:
+        try:
+            await socket_db(fragment_keep, event_id, html)
+        except Exception:  # a replay renders it again
+            logger.warning("the fragment of event %s could not be kept", event_id, exc_info=True)
 
     def _hole_expired(self) -> None:
         self.hole_handle = None

@@ -122,22 +122,31 @@ def render_event(row: SessionEvent) -> str:
     return str(html) + seq_marker(row.seq)
 
 
-def fragment_of(row: SessionEvent) -> str:
-    """The event's fragment: the one kept with it, or rendered now and kept (an event whose
-    delivery has not run yet, or failed)."""
+def fragment_of(row: SessionEvent, *, keep: bool = True) -> str:
+    """The event's fragment: the one kept with it, or rendered now (and kept, unless ``keep``
+    is False: the caller keeps it later, off its hurry)."""
     if row.html:
         return row.html
     html = render_event(row)
-    SessionEvent.objects.filter(pk=row.pk, html="").update(html=html)
+    if keep:
+        fragment_keep(row.pk, html)
     row.html = html
     return html
 
 
-def fragment_by_id(event_id: int) -> str | None:
-    """The fragment of the event with this id (rendered and kept if it was not yet), or None
-    when the event is gone (its session was deleted)."""
+def fragment_keep(event_id: int, html: str) -> None:
+    """Keep a rendered fragment with its event (first one wins; all renders are alike)."""
+    SessionEvent.objects.filter(pk=event_id, html="").update(html=html)
+
+
+def fragment_by_id(event_id: int) -> tuple[str, bool] | None:
+    """(fragment, was it kept already) of the event with this id, rendered if it was not kept
+    yet; None when the event is gone (its session was deleted)."""
     row = SessionEvent.objects.filter(pk=event_id).only("pk", "session_id", "seq", "type", "payload", "html").first()
-    return fragment_of(row) if row is not None else None
+    if row is None:
+        return None
+    kept = bool(row.html)
+    return fragment_of(row, keep=False), kept
 
 
 def render_events_after(*, session_id: int, after: int, until: int | None, limit: int) -> tuple[int | None, str]:
