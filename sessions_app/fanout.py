@@ -1,13 +1,15 @@
 """One channel-layer subscription per session per daphne process, fanned out to its sockets.
 
 Every viewer of a session in this process shares one :class:`Feed`: it receives each message of
-the session's group once, and sends it to the process's viewers itself, in order. A committed
-event's fragment (already rendered, see :mod:`sessions_app.delivery`) goes to every viewer that
-is up to date at once; a viewer that is behind (a gap, or its replay still running) catches up
-from the log. Streamed text is collected and sent as one frame per tick (``LIVE_FRAME_MS``) for
-the whole session, however many specialists stream. One heartbeat per feed compares the log's
-last sequence number with what each viewer has, so an event the channel layer lost (a Redis
-restart) arrives all the same.
+the session's group once and sends it to the process's viewers itself, in sequence order. For a
+committed event it renders the fragment once (or sends only its seq marker when a later event of
+the same burst shows the same thing) and sends the events of a burst as one frame, built once,
+to every viewer that is up to date; a viewer that is behind (a gap, or its replay still running)
+catches up from the log, and viewers resuming from the same place share one read of it.
+Streamed text is collected and sent as one frame per tick (``LIVE_FRAME_MS``) for the whole
+session, however many specialists stream. One heartbeat per feed compares the log's last
+sequence number with what each viewer has, so an event the channel layer lost (a Redis restart)
+arrives all the same.
 """
 
 from __future__ import annotations
