@@ -514,8 +514,8 @@ def report(result: dict[str, Any]) -> None:
                 f"{r['daphne_cpu_s'] / r['delivered'] * 1e6:.0f}µs" if r["daphne_cpu_s"] is not None and r["delivered"] else "-"
             )
             print(
-                f"  {backend:<7} {r['clients']:>7} {ratio:>19} {_ms(r['p50_ms']):>9} {_ms(r['p99_ms']):>9} "
-                f"{_ms(r['max_ms']):>9} {r['duplicates']:>4} {r['multi_event_frames']:>9} {r['connect_s']:>7.1f}s "
+                f"  {backend:<7} {r['clients']:>7} {ratio:>19} {ms_text(r['p50_ms']):>9} {ms_text(r['p99_ms']):>9} "
+                f"{ms_text(r['max_ms']):>9} {r['duplicates']:>4} {r['multi_event_frames']:>9} {r['connect_s']:>7.1f}s "
                 f"{r['client_cpu_s']:>9.2f}s {daphne:>10} {per_frame:>9}"
             )
             if r["connect_failures"]:
@@ -526,7 +526,7 @@ def report(result: dict[str, Any]) -> None:
     for backend, verdict in result["verdicts"].items():
         state = "within" if verdict["within_goal"] else "OVER"
         print(
-            f"  {backend}: p99 {_ms(verdict['p99_ms'])} at {verdict['clients']} clients, "
+            f"  {backend}: p99 {ms_text(verdict['p99_ms'])} at {verdict['clients']} clients, "
             f"{'all' if verdict['all_delivered'] else 'NOT all'} delivered → {state} the goal "
             f"(p99 ≤ {result['goal_p99_ms']:.0f} ms at {result['goal_clients']}, delivered = expected)"
         )
@@ -537,7 +537,7 @@ def report(result: dict[str, Any]) -> None:
             per_frame = _per_frame_us(row)
             cost = f", {per_frame:.0f} µs of daphne CPU per frame" if per_frame is not None else ""
             lost = sum(r["expected"] - r["delivered"] for r in rows)
-            parts.append(f"{backend}: {lost} lost{cost}, p99 {_ms(row['p99_ms'] if row else None)}")
+            parts.append(f"{backend}: {lost} lost{cost}, p99 {ms_text(row['p99_ms'] if row else None)}")
         print(f"  winner: {result['winner']} ({BACKENDS[result['winner']]}); at {_at_goal(next(iter(result['results'].values())))['clients']} clients " + "; ".join(parts))
     print(f"  load average {result['load_average_1m_before']:.1f} before, {result['load_average_1m_after']:.1f} after")
     compact = {**result, "results": {b: [{k: v for k, v in r.items() if k != "connect_errors"} for r in rows]
@@ -545,7 +545,7 @@ def report(result: dict[str, Any]) -> None:
     print(json.dumps(compact, sort_keys=True))
 
 
-def _ms(value: float | None) -> str:
+def ms_text(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f}ms"
 
 

@@ -64,7 +64,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from bench.broadcast import ClientProcess
+from bench.broadcast import ClientProcess, ms_text
+from tests.support.processes import Daphne, Worker, wait_for
 
 GOAL_P99_MS = 250.0
 GOAL_CAUGHT_UP_S = 5.0
@@ -516,16 +517,6 @@ class LayerListener(threading.Thread):
             self.join(timeout=5)
 
 
-def _wait(predicate, timeout: float, what: str, interval: float = 0.02):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise RuntimeError(f"timed out after {timeout:.0f} s waiting for {what}")
-
-
 def _settle(session) -> None:
     """Cancel the session (if still active) and wait until nothing runs for it and its log has
     been still for 0.3 s."""
@@ -546,7 +537,7 @@ def _settle(session) -> None:
         busy = Contribution.objects.filter(session=session, status__in=["pending", "running"]).exists()
         return not busy and time.monotonic() - state["since"] > 0.3
 
-    _wait(quiet, 60, "the cancelled session to be quiet", interval=0.05)
+    wait_for(quiet, 60, interval=0.05, what="the cancelled session to be quiet")
 
 
 class Cluster:
@@ -561,15 +552,11 @@ class Cluster:
         self.failed = False
 
     def daphnes(self, count: int) -> list[Any]:
-        from tests.support.processes import Daphne
-
         started = [Daphne(self.env) for _ in range(count)]
         self.processes += started
         return [d.wait_ready(timeout=60) for d in started]
 
     def workers(self, count: int, concurrency: int) -> list[Any]:
-        from tests.support.processes import Worker
-
         started = [Worker(f"live{len(self.processes)}-{i}-{os.getpid()}", self.env, concurrency) for i in range(count)]
         self.processes += started
         return [w.wait_ready(timeout=90) for w in started]
@@ -617,8 +604,8 @@ def measure_live(*, project, template, prd, server, plan: AnalysisStamps, cookie
             began = time.monotonic()
             cluster.workers(workers, concurrency)
             workers_ready = time.monotonic() - began
-            _wait(lambda: Round.objects.filter(pk=analysis.pk, status=Round.Status.DONE).exists(), 120 + 3 * k,
-                  "the analysis round to be done")
+            wait_for(lambda: Round.objects.filter(pk=analysis.pk, status=Round.Status.DONE).exists(), 120 + 3 * k,
+                     interval=0.02, what="the analysis round to be done")
             round_s = time.monotonic() - began
             _progress(f"analysis round done {round_s:.1f} s after the workers were started; cancelling")
             _settle(session)
@@ -922,8 +909,8 @@ def report(result: dict[str, Any]) -> None:
         cpu = "+".join(f"{c:.1f}" for c in r["client_cpu_s"]) + f"s / {r['client_wall_s']:.1f}s"
         per_frame = "-" if r["daphne_cpu_us_per_frame"] is None else f"{r['daphne_cpu_us_per_frame']:.0f}"
         print(
-            f"  {r['daphnes']:>7} {r['viewers']:>7} {r['k']:>2} {ratio:>21} {r['duplicates']:>5} {_ms(r['p50_ms']):>10} "
-            f"{_ms(r['p99_ms']):>10} {_ms(r['stamp_p99_ms']):>10} {_ms(r['event_p99_ms']):>10} {r['frames']:>8} "
+            f"  {r['daphnes']:>7} {r['viewers']:>7} {r['k']:>2} {ratio:>21} {r['duplicates']:>5} {ms_text(r['p50_ms']):>10} "
+            f"{ms_text(r['p99_ms']):>10} {ms_text(r['stamp_p99_ms']):>10} {ms_text(r['event_p99_ms']):>10} {r['frames']:>8} "
             f"{cpu:>20} {per_frame:>15}"
         )
         print(
@@ -954,10 +941,6 @@ def report(result: dict[str, Any]) -> None:
 
 def _s(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f} s"
-
-
-def _ms(value: float | None) -> str:
-    return "-" if value is None else f"{value:.1f}ms"
 
 
 def main(args: list[str] | None = None) -> int:
