@@ -17,7 +17,6 @@ from sessions_app.engine.checklist import DESIGN_GATE
 from sessions_app.engine.points import validation_open
 from sessions_app.models import Contribution, DesignSession, KeyQuestion, ValidationPoint, ValidationResponse
 from sessions_app.validation import validation_respond
-from teams_app.models import Membership
 from tests.sessions_app.design_factories import (
     PROPOSAL_V1,
     PROPOSAL_V2,
@@ -33,16 +32,6 @@ EXPORT_KEYS = {
     "session", "status", "phase", "requirement", "brief", "rounds", "proposal", "proposal_versions", "plan",
     "key_questions", "decisions", "validation_points",
 }
-
-
-@pytest.fixture
-def people(demo, make_user):
-    out = {}
-    for name, role in [("ada", "architect"), ("pete", "product_owner"), ("paula", "product_owner")]:
-        out[name] = make_user(name)
-        Membership.objects.create(user=out[name], project=demo, role=role)
-    out["outsider"] = make_user("outsider")
-    return out
 
 
 @pytest.fixture

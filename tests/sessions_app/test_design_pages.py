@@ -19,7 +19,6 @@ from sessions_app.live import render_event
 from sessions_app.models import Diagram, SessionEvent, ValidationPoint, ValidationResponse
 from sessions_app.reports import final_report
 from sessions_app.validation import validation_respond
-from teams_app.models import Membership
 from tests.sessions_app.design_factories import (
     BRIEF,
     PROPOSAL_V1,
@@ -30,16 +29,6 @@ from tests.sessions_app.design_factories import (
 )
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def people(demo, make_user):
-    out = {}
-    for name, role in [("ada", "architect"), ("pete", "product_owner"), ("paula", "product_owner")]:
-        out[name] = make_user(name)
-        Membership.objects.create(user=out[name], project=demo, role=role)
-    out["outsider"] = make_user("outsider")
-    return out
 
 
 @pytest.fixture

@@ -1,0 +1,19 @@
+"""Fixtures shared by the session tests."""
+
+from __future__ import annotations
+
+import pytest
+
+from teams_app.models import Membership
+
+
+@pytest.fixture
+def people(demo, make_user):
+    """The demo project's architect ada, product owners pete and paula, and an outsider
+    (a test module may define its own cast under the same name)."""
+    out = {}
+    for name, role in [("ada", "architect"), ("pete", "product_owner"), ("paula", "product_owner")]:
+        out[name] = make_user(name)
+        Membership.objects.create(user=out[name], project=demo, role=role)
+    out["outsider"] = make_user("outsider")
+    return out
