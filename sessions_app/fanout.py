@@ -26,8 +26,8 @@ from django.conf import settings
 from sessions_app import selectors
 from sessions_app.delivery import EVENT_MESSAGE
 from sessions_app.events import session_group
-from sessions_app.live import fragment_by_id, fragment_keep, render_events_after, seq_marker, streamed_text
-from sessions_app.socket_db import socket_db
+from sessions_app.live import fragment_by_id, fragments_keep, render_events_after, seq_marker, streamed_text
+from sessions_app.socket_db import socket_db, socket_db_write
 from sessions_app.streaming import TEXT_MESSAGE
 
 logger = logging.getLogger(__name__)
@@ -76,6 +76,11 @@ class Feed:
         self.events_handle: asyncio.TimerHandle | None = None
         self.last_events = 0.0
         self.starting: set[int] = set()  # contributions whose card is on its way: their text waits
+        # Fragments being rendered, by seq: each starts when its event arrives, so the events of a
+        # burst render side by side and a slow one holds back only the sending, not the others.
+        self.renders: dict[int, asyncio.Future] = {}
+        self.renders_soon = False
+        self.to_keep: list[tuple[int, str]] = []  # rendered here, not kept with their events yet
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -92,8 +97,9 @@ class Feed:
         self.started.set()
 
     async def stop(self) -> None:
-        for task in self.tasks:
+        for task in [*self.tasks, *self.renders.values()]:
             task.cancel()
+        self.renders.clear()
         for handle in (self.flush_handle, self.hole_handle, self.events_handle):
             if handle is not None:
                 handle.cancel()
@@ -177,8 +183,34 @@ class Feed:
             return
         if starts is not None:
             self.starting.add(starts)
+        if key is not None:  # an earlier event of the burst that shows the same thing sends its marker only
+            for earlier in [s_ for s_, (_, k, _, _) in self.early.items() if s_ < seq and k == key]:
+                self._render_drop(earlier)
         self.early[seq] = (event_id, key, starts, ends)
+        if not self.renders_soon:
+            # After the other messages already read: the events of one commit arrive together,
+            # and one that a later one supersedes is not rendered at all.
+            self.renders_soon = True
+            asyncio.get_running_loop().call_soon(self._renders_start)
         asyncio.ensure_future(self._pass_on())
+
+    def _renders_start(self) -> None:
+        self.renders_soon = False
+        if not self._watched():
+            return
+        last_of = {key: seq for seq, (_, key, _, _) in sorted(self.early.items()) if key is not None}
+        for seq, (event_id, key, _, _) in self.early.items():
+            if seq not in self.renders and (key is None or last_of[key] == seq):
+                self.renders[seq] = asyncio.ensure_future(self._render(seq, event_id))
+
+    def _watched(self) -> bool:
+        """Has any viewer here resumed? (Until then their resume reads the log.)"""
+        return any(viewer.last_sent is not None for viewer in self.viewers)
+
+    def _render_drop(self, seq: int) -> None:
+        render = self.renders.pop(seq, None)
+        if render is not None:
+            render.cancel()  # a render already on its thread finishes there; its result is dropped
 
     async def _pass_on(self, *, skip_holes: bool = False) -> None:
         async with self.passing:
@@ -219,27 +251,43 @@ class Feed:
         arrived after it shows the same thing (a burst of key-question changes renders the
         header once), nothing when no viewer here has resumed yet (their resume reads the log),
         else its fragment, rendered once and kept."""
-        if not any(viewer.last_sent is not None for viewer in self.viewers):
+        if not self._watched():
+            self._render_drop(seq)
             return None
         if key is not None and any(later[1] == key for s_, later in self.early.items() if s_ > seq):
+            self._render_drop(seq)
             return seq_marker(seq)
-        try:
-            found = await socket_db(fragment_by_id, event_id)
-        except Exception:  # the viewers read it from the log instead
-            logger.warning("the fragment of event #%s of session %s could not be rendered", seq, self.session_id, exc_info=True)
-            return None
+        render = self.renders.pop(seq, None) or asyncio.ensure_future(self._render(seq, event_id))
+        found = await render
         if found is None:
             return None
         html, kept = found
         if not kept:  # kept for replays and other processes, after the viewers have it
-            asyncio.ensure_future(self._keep(event_id, html))
+            self._keep(event_id, html)
         return html
 
-    async def _keep(self, event_id: int, html: str) -> None:
+    async def _render(self, seq: int, event_id: int) -> tuple[str, bool] | None:
+        """(fragment, was it kept already), or None: the event is gone, or its render failed (the
+        viewers read it from the log instead)."""
         try:
-            await socket_db(fragment_keep, event_id, html)
-        except Exception:  # a replay renders it again
-            logger.warning("the fragment of event %s could not be kept", event_id, exc_info=True)
+            return await socket_db(fragment_by_id, event_id)
+        except Exception:
+            logger.warning("the fragment of event #%s of session %s could not be rendered", seq, self.session_id, exc_info=True)
+            return None
+
+    def _keep(self, event_id: int, html: str) -> None:
+        self.to_keep.append((event_id, html))
+        if len(self.to_keep) == 1:
+            asyncio.ensure_future(self._keep_all())
+
+    async def _keep_all(self) -> None:
+        """Keep the fragments rendered meanwhile, in one write on the sockets' writing thread."""
+        await asyncio.sleep(0)  # the rest of the burst joins this write
+        fragments, self.to_keep = self.to_keep, []
+        try:
+            await socket_db_write(fragments_keep, fragments)
+        except Exception:  # a replay renders them again
+            logger.warning("%d fragments of session %s could not be kept", len(fragments), self.session_id, exc_info=True)
 
     def _hole_expired(self) -> None:
         self.hole_handle = None

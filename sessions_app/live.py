@@ -6,8 +6,9 @@ Broadcast fragments are the same for every viewer. Parts that depend on who is l
 
 from __future__ import annotations
 
-from django.template.loader import render_to_string
-from django.urls import reverse
+from django.db import transaction
+from django.template.loader import get_template, render_to_string
+from django.urls import get_resolver, reverse
 from django.utils.html import escape, format_html
 
 from sessions_app import selectors
@@ -15,6 +16,21 @@ from sessions_app.engine.checklist import anti_patterns, gate_checklist
 from sessions_app.engine.context import SessionContext
 from sessions_app.events import EVENT_ADAPTER, LEGACY_DELTA
 from sessions_app.models import Contribution, DesignSession, Round, SessionEvent
+
+PARTIALS = (
+    "card", "round", "progress", "synthesis", "header", "gate", "anti_patterns", "questions", "brief", "proposal",
+    "plan", "diff_lines", "user_panel",
+)
+
+
+def warm() -> None:
+    """Load now what the first fragments would load while every viewer waits for them: the
+    URLconf (fragments link to pages; Django imports it, and with it every view module, at the
+    first ``reverse``: ~140 ms) and the fragments' templates. A daphne process that only served
+    sockets since it started would otherwise pay it on the first event after a restart."""
+    get_resolver().url_patterns  # noqa: B018 - imports the URLconf
+    for name in PARTIALS:
+        get_template(f"sessions_app/partials/{name}.html")
 
 
 def seq_marker(seq: int) -> str:
@@ -129,14 +145,17 @@ def fragment_of(row: SessionEvent, *, keep: bool = True) -> str:
         return row.html
     html = render_event(row)
     if keep:
-        fragment_keep(row.pk, html)
+        fragments_keep([(row.pk, html)])
     row.html = html
     return html
 
 
-def fragment_keep(event_id: int, html: str) -> None:
-    """Keep a rendered fragment with its event (first one wins; all renders are alike)."""
-    SessionEvent.objects.filter(pk=event_id, html="").update(html=html)
+def fragments_keep(fragments: list[tuple[int, str]]) -> None:
+    """Keep rendered fragments with their events, ``(event id, html)``, in one transaction
+    (first one wins; all renders of an event are alike)."""
+    with transaction.atomic():
+        for event_id, html in fragments:
+            SessionEvent.objects.filter(pk=event_id, html="").update(html=html)
 
 
 def fragment_by_id(event_id: int) -> tuple[str, bool] | None:

@@ -21,6 +21,7 @@ from django.conf import settings
 from django.db import close_old_connections
 
 _executor: ThreadPoolExecutor | None = None
+_writer: ThreadPoolExecutor | None = None
 
 
 def _pool() -> ThreadPoolExecutor:
@@ -28,6 +29,13 @@ def _pool() -> ThreadPoolExecutor:
     if _executor is None:
         _executor = ThreadPoolExecutor(max_workers=max(1, settings.LIVE_DB_THREADS), thread_name_prefix="live-db")
     return _executor
+
+
+def _writing() -> ThreadPoolExecutor:
+    global _writer
+    if _writer is None:
+        _writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="live-db-write")
+    return _writer
 
 
 def _call(fn, args, kwargs):
@@ -42,6 +50,15 @@ async def socket_db(fn, *args, **kwargs):
     """Run the synchronous ``fn`` on the sockets' threads and return its result."""
     loop = asyncio.get_running_loop()
     return await loop.run_in_executor(_pool(), functools.partial(_call, fn, args, kwargs))
+
+
+async def socket_db_write(fn, *args, **kwargs):
+    """:func:`socket_db` for writes the sockets can do later, on a thread of their own: a write
+    may wait for the database (SQLite lets one writer in at a time, and a worker's transaction
+    can hold it for tens of milliseconds), and must not hold up the reads and renders that
+    viewers are waiting for."""
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(_writing(), functools.partial(_call, fn, args, kwargs))
 
 
 RECENT_SECONDS = 2.0

@@ -4,6 +4,7 @@ layer never delivered."""
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 from asgiref.sync import async_to_sync
@@ -187,3 +188,55 @@ def test_a_replay_renders_each_card_and_the_header_once_and_keeps_every_seq(clie
     assert len(cards.findall(html)) < len(cards.findall(every))
     assert set(cards.findall(html)) == set(cards.findall(every)), "the same cards, each shown as it is now"
     assert len(html) < 0.7 * len(every)
+
+
+def test_live_events_are_rendered_for_the_process_not_per_viewer_and_kept_for_replays(client, shop, viewer, monkeypatch):
+    """The feed renders each event's fragment once for all its viewers (a catch-up that reads
+    the log while the live render runs may render it once more), and keeps what it rendered
+    with the events (one write on the sockets' writing thread), so a later replay renders
+    nothing."""
+    from collections import Counter
+
+    from sessions_app import live
+    from sessions_app.models import SessionEvent
+
+    session = paused_session(shop)
+    cookie = cookie_for(client, viewer)
+    prd = shop.prds.get()
+    renders: Counter = Counter()
+    render_event = live.render_event
+
+    def counted(row):
+        renders[row.pk] += 1
+        return render_event(row)
+
+    monkeypatch.setattr(live, "render_event", counted)
+
+    async def scenario():
+        comms = [communicator(session.pk, cookie) for _ in range(5)]
+        for comm in comms:
+            assert (await comm.connect())[0]
+            await comm.send_json_to({"type": "resume", "last_seq": await database_sync_to_async(last_seq)(session.pk)})
+        await database_sync_to_async(services.session_attach_prd)(session=session, prd=prd)
+        target = await database_sync_to_async(last_seq)(session.pk)
+        for comm in comms:
+            seen: list[int] = []
+            await receive_until(comm, target, seen)
+            assert sorted(set(seen)) == seen and seen[-1] == target, "in order, no duplicates"
+        for comm in comms:
+            await comm.disconnect()
+        return target
+
+    target = async_to_sync(scenario)()
+    assert renders, "the burst was rendered live"
+    assert max(renders.values()) <= 2, "rendered for the process, not for each of the five viewers"
+    events = SessionEvent.objects.filter(session=session)
+    deadline = time.monotonic() + 5
+    while not events.get(seq=target).html and time.monotonic() < deadline:
+        time.sleep(0.05)  # kept after the viewers have it
+    assert events.get(seq=target).html, "the last event's fragment is kept with it"
+    rendered_live = set(renders)
+    renders.clear()
+    seq, _ = live.render_events_after(session_id=session.pk, after=0, until=None, limit=10_000)
+    assert seq == target
+    assert len(set(renders) & rendered_live) < len(rendered_live) / 2, "a replay sends kept fragments instead of rendering"
