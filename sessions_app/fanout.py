@@ -7,7 +7,10 @@ the same burst shows the same thing) and sends the events of a burst as one fram
 to every viewer that is up to date; a viewer that is behind (a gap, or its replay still running)
 catches up from the log, and viewers resuming from the same place share one read of it.
 Streamed text is collected and sent as one frame per tick (``LIVE_FRAME_MS``) for the whole
-session, however many specialists stream. One heartbeat per feed compares the log's last
+session, however many specialists stream; events at most once per ``LIVE_EVENT_FRAME_MS``. The
+fragments of a burst render side by side as its events arrive (one that a later event of the
+burst supersedes is not rendered), and are kept with their events in one write on the sockets'
+writing thread. One heartbeat per feed compares the log's last
 sequence number with what each viewer has, so an event the channel layer lost (a Redis restart)
 arrives all the same.
 """
@@ -238,9 +241,9 @@ class Feed:
                 await self._flush_events()  # a frame carries consecutive events only
             self.out.append((nxt, html, starts))
             if self.events_handle is None:
-                # Half a tick apart at most twice a tick: a burst shares frames, and events that
-                # come once a tick (or less often) never wait for the one before them.
-                delay = max(0.0, self.last_events + settings.LIVE_FRAME_MS / 2000 - time.monotonic())
+                # At most one event frame per LIVE_EVENT_FRAME_MS: a burst shares frames, and an
+                # event after a quiet spell never waits.
+                delay = max(0.0, self.last_events + settings.LIVE_EVENT_FRAME_MS / 1000 - time.monotonic())
                 self.events_handle = asyncio.get_running_loop().call_later(delay, self._events_soon)
         if self.hole_handle is not None:
             self.hole_handle.cancel()

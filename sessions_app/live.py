@@ -52,10 +52,9 @@ def _round(rnd: Round, *, append: bool) -> str:
     return render_to_string("sessions_app/partials/round.html", {"r": selectors.round_view(rnd), "oob": "append" if append else "replace"})
 
 
-def _header(session: DesignSession) -> str:
+def _header(session: DesignSession, ctx: SessionContext) -> str:
     from sessions_app.reports import awaiting, continuation
 
-    ctx = SessionContext.load(session)
     return render_to_string(
         "sessions_app/partials/header.html",
         {"session": session, "steps": selectors.phase_steps(session), "involved": ctx.involved_services,
@@ -63,8 +62,7 @@ def _header(session: DesignSession) -> str:
     )
 
 
-def _side(session: DesignSession) -> str:
-    ctx = SessionContext.load(session)
+def _side(session: DesignSession, ctx: SessionContext) -> str:
     parts = [
         render_to_string("sessions_app/partials/gate.html", {"gate": gate_checklist(session.gate), "oob": True}),
         render_to_string("sessions_app/partials/anti_patterns.html", {"anti_patterns": anti_patterns(session, ctx), "oob": True}),
@@ -124,10 +122,11 @@ def render_event(row: SessionEvent) -> str:
         if rnd is not None:
             html = render_to_string(
                 "sessions_app/partials/synthesis.html", {"s": getattr(rnd, "synthesis", None), "round_id": rnd.pk, "oob": True}
-            ) + _side(session)
+            ) + _side(session, SessionContext.load(session))
     elif kind in _HEADER_EVENTS:
         session = DesignSession.objects.select_related("project", "prd").get(pk=session_id)
-        html = _header(session) + _side(session) + _user_panel_refresh(session_id)
+        ctx = SessionContext.load(session)  # one context for both: its proposal and messages are read once
+        html = _header(session, ctx) + _side(session, ctx) + _user_panel_refresh(session_id)
     elif kind in ("validation.opened", "validation.answered", "validation.closed"):
         html = _user_panel_refresh(session_id)
     elif kind in _DESIGN_PANELS:

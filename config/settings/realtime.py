@@ -115,6 +115,10 @@ LIVE_HEARTBEAT_SECONDS = env_float("LIVE_HEARTBEAT_SECONDS", 2.0)
 # Streamed text of a session reaches each viewer as at most one frame per tick, however many
 # specialists stream at once.
 LIVE_FRAME_MS = env_int("LIVE_FRAME_MS", 100)
+# Events reach each viewer at most once per this many milliseconds: the events of a burst (a
+# round's calls finishing together, a synthesis) share frames; an event after a quiet spell goes
+# at once.
+LIVE_EVENT_FRAME_MS = env_int("LIVE_EVENT_FRAME_MS", 20)
 # Threads for the sockets' database reads (sign-in, access checks, replays), apart from the one
 # thread Django's synchronous code shares, so a reconnecting crowd does not queue behind pages.
 LIVE_DB_THREADS = env_int("LIVE_DB_THREADS", 4)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 from sessions_app.engine.context import SessionContext
 from sessions_app.models import Contribution, DesignSession, Synthesis, ValidationPoint
@@ -65,15 +66,19 @@ _NOT_EVENT_ENDINGS = frozenset(
 _NOT_EVENTS = frozenset({"e.g", "i.e", "etc"})
 
 
-def cited_integrations(text: str) -> set[str]:
-    """Endpoints (``POST /orders``) and event names (``payment.completed``) a text relies on."""
+@lru_cache(maxsize=2048)
+def cited_integrations(text: str) -> frozenset[str]:
+    """Endpoints (``POST /orders``) and event names (``payment.completed``) a text relies on.
+
+    Kept per text: a finished contribution's text does not change, and the checks run on every
+    page and every live update of the gate."""
     cited = {m.group(0).rstrip(".") for m in _ENDPOINT.finditer(text)}
     for m in _EVENT.finditer(text):
         token = m.group(1)
         if token in _NOT_EVENTS or token.rsplit(".", 1)[-1] in _NOT_EVENT_ENDINGS:
             continue
         cited.add(token)
-    return cited
+    return frozenset(cited)
 
 
 def anti_patterns(session: DesignSession, ctx: SessionContext) -> list[AntiPattern]:
