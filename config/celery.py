@@ -43,10 +43,13 @@ def _keep_worker_connections(**_kwargs) -> None:
 
 @signals.task_prerun.connect
 @signals.task_postrun.connect
-def _close_old_connections(**_kwargs) -> None:
-    """Around each task, as Django does around each request: a connection past its
+def _close_old_connections(sender=None, **_kwargs) -> None:
+    """Around each task a worker runs, as Django does around each request: a connection past its
     ``CONN_MAX_AGE`` (``WORKER_CONN_MAX_AGE`` in workers, 0 for SQLite) or broken is closed, a
-    live one is kept (and health-checked before its next use)."""
+    live one is kept (and health-checked before its next use). A task run inline runs inside its
+    caller's request or transaction, whose connection is not the task's to close."""
     from django.db import close_old_connections
 
+    if getattr(getattr(sender, "request", None), "is_eager", False):
+        return
     close_old_connections()
