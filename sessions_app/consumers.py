@@ -10,7 +10,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from sessions_app import selectors
+from sessions_app import selectors, wire
 from sessions_app.fanout import hub
 from sessions_app.live import render_error
 from sessions_app.socket_db import socket_db_recent
@@ -88,6 +88,7 @@ class SessionConsumer(AsyncWebsocketConsumer):
         self.session_id = int(self.scope["url_route"]["kwargs"]["session_id"])
         self.last_sent: int | None = None
         self.feed = None
+        self.peer = None  # daphne's protocol object, once accepted (sessions_app.wire)
         self.resumes = TokenBucket(settings.LIVE_RESUME_BURST, settings.LIVE_RESUME_INTERVAL)
         if user is None or not user.is_authenticated:
             await self.close(code=CLOSE_UNAUTHENTICATED)
@@ -100,6 +101,16 @@ class SessionConsumer(AsyncWebsocketConsumer):
             return
         self.feed = await hub.join(self.session_id, self)
         await self.accept()
+        self.peer = wire.peer_of(self.base_send)
+
+    async def send_frame(self, frame: wire.Frame) -> None:
+        """A frame of the session's feed: its prepared bytes straight to daphne's socket, or as
+        text through ``send`` where there is no such socket."""
+        if self.peer is not None:
+            if not wire.write(self.peer, frame):
+                raise ConnectionError("the socket is closing")
+            return
+        await self.send(text_data=frame.text)
 
     async def disconnect(self, code: int) -> None:
         if self.feed is not None:

@@ -32,6 +32,7 @@ from sessions_app.events import session_group
 from sessions_app.live import fragment_by_id, fragments_keep, render_events_after, seq_marker, streamed_text
 from sessions_app.socket_db import socket_db, socket_db_write
 from sessions_app.streaming import TEXT_MESSAGE
+from sessions_app.wire import Frame
 
 logger = logging.getLogger(__name__)
 IDLE_GRACE_SECONDS = 5.0  # a feed outlives its last viewer this long (reloads reconnect at once)
@@ -41,7 +42,7 @@ REORDER_SECONDS = 0.25  # how long a later event waits for an earlier one publis
 class Viewer(Protocol):
     last_sent: int | None  # None until the page said where it is (resume)
 
-    async def send(self, text_data: str | None = None, bytes_data: bytes | None = None, close: bool = False) -> None: ...
+    async def send_frame(self, frame: Frame) -> None: ...
 
 
 class _State:
@@ -119,7 +120,7 @@ class Feed:
         viewer.last_sent = last_seq
         await self._catch_up(viewer, state, last_seq)
         if self.streams and viewer in self.viewers:
-            await viewer.send(text_data=streamed_text([(cid, at, text) for cid, (at, text) in self.streams.items()]))
+            await viewer.send_frame(Frame(streamed_text([(cid, at, text) for cid, (at, text) in self.streams.items()])))
 
     async def _catch_up(self, viewer: Viewer, state: _State, wanted: int) -> None:
         """Send the log after ``viewer.last_sent`` in pages, until it has ``wanted`` and every
@@ -141,7 +142,7 @@ class Feed:
                         return  # (after 5 s of waiting the heartbeat takes over)
                     await asyncio.sleep(0.05)  # announced but not readable yet (a replica behind)
                     continue
-                await viewer.send(text_data=html)
+                await viewer.send_frame(Frame(html))
                 viewer.last_sent = seq
         finally:
             state.busy = False
@@ -320,7 +321,7 @@ class Feed:
             if not parts:
                 return
             self.last_flush = time.monotonic()
-            frame = streamed_text(parts)  # serialised once for every viewer of this process
+            frame = Frame(streamed_text(parts))  # serialised once for every viewer of this process
             for viewer in list(self.viewers):
                 if viewer.last_sent is not None:
                     await _send(viewer, frame)
@@ -349,7 +350,7 @@ class Feed:
                 return
             self.last_events = time.monotonic()
             first, last = batch[0][0], batch[-1][0]
-            joined = "".join(html for _, html, _ in batch)
+            joined = Frame("".join(html for _, html, _ in batch))
             for viewer, state in list(self.viewers.items()):
                 seen = viewer.last_sent
                 if seen is None or seen >= last:
@@ -357,7 +358,7 @@ class Feed:
                 if state.busy or seen < first - 1:
                     asyncio.ensure_future(self._catch_up(viewer, state, last))
                     continue
-                frame = joined if seen == first - 1 else "".join(html for seq, html, _ in batch if seq > seen)
+                frame = joined if seen == first - 1 else Frame("".join(html for seq, html, _ in batch if seq > seen))
                 if await _send(viewer, frame):
                     viewer.last_sent = last
         started = {cid for _, _, cid in batch if cid is not None}
@@ -384,9 +385,9 @@ class Feed:
                     asyncio.ensure_future(self._catch_up(viewer, state, seq))
 
 
-async def _send(viewer: Viewer, text: str) -> bool:
+async def _send(viewer: Viewer, frame: Frame) -> bool:
     try:
-        await viewer.send(text_data=text)
+        await viewer.send_frame(frame)
         return True
     except Exception:  # the socket is closing; its disconnect removes it
         logger.debug("live send failed", exc_info=True)
