@@ -134,7 +134,7 @@ class Feed:
         try:
             while viewer in self.viewers:
                 after = viewer.last_sent
-                seq, html = await self._page(after)
+                seq, frame = await self._page(after)
                 if seq is None:
                     self.pages.pop(after, None)  # nothing yet: the next look reads the log again
                     waits += 1
@@ -142,7 +142,7 @@ class Feed:
                         return  # (after 5 s of waiting the heartbeat takes over)
                     await asyncio.sleep(0.05)  # announced but not readable yet (a replica behind)
                     continue
-                await viewer.send_frame(Frame(html))
+                await viewer.send_frame(frame)
                 viewer.last_sent = seq
         finally:
             state.busy = False
@@ -154,10 +154,14 @@ class Feed:
             self.pages, self.pages_head = {}, self.head
         page = self.pages.get(after)
         if page is None or (page.done() and page.exception() is not None):
-            page = self.pages[after] = asyncio.ensure_future(socket_db(
-                render_events_after, session_id=self.session_id, after=after, until=None, limit=settings.LIVE_REPLAY_PAGE,
-            ))
+            page = self.pages[after] = asyncio.ensure_future(self._read_page(after))
         return page
+
+    async def _read_page(self, after: int) -> tuple[int | None, Frame]:
+        seq, html = await socket_db(
+            render_events_after, session_id=self.session_id, after=after, until=None, limit=settings.LIVE_REPLAY_PAGE,
+        )
+        return seq, Frame(html)  # one frame for every viewer that reads this page
 
     # -- messages from the channel layer ---------------------------------------------------
 
