@@ -16,8 +16,13 @@ path cost more than the send itself:
   take autobahn's own path.
 
 Order is kept: the immediate ``send`` is tried only when nothing is buffered. Everything else
-takes Twisted's own path, which buffers, reports a lost connection and closes as before: TLS, a
-connection closing or half-closed, data already waiting, a send the kernel refuses.
+takes Twisted's own path, which buffers, reports a lost connection and closes as before: TLS
+started on the connection (``startTLS``), a connection closing, aborted or half-closed, data
+already waiting, a send the kernel refuses. (Behind an ``ssl:`` endpoint, the TLS layer writes
+its ciphertext to a plain connection, which sends it at once like any other bytes.) A pull
+producer registered on the connection itself would only be asked for more when a write waited
+for the reactor; daphne registers none (Twisted's web server wraps pull producers into
+streaming ones).
 """
 
 from __future__ import annotations
@@ -35,6 +40,8 @@ def _write(self: tcp.Connection, data: bytes) -> None:
         and type(data) is bytes
         and not self.TLS
         and self.connected
+        and not self.disconnected
+        and not self._aborting
         and not self.disconnecting
         and not self._writeDisconnecting
         and not self._writeDisconnected

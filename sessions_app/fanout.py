@@ -7,10 +7,10 @@ the same burst shows the same thing) and sends the events of a burst as one fram
 to every viewer that is up to date; a viewer that is behind (a gap, or its replay still running)
 catches up from the log, and viewers resuming from the same place share one read of it.
 Streamed text is collected and sent as one frame per tick (``LIVE_FRAME_MS``) for the whole
-session, however many specialists stream; events at most once per ``LIVE_EVENT_FRAME_MS``. The
-fragments of a burst render side by side as its events arrive (one that a later event of the
-burst supersedes is not rendered), and are kept with their events in one write on the sockets'
-writing thread. One heartbeat per feed compares the log's last
+session, however many specialists stream; events at most once per ``LIVE_EVENT_FRAME_MS``. A
+fragment is rendered as soon as its event has arrived (one after another, in sequence order; one
+that a later event of the burst supersedes is not rendered), and fragments are kept with their
+events in one write on the sockets' writing thread. One heartbeat per feed compares the log's last
 sequence number with what each viewer has, so an event the channel layer lost (a Redis restart)
 arrives all the same.
 """
@@ -80,9 +80,13 @@ class Feed:
         self.events_handle: asyncio.TimerHandle | None = None
         self.last_events = 0.0
         self.starting: set[int] = set()  # contributions whose card is on its way: their text waits
-        # Fragments being rendered, by seq: each starts when its event arrives, so the events of a
-        # burst render side by side and a slow one holds back only the sending, not the others.
+        # Fragments being rendered, by seq. Each is queued as soon as its event (and every event
+        # before it) has arrived, instead of when the one before it has been sent; they run one
+        # after another in sequence order, so each reads the state after the one before it (a
+        # fragment shows the current state: rendered out of order, a page could end on an older one).
         self.renders: dict[int, asyncio.Future] = {}
+        self.render_tail: asyncio.Future | None = None
+        self.dropped: set[int] = set()  # queued renders no longer needed
         self.renders_soon = False
         self.to_keep: list[tuple[int, str]] = []  # rendered here, not kept with their events yet
 
@@ -104,6 +108,7 @@ class Feed:
         for task in [*self.tasks, *self.renders.values()]:
             task.cancel()
         self.renders.clear()
+        self.render_tail = None
         for handle in (self.flush_handle, self.hole_handle, self.events_handle):
             if handle is not None:
                 handle.cancel()
@@ -207,18 +212,27 @@ class Feed:
         if not self._watched():
             return
         last_of = {key: seq for seq, (_, key, _, _) in sorted(self.early.items()) if key is not None}
-        for seq, (event_id, key, _, _) in self.early.items():
+        seq = self.head + 1
+        while seq in self.early:  # the events that arrived in order; one after a hole waits for it
+            event_id, key, _, _ = self.early[seq]
             if seq not in self.renders and (key is None or last_of[key] == seq):
-                self.renders[seq] = asyncio.ensure_future(self._render(seq, event_id))
+                self.renders[seq] = self._render_queued(seq, event_id)
+            seq += 1
+
+    def _render_queued(self, seq: int, event_id: int) -> asyncio.Future:
+        previous = self.render_tail
+        self.render_tail = asyncio.ensure_future(self._render(seq, event_id, previous))
+        return self.render_tail
 
     def _watched(self) -> bool:
         """Has any viewer here resumed? (Until then their resume reads the log.)"""
         return any(viewer.last_sent is not None for viewer in self.viewers)
 
     def _render_drop(self, seq: int) -> None:
-        render = self.renders.pop(seq, None)
-        if render is not None:
-            render.cancel()  # a render already on its thread finishes there; its result is dropped
+        """Its fragment is not needed: a queued render skips its turn (it stays in the queue,
+        so the renders after it still wait for the ones before it)."""
+        if self.renders.pop(seq, None) is not None:
+            self.dropped.add(seq)
 
     async def _pass_on(self, *, skip_holes: bool = False) -> None:
         async with self.passing:
@@ -265,7 +279,7 @@ class Feed:
         if key is not None and any(later[1] == key for s_, later in self.early.items() if s_ > seq):
             self._render_drop(seq)
             return seq_marker(seq)
-        render = self.renders.pop(seq, None) or asyncio.ensure_future(self._render(seq, event_id))
+        render = self.renders.pop(seq, None) or self._render_queued(seq, event_id)
         found = await render
         if found is None:
             return None
@@ -274,9 +288,14 @@ class Feed:
             self._keep(event_id, html)
         return html
 
-    async def _render(self, seq: int, event_id: int) -> tuple[str, bool] | None:
+    async def _render(self, seq: int, event_id: int, previous: asyncio.Future | None) -> tuple[str, bool] | None:
         """(fragment, was it kept already), or None: the event is gone, or its render failed (the
-        viewers read it from the log instead)."""
+        viewers read it from the log instead). Starts when ``previous`` has ended, however."""
+        if previous is not None and not previous.done():
+            await asyncio.wait([previous])
+        if seq in self.dropped:
+            self.dropped.discard(seq)
+            return None
         try:
             return await socket_db(fragment_by_id, event_id)
         except Exception:

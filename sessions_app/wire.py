@@ -47,10 +47,9 @@ def peer_of(send) -> WebSocketProtocol | None:
     return None
 
 
-def write(peer: WebSocketProtocol, frame: Frame) -> bool:
-    """Send ``frame`` on an open socket; False once it is closing or closed (its disconnect
-    follows), as daphne's own reply handler drops replies to a closed socket."""
-    if getattr(peer, "state", None) != WebSocketProtocol.STATE_OPEN:
-        return False
-    peer.sendPreparedMessage(frame.prepared)
-    return True
+def write(peer: WebSocketProtocol, frame: Frame) -> None:
+    """Send ``frame`` on an open socket. A socket closing or closed drops it silently, as
+    daphne's own reply handler drops replies to a closed socket: its disconnect follows and
+    removes the viewer, and a page that reconnects resumes from the last event it has."""
+    if getattr(peer, "state", None) == WebSocketProtocol.STATE_OPEN:
+        peer.sendPreparedMessage(frame.prepared)

@@ -211,6 +211,16 @@ def test_live_events_are_rendered_for_the_process_not_per_viewer_and_kept_for_re
         return render_event(row)
 
     monkeypatch.setattr(live, "render_event", counted)
+    from sessions_app import fanout
+
+    live_order: list[int] = []  # the seqs the feed renders, in the order its renders run
+    fragment_by_id = fanout.fragment_by_id
+
+    def recorded(event_id):
+        live_order.append(SessionEvent.objects.values_list("seq", flat=True).get(pk=event_id))
+        return fragment_by_id(event_id)
+
+    monkeypatch.setattr(fanout, "fragment_by_id", recorded)
 
     async def scenario():
         comms = [communicator(session.pk, cookie) for _ in range(5)]
@@ -230,6 +240,7 @@ def test_live_events_are_rendered_for_the_process_not_per_viewer_and_kept_for_re
     target = async_to_sync(scenario)()
     assert renders, "the burst was rendered live"
     assert max(renders.values()) <= 2, "rendered for the process, not for each of the five viewers"
+    assert live_order and live_order == sorted(live_order), "one after another in sequence order: none shows older state"
     events = SessionEvent.objects.filter(session=session)
     deadline = time.monotonic() + 5
     while not events.get(seq=target).html and time.monotonic() < deadline:
