@@ -7,10 +7,10 @@ the same burst shows the same thing) and sends the events of a burst as one fram
 to every viewer that is up to date; a viewer that is behind (a gap, or its replay still running)
 catches up from the log, and viewers resuming from the same place share one read of it.
 Streamed text is collected and sent as one frame per tick (``LIVE_FRAME_MS``) for the whole
-session, however many specialists stream; events at most once per ``LIVE_EVENT_FRAME_MS``. A
-fragment is rendered as soon as its event has arrived (one after another, in sequence order; one
-that a later event of the burst supersedes is not rendered), and fragments are kept with their
-events in one write on the sockets' writing thread. One heartbeat per feed compares the log's last
+session, however many specialists stream; events at most once per ``LIVE_EVENT_FRAME_MS``. The
+events that have arrived are rendered together, in one call on a socket thread, batch after batch
+in sequence order (one that a later event of the burst supersedes is not rendered), and their
+fragments are kept with them in one write on the sockets' writing thread. One heartbeat per feed compares the log's last
 sequence number with what each viewer has, so an event the channel layer lost (a Redis restart)
 arrives all the same.
 """
@@ -29,7 +29,7 @@ from django.conf import settings
 from sessions_app import selectors
 from sessions_app.delivery import EVENT_MESSAGE
 from sessions_app.events import session_group
-from sessions_app.live import fragment_by_id, fragments_keep, render_events_after, seq_marker, streamed_text
+from sessions_app.live import fragments_by_id, fragments_keep, render_events_after, seq_marker, streamed_text
 from sessions_app.socket_db import socket_db, socket_db_write
 from sessions_app.streaming import TEXT_MESSAGE
 from sessions_app.wire import Frame
@@ -80,10 +80,11 @@ class Feed:
         self.events_handle: asyncio.TimerHandle | None = None
         self.last_events = 0.0
         self.starting: set[int] = set()  # contributions whose card is on its way: their text waits
-        # Fragments being rendered, by seq. Each is queued as soon as its event (and every event
-        # before it) has arrived, instead of when the one before it has been sent; they run one
-        # after another in sequence order, so each reads the state after the one before it (a
-        # fragment shows the current state: rendered out of order, a page could end on an older one).
+        # Fragments being rendered, by seq: the batch each is in. A batch is queued as soon as its
+        # events (and every event before them) have arrived, instead of when the one before has
+        # been sent; batches run one after another in sequence order, so each fragment reads the
+        # state after the one before it (a fragment shows the current state: rendered out of order,
+        # a page could end on an older one), and one thread call renders a whole burst.
         self.renders: dict[int, asyncio.Future] = {}
         self.render_tail: asyncio.Future | None = None
         self.dropped: set[int] = set()  # queued renders no longer needed
@@ -212,17 +213,24 @@ class Feed:
         if not self._watched():
             return
         last_of = {key: seq for seq, (_, key, _, _) in sorted(self.early.items()) if key is not None}
+        batch = []
         seq = self.head + 1
         while seq in self.early:  # the events that arrived in order; one after a hole waits for it
             event_id, key, _, _ = self.early[seq]
             if seq not in self.renders and (key is None or last_of[key] == seq):
-                self.renders[seq] = self._render_queued(seq, event_id)
+                batch.append((seq, event_id))
             seq += 1
+        if batch:
+            self._render_queued(batch)
 
-    def _render_queued(self, seq: int, event_id: int) -> asyncio.Future:
+    def _render_queued(self, batch: list[tuple[int, int]]) -> asyncio.Future:
+        """Render ``batch`` ((seq, event id), in sequence order) in one go on a socket thread, after
+        the batch before it; each of its seqs maps to the batch's future."""
         previous = self.render_tail
-        self.render_tail = asyncio.ensure_future(self._render(seq, event_id, previous))
-        return self.render_tail
+        render = self.render_tail = asyncio.ensure_future(self._render(batch, previous))
+        for seq, _ in batch:
+            self.renders[seq] = render
+        return render
 
     def _watched(self) -> bool:
         """Has any viewer here resumed? (Until then their resume reads the log.)"""
@@ -279,8 +287,8 @@ class Feed:
         if key is not None and any(later[1] == key for s_, later in self.early.items() if s_ > seq):
             self._render_drop(seq)
             return seq_marker(seq)
-        render = self.renders.pop(seq, None) or self._render_queued(seq, event_id)
-        found = await render
+        render = self.renders.pop(seq, None) or self._render_queued([(seq, event_id)])
+        found = (await render).get(event_id)
         if found is None:
             return None
         html, kept = found
@@ -288,19 +296,21 @@ class Feed:
             self._keep(event_id, html)
         return html
 
-    async def _render(self, seq: int, event_id: int, previous: asyncio.Future | None) -> tuple[str, bool] | None:
-        """(fragment, was it kept already), or None: the event is gone, or its render failed (the
-        viewers read it from the log instead). Starts when ``previous`` has ended, however."""
+    async def _render(self, batch: list[tuple[int, int]], previous: asyncio.Future | None) -> dict[int, tuple[str, bool] | None]:
+        """{event id: (fragment, was it kept already), or None: the event is gone, or its render
+        failed (the viewers read it from the log instead)}. Starts when ``previous`` has ended,
+        however; events dropped meanwhile are not rendered."""
         if previous is not None and not previous.done():
             await asyncio.wait([previous])
-        if seq in self.dropped:
-            self.dropped.discard(seq)
-            return None
+        wanted = [event_id for seq, event_id in batch if seq not in self.dropped]
+        self.dropped.difference_update(seq for seq, _ in batch)
+        if not wanted:
+            return {}
         try:
-            return await socket_db(fragment_by_id, event_id)
+            return await socket_db(fragments_by_id, wanted)
         except Exception:
-            logger.warning("the fragment of event #%s of session %s could not be rendered", seq, self.session_id, exc_info=True)
-            return None
+            logger.warning("fragments of session %s could not be rendered", self.session_id, exc_info=True)
+            return {}
 
     def _keep(self, event_id: int, html: str) -> None:
         self.to_keep.append((event_id, html))

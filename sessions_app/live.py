@@ -6,6 +6,8 @@ Broadcast fragments are the same for every viewer. Parts that depend on who is l
 
 from __future__ import annotations
 
+import logging
+
 from django.db import transaction
 from django.template.loader import get_template, render_to_string
 from django.urls import get_resolver, reverse
@@ -16,6 +18,8 @@ from sessions_app.engine.checklist import anti_patterns, gate_checklist
 from sessions_app.engine.context import SessionContext
 from sessions_app.events import EVENT_ADAPTER, LEGACY_DELTA
 from sessions_app.models import Contribution, DesignSession, Round, SessionEvent
+
+logger = logging.getLogger(__name__)
 
 PARTIALS = (
     "card", "round", "progress", "synthesis", "header", "gate", "anti_patterns", "questions", "brief", "proposal",
@@ -157,14 +161,21 @@ def fragments_keep(fragments: list[tuple[int, str]]) -> None:
             SessionEvent.objects.filter(pk=event_id, html="").update(html=html)
 
 
-def fragment_by_id(event_id: int) -> tuple[str, bool] | None:
-    """(fragment, was it kept already) of the event with this id, rendered if it was not kept
-    yet; None when the event is gone (its session was deleted)."""
-    row = SessionEvent.objects.filter(pk=event_id).only("pk", "session_id", "seq", "type", "payload", "html").first()
-    if row is None:
-        return None
-    kept = bool(row.html)
-    return fragment_of(row, keep=False), kept
+def fragments_by_id(event_ids: list[int]) -> dict[int, tuple[str, bool] | None]:
+    """(fragment, was it kept already) of each event, rendered in the order given if it was not
+    kept yet; None for an event that is gone (its session was deleted) or failed to render (a
+    replay renders it again)."""
+    rows = SessionEvent.objects.filter(pk__in=event_ids).only("pk", "session_id", "seq", "type", "payload", "html")
+    by_id = {row.pk: row for row in rows}
+    found: dict[int, tuple[str, bool] | None] = {}
+    for event_id in event_ids:
+        row = by_id.get(event_id)
+        try:
+            found[event_id] = None if row is None else (fragment_of(row, keep=False), bool(row.html))
+        except Exception:
+            logger.warning("the fragment of event %s could not be rendered", event_id, exc_info=True)
+            found[event_id] = None
+    return found
 
 
 def render_events_after(*, session_id: int, after: int, until: int | None, limit: int) -> tuple[int | None, str]:

@@ -214,13 +214,14 @@ def test_live_events_are_rendered_for_the_process_not_per_viewer_and_kept_for_re
     from sessions_app import fanout
 
     live_order: list[int] = []  # the seqs the feed renders, in the order its renders run
-    fragment_by_id = fanout.fragment_by_id
+    fragments_by_id = fanout.fragments_by_id
 
-    def recorded(event_id):
-        live_order.append(SessionEvent.objects.values_list("seq", flat=True).get(pk=event_id))
-        return fragment_by_id(event_id)
+    def recorded(event_ids):
+        seqs = dict(SessionEvent.objects.filter(pk__in=event_ids).values_list("pk", "seq"))
+        live_order.extend(seqs[pk] for pk in event_ids)
+        return fragments_by_id(event_ids)
 
-    monkeypatch.setattr(fanout, "fragment_by_id", recorded)
+    monkeypatch.setattr(fanout, "fragments_by_id", recorded)
 
     async def scenario():
         comms = [communicator(session.pk, cookie) for _ in range(5)]
