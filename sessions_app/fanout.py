@@ -10,9 +10,9 @@ Streamed text is collected and sent as one frame per tick (``LIVE_FRAME_MS``) fo
 session, however many specialists stream; events at most once per ``LIVE_EVENT_FRAME_MS``. The
 events that have arrived are rendered together, in one call on a socket thread, batch after batch
 in sequence order (one that a later event of the burst supersedes is not rendered), and their
-fragments are kept with them in one write on the sockets' writing thread. One heartbeat per feed compares the log's last
-sequence number with what each viewer has, so an event the channel layer lost (a Redis restart)
-arrives all the same.
+fragments are kept with them in one write on the sockets' writing thread. One heartbeat per feed
+compares the log's last sequence number with what each viewer has, so an event the channel layer
+lost (a Redis restart) arrives all the same.
 """
 
 from __future__ import annotations
@@ -304,6 +304,7 @@ class Feed:
             await asyncio.wait([previous])
         wanted = [event_id for seq, event_id in batch if seq not in self.dropped]
         self.dropped.difference_update(seq for seq, _ in batch)
+        self.dropped = {seq for seq in self.dropped if seq > self.head}  # (dropped after their batch ran)
         if not wanted:
             return {}
         try:
