@@ -10,7 +10,7 @@ import logging
 
 from django.db import transaction
 from django.template.loader import get_template, render_to_string
-from django.urls import get_resolver, reverse
+from django.urls import reverse
 from django.utils.html import escape, format_html
 
 from sessions_app import selectors
@@ -29,10 +29,11 @@ PARTIALS = (
 
 def warm() -> None:
     """Load now what the first fragments would load while every viewer waits for them: the
-    URLconf (fragments link to pages; Django imports it, and with it every view module, at the
-    first ``reverse``: ~140 ms) and the fragments' templates. A daphne process that only served
-    sockets since it started would otherwise pay it on the first event after a restart."""
-    get_resolver().url_patterns  # noqa: B018 - imports the URLconf
+    URLconf and its reverse table (fragments link to pages; Django imports the URLconf, and with
+    it every view module, at the first ``reverse``: ~140 ms) and the fragments' templates. A
+    daphne process that only served sockets since it started would otherwise pay it on the first
+    event after a restart."""
+    reverse("session_user_panel", kwargs={"pk": 1})  # imports the URLconf and builds its reverse table
     for name in PARTIALS:
         get_template(f"sessions_app/partials/{name}.html")
 
