@@ -15,7 +15,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from sessions_app import selectors, sweeper
-from sessions_app.engine import runner, synthesis
+from sessions_app.engine import batch, runner, synthesis
 from sessions_app.providers.base import ProviderError
 from sessions_app.validation import validation_expire
 
@@ -48,29 +48,64 @@ def run_contribution(self, contribution_id: int) -> str:
         # without a broker, the holder is this very process: nothing to come back to.)
         if self.request.is_eager:
             return "busy"
-        run_contribution.apply_async(args=[contribution_id], countdown=busy.retry_in)
+        _come_back(contribution_id, busy.retry_in)
         return "deferred"
-    except ProviderError as exc:
-        tries = getattr(exc, "tries", None)
-        if exc.transient and self.request.retries < settings.PROVIDER_MAX_RETRIES:
-            attempt = self.request.retries + 1
-            countdown = _backoff(self.request.retries, exc.retry_after)
-            runner.note_retry(contribution_id, f"{exc.message} Retrying ({attempt} of {settings.PROVIDER_MAX_RETRIES}).")
+    except Exception as exc:
+        error = exc
+
+        def retry(countdown: float) -> None:
+            raise self.retry(countdown=countdown, exc=error) from error
+
+        return _call_failed(contribution_id, exc, retries=self.request.retries, retry=retry)
+
+
+@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True)
+def run_contributions(self, contribution_ids: list[int]) -> str:
+    """The calls a round opened together, side by side in this worker (see
+    :mod:`sessions_app.engine.batch`). A call to retry, or one another delivery holds, goes on
+    as a :func:`run_contribution` of its own."""
+    if self.request.is_eager:
+        for pk in contribution_ids:
+            run_contribution.apply(args=[pk])
+        return "inline"
+
+    def retry_alone(pk: int):
+        return lambda countdown: run_contribution.apply_async(args=[pk], countdown=countdown, retries=1)
+
+    ran = batch.execute_many(
+        contribution_ids,
+        on_busy=_come_back,
+        on_error=lambda pk, exc: _call_failed(pk, exc, retries=0, retry=retry_alone(pk)),
+    )
+    return f"ran {ran}"
+
+
+def _come_back(contribution_id: int, retry_in: float) -> None:
+    run_contribution.apply_async(args=[contribution_id], countdown=retry_in)
+
+
+def _call_failed(contribution_id: int, exc: BaseException, *, retries: int, retry) -> str:
+    """Settle a failed call: retry a transient provider error (``retry(countdown)``) while
+    retries are left, else record the failure, so the round never waits forever."""
+    tries = getattr(exc, "tries", None)
+    if isinstance(exc, ProviderError):
+        if exc.transient and retries < settings.PROVIDER_MAX_RETRIES:
+            countdown = _backoff(retries, exc.retry_after)
+            runner.note_retry(contribution_id, f"{exc.message} Retrying ({retries + 1} of {settings.PROVIDER_MAX_RETRIES}).")
             runner.release(contribution_id, hold_for=countdown, tries=tries)
-            raise self.retry(countdown=countdown, exc=exc) from exc
+            retry(countdown)
+            return "retrying"
         suffix = " (gave up after retries)" if exc.transient else ""
         runner.fail(contribution_id, exc.message + suffix, tries=tries)
         return "failed"
-    except SoftTimeLimitExceeded as exc:
+    if isinstance(exc, SoftTimeLimitExceeded):
         runner.fail(
-            contribution_id, f"The specialist did not answer within {settings.CELERY_TASK_SOFT_TIME_LIMIT} seconds.",
-            tries=getattr(exc, "tries", None),
+            contribution_id, f"The specialist did not answer within {settings.CELERY_TASK_SOFT_TIME_LIMIT} seconds.", tries=tries
         )
         return "failed"
-    except Exception as exc:  # a bug must not leave the round waiting forever
-        logger.exception("contribution %s crashed", contribution_id)
-        runner.fail(contribution_id, f"The call failed unexpectedly: {type(exc).__name__}.", tries=getattr(exc, "tries", None))
-        return "failed"
+    logger.error("contribution %s crashed", contribution_id, exc_info=exc)  # a bug must not leave the round waiting
+    runner.fail(contribution_id, f"The call failed unexpectedly: {type(exc).__name__}.", tries=tries)
+    return "failed"
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=True)
@@ -88,7 +123,7 @@ class CeleryDispatcher:
 
     def contributions(self, ids: list[int]) -> None:
         if ids:
-            transaction.on_commit(lambda: _send_contributions(ids))
+            transaction.on_commit(lambda: _send_contributions(ids, together=True))
 
     def validation_expiry(self, point_id: int, deadline: datetime) -> None:
         # An ETA message waits unacknowledged in a worker; past the visibility timeout the broker
@@ -108,8 +143,14 @@ def _publish(send) -> bool:
         return False
 
 
-def _send_contributions(ids: list[int]) -> None:
-    if not _publish(lambda: group(run_contribution.si(i) for i in ids).apply_async()):
+def _send_contributions(ids: list[int], *, together: bool = False) -> None:
+    """One message per contribution, or with ``together`` one message for them all (a round's
+    calls, run side by side by one worker)."""
+    if together and len(ids) > 1 and not run_contributions.app.conf.task_always_eager:
+        sent = _publish(lambda: run_contributions.delay(list(ids)))
+    else:
+        sent = _publish(lambda: group(run_contribution.si(i) for i in ids).apply_async())
+    if not sent:
         runner.contributions_due_now(ids)
 
 

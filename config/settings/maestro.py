@@ -29,6 +29,8 @@ MAESTRO_CONSENSUS_THRESHOLD = env_float("MAESTRO_CONSENSUS_THRESHOLD", 0.66)
 MAESTRO_DELTA_FRAME_MS = env_int("MAESTRO_DELTA_FRAME_MS", 50)
 # How often a running call's text so far is saved on its contribution (streamed frames are not kept).
 MAESTRO_STREAM_SAVE_MS = env_int("MAESTRO_STREAM_SAVE_MS", 1000)
+# A round's calls run side by side on a worker's threads: at most this many at once per process.
+MAESTRO_CALL_THREADS = env_int("MAESTRO_CALL_THREADS", 32)
 
 # Inventory
 INVENTORY_MAX_BYTES = env_int("INVENTORY_MAX_BYTES", 1_000_000)

@@ -125,18 +125,20 @@ def claim(contribution_id: int) -> Claim | None:
     return Claim(contribution_id=c.pk, session_id=c.session_id, round_id=c.round_id, first_try=c.tries == 0, tries=c.tries + 1)
 
 
-def started_record(claim_: Claim) -> None:
-    """Append the contribution's started event (while this claim still holds it)."""
+def started_record(*claims: Claim) -> None:
+    """Append the contributions' started events, in one transaction (for the claims that
+    still hold their contributions)."""
     with transaction.atomic():
-        sid = transaction.savepoint()
-        events.event_emit(
-            session_id=claim_.session_id,
-            event=events.ContributionStarted(contribution_id=claim_.contribution_id, round_id=claim_.round_id),
-        )
-        if _held(claim_).exists():
-            transaction.savepoint_commit(sid)
-        else:
-            transaction.savepoint_rollback(sid)  # cancelled or taken over meanwhile
+        for claim_ in claims:
+            sid = transaction.savepoint()
+            events.event_emit(
+                session_id=claim_.session_id,
+                event=events.ContributionStarted(contribution_id=claim_.contribution_id, round_id=claim_.round_id),
+            )
+            if _held(claim_).exists():
+                transaction.savepoint_commit(sid)
+            else:
+                transaction.savepoint_rollback(sid)  # cancelled or taken over meanwhile
 
 
 def _held(claim_: Claim):
@@ -151,23 +153,24 @@ def lease_renew(claim_: Claim) -> bool:
 
 
 class Heartbeat:
-    """Beside the call, from a thread: first appends the contribution's started event (so the
-    call does not wait for it), then renews the claim's lease while the call runs (the call
-    may wait a long time for its first token). Each beat uses a short-lived connection of its
-    own, so a worker holds no extra connection per running call. Streamed text waits for the
-    started event (:attr:`started`), so pages get the card before its text."""
+    """Beside the calls, from a thread: first appends the contributions' started events (so
+    the calls do not wait for them), then renews the claims' leases while the calls run (a
+    call may wait a long time for its first token). Each beat uses a short-lived connection of
+    its own, so a worker holds no extra connection per running call. Streamed text waits for
+    the started events (:attr:`started`), so pages get the cards before their text."""
 
-    def __init__(self, claim_: Claim) -> None:
-        self.claim = claim_
+    def __init__(self, *claims: Claim) -> None:
+        self.claims = list(claims)
         self.stopped = threading.Event()
         self.started = threading.Event()
-        self.thread = threading.Thread(target=self._run, name=f"lease-{claim_.contribution_id}", daemon=True)
+        name = ",".join(str(c.contribution_id) for c in claims)
+        self.thread = threading.Thread(target=self._run, name=f"lease-{name}"[:60], daemon=True)
 
     def __enter__(self) -> Heartbeat:
         if connection.in_atomic_block:
             # Called inside a transaction (a task run inline): another connection would not
             # see its rows, so the start is recorded here, in it.
-            started_record(self.claim)
+            started_record(*self.claims)
             self.started.set()
         self.thread.start()
         return self
@@ -180,9 +183,9 @@ class Heartbeat:
 
     def _record_start(self) -> None:
         try:
-            started_record(self.claim)
+            started_record(*self.claims)
         except Exception:
-            logger.warning("the start of contribution %s was not recorded", self.claim.contribution_id, exc_info=True)
+            logger.warning("the start of contributions %s was not recorded", [c.contribution_id for c in self.claims], exc_info=True)
             return
         finally:
             connection.close()
@@ -191,14 +194,14 @@ class Heartbeat:
     def _run(self) -> None:
         if not self.started.is_set():
             self._record_start()
-        while not self.stopped.wait(settings.SPECIALIST_HEARTBEAT_SECONDS):
-            try:
-                if not lease_renew(self.claim):
-                    return  # finished, cancelled or taken over: nothing left to keep alive
-            except Exception:  # the next beat tries again; the lease outlasts a few misses
-                logger.warning("lease renewal of contribution %s failed", self.claim.contribution_id, exc_info=True)
-            finally:
-                connection.close()  # no idle connection per running call between beats
+        while self.claims and not self.stopped.wait(settings.SPECIALIST_HEARTBEAT_SECONDS):
+            for claim_ in list(self.claims):
+                try:
+                    if not lease_renew(claim_):
+                        self.claims.remove(claim_)  # finished, cancelled or taken over: nothing to keep alive
+                except Exception:  # the next beat tries again; the lease outlasts a few misses
+                    logger.warning("lease renewal of contribution %s failed", claim_.contribution_id, exc_info=True)
+            connection.close()  # no idle connection per running call between beats
 
 
 @dataclass
@@ -360,6 +363,9 @@ class DeltaWriter:
         self.last_save = time.monotonic()
 
 
+CONTRIBUTION_RELATED = ("session__project", "session__prd", "session__inventory_revision", "session__template", "round", "specialist")
+
+
 def execute(contribution_id: int) -> ProviderResult:
     """Run the call for a claimed contribution. Raises ProviderError on failure (the caller
     decides between retrying and :func:`fail`)."""
@@ -368,35 +374,85 @@ def execute(contribution_id: int) -> ProviderResult:
         raise _Skip()
     try:
         with Heartbeat(claim_) as beat:
-            contribution = Contribution.objects.select_related(
-                "session__project", "session__prd", "session__inventory_revision", "session__template", "round", "specialist"
-            ).get(pk=contribution_id)
+            contribution = Contribution.objects.select_related(*CONTRIBUTION_RELATED).get(pk=contribution_id)
             request, provider_name = build_request(contribution)
-            writer = DeltaWriter(claim_, settings.MAESTRO_DELTA_FRAME_MS, settings.MAESTRO_STREAM_SAVE_MS, beat.started)
-            started = time.monotonic()
-            provider = _provider(provider_name, provider_config())
-            result = provider.run(request, writer)
-            beat.started.wait(5)
-            writer.flush(last=True)
+            result, latency_ms = call(claim_, request, provider_name, beat.started)
     except BaseException as exc:
         exc.tries = claim_.tries  # lets the caller's fail/release touch only this try
         raise
-    latency_ms = int((time.monotonic() - started) * 1000)
     finish(contribution_id, result, latency_ms, tries=claim_.tries)
     return result
+
+
+def call(claim_: Claim, request: ProviderRequest, provider_name: str, started: threading.Event) -> tuple[ProviderResult, int]:
+    """The specialist call itself, streaming its text once the start is recorded (``started``).
+    Returns the result and the call's latency in ms."""
+    writer = DeltaWriter(claim_, settings.MAESTRO_DELTA_FRAME_MS, settings.MAESTRO_STREAM_SAVE_MS, started)
+    begun = time.monotonic()
+    result = _provider(provider_name, provider_config()).run(request, writer)
+    latency_ms = int((time.monotonic() - begun) * 1000)
+    started.wait(5)
+    writer.flush(last=True)
+    return result, latency_ms
 
 
 class _Skip(Exception):
     """Nothing to do for this delivery (already finished, or another delivery holds it)."""
 
 
-@transaction.atomic
+@dataclass
+class Finished:
+    """A call's result, to be recorded by :func:`finish_many`."""
+
+    contribution_id: int
+    result: ProviderResult
+    latency_ms: int
+    tries: int | None = None
+
+
 def finish(contribution_id: int, result: ProviderResult, latency_ms: int, *, tries: int | None = None) -> None:
     """Record the result. With ``tries``, only if that try still holds the contribution (a call
     that outlived its lease while another worker took over is discarded)."""
-    session, c = _lock_session_then(contribution_id)
-    if c.status != C.RUNNING or (tries is not None and c.tries != tries):
-        return
+    finish_many([Finished(contribution_id, result, latency_ms, tries)])
+
+
+def finish_many(results: list[Finished]) -> None:
+    """Record several calls' results: one transaction per session, which locks the session row
+    once for all of them and advances each round once (a round they complete is synthesized
+    after the commit). Each result is fenced by its try, as in :func:`finish`."""
+    sessions: dict[int, list[Finished]] = {}
+    owners = dict(Contribution.objects.filter(pk__in=[r.contribution_id for r in results]).values_list("pk", "session_id"))
+    for r in results:
+        if r.contribution_id in owners:
+            sessions.setdefault(owners[r.contribution_id], []).append(r)
+    for session_id, batch in sessions.items():
+        _finish_in_session(session_id, batch)
+
+
+@transaction.atomic
+def _finish_in_session(session_id: int, results: list[Finished]) -> None:
+    session = state.session_lock(session_id)
+    rows = Contribution.objects.select_for_update(of=("self",)).select_related("round")
+    contributions = rows.in_bulk([r.contribution_id for r in results])
+    settled: dict[int, Round] = {}
+    usage = [0, 0, Decimal(0)]
+    for r in results:
+        c = contributions[r.contribution_id]
+        if c.status != C.RUNNING or (r.tries is not None and c.tries != r.tries):
+            continue
+        _result_apply(c, r.result, r.latency_ms)
+        c.save()
+        _record_positions(session, c, r.result)
+        usage = [usage[0] + c.tokens_in, usage[1] + c.tokens_out, usage[2] + c.cost]
+        events.event_emit(session_id=session.pk, event=events.ContributionFinished(contribution_id=c.pk, round_id=c.round_id))
+        settled[c.round_id] = c.round
+    if settled:
+        state.usage_add(session.pk, tokens_in=usage[0], tokens_out=usage[1], cost=usage[2])
+    for rnd in settled.values():
+        _settled(rnd)
+
+
+def _result_apply(c: Contribution, result: ProviderResult, latency_ms: int) -> None:
     c.status = C.DONE
     c.text = result.text
     c.payload = {
@@ -417,11 +473,6 @@ def finish(contribution_id: int, result: ProviderResult, latency_ms: int, *, tri
     c.error = ""
     c.finished_at = timezone.now()
     c.lease_expires_at = None
-    c.save()
-    _record_positions(session, c, result)
-    state.usage_add(session.pk, tokens_in=c.tokens_in, tokens_out=c.tokens_out, cost=c.cost)
-    events.event_emit(session_id=session.pk, event=events.ContributionFinished(contribution_id=c.pk, round_id=c.round_id))
-    _settled(c.round)
 
 
 @transaction.atomic

@@ -62,6 +62,25 @@ def test_an_expired_lease_is_taken_over_and_the_late_result_is_discarded(analysi
     assert done.status == C.DONE and done.text == "answer" and done.lease_expires_at is None
 
 
+
+def test_results_that_arrive_together_are_recorded_together_each_fenced_by_its_try(analysis):
+    from sessions_app.models import SessionEvent
+
+    session = analysis.session
+    claims = [runner.claim(c.pk) for c in analysis.contributions.order_by("pk")]
+    before = SessionEvent.objects.filter(session=session).count()
+    answer = ProviderResult(text="## Findings\n- ok", provider="openai", model="m", tokens_in=10, tokens_out=5)
+    results = [runner.Finished(c.contribution_id, answer, 10, c.tries) for c in claims[:5]]
+    results.append(runner.Finished(claims[5].contribution_id, answer, 10, claims[5].tries + 1))  # not this try's
+    runner.finish_many(results)
+    status = dict(Contribution.objects.filter(round=analysis).values_list("pk", "status"))
+    assert [status[c.contribution_id] for c in claims] == [C.DONE] * 5 + [C.RUNNING]
+    new = list(SessionEvent.objects.filter(session=session).order_by("seq")[before:].values_list("type", "payload"))
+    assert [t for t, _ in new] == ["contribution.finished"] * 5 + ["round.progress"], "the round advances once"
+    assert (new[-1][1]["done"], new[-1][1]["total"]) == (5, 6)
+    totals = DesignSession.objects.filter(pk=session.pk).values_list("tokens_in", "tokens_out").get()
+    assert totals == (50, 25), "the usage of the five recorded results, none of the discarded one"
+
 def test_the_sweeper_finds_expired_leases_and_lost_messages_once(analysis):
     running, lost, fresh, *_ = list(analysis.contributions.order_by("id"))
     runner.claim(running.pk)

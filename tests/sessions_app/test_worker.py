@@ -11,7 +11,7 @@ from sessions_app.models import Contribution, DesignSession
 from sessions_app.tasks import run_contribution
 from teams_app.models import Project, Specialist, TeamTemplate
 from tests.support.processes import Worker, wait_for
-from tests.support.vendors import LLMServer
+from tests.support.vendors import LLMServer, openai_error
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 REQ = "Add a subscriptions service that creates recurring orders through orders"
@@ -105,3 +105,28 @@ def test_a_killed_workers_task_completes_after_redelivery(shop, workers):
         wait_for(lambda: DesignSession.objects.get(pk=session.pk).status == "completed", 30, what="the task report")
     finally:
         hanging.stop()
+
+
+def test_a_transient_error_in_a_rounds_batch_is_retried_alone_while_the_others_finish(shop, llm, workers):
+    # The round's calls go to the worker in one message; the first call to reach the server is
+    # told to come back later (429 with retry-after), the others answer after a second.
+    llm.script(openai_error(429, "Slow down", error_type="rate_limit_error", headers={"retry-after": "1"}))
+    workers("w1", OPENAI_BASE_URL=llm.base_url)
+    template = TeamTemplate.objects.get(slug="new-service-integration")
+    session = services.session_start(project=shop, template=template, requirement=REQ, user=None, prd=shop.prds.get())
+    analysis = session.rounds.get(kind="analysis")
+    wait_for(lambda: analysis.__class__.objects.get(pk=analysis.pk).status == "done", 60, what="analysis round")
+    rows = list(Contribution.objects.filter(round=analysis))
+    assert len(rows) == 6 and all(c.status == "done" for c in rows)
+    retried = [c for c in rows if c.tries == 2]
+    assert len(retried) == 1, "only the refused call ran again"
+    assert sorted(c.tries for c in rows) == [1, 1, 1, 1, 1, 2]
+    analysis_calls = [c for c in llm.calls if "Analyze the existing cluster" in c.user]
+    assert len(analysis_calls) == 7
+    refused = min(analysis_calls, key=lambda c: c.index)
+    again = [c for c in analysis_calls if c.user == refused.user]
+    assert len(again) == 2 and again[1].started - refused.finished >= 0.9, "the retry waited for retry-after"
+    # The other five were not held up by the retry: they finished about a second after the round began.
+    others = [c for c in analysis_calls if c.user != refused.user]
+    assert max(c.finished for c in others) < again[1].finished
+

@@ -1,0 +1,148 @@
+"""Several specialist calls at once, in one process: the contributions a round opened together.
+
+The calls of a round are handed over in one message, so they start together instead of one
+message, one claim and one start event after another. Here they are claimed in one
+transaction, their started events appended in one, their calls run side by side on threads of
+this process, and their results recorded as they arrive: the results that arrived together in
+one transaction per session (:func:`runner.finish_many`), so a round's calls do not queue one
+by one on the session row's lock.
+
+Leases, the try fence and the sweeper work as for one call (:mod:`sessions_app.engine.runner`):
+the heartbeat renews every claim's lease, and when the worker dies mid-batch the leases expire
+and each contribution is delivered again on its own.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import close_old_connections, connection, transaction
+
+from sessions_app.engine import runner
+from sessions_app.models import Contribution
+from sessions_app.providers.base import ProviderResult
+
+logger = logging.getLogger(__name__)
+
+OnBusy = Callable[[int, float], None]
+"""``on_busy(contribution_id, retry_in)``: another delivery holds the contribution's lease."""
+OnError = Callable[[int, BaseException], None]
+"""``on_error(contribution_id, exc)``: the call failed; ``exc.tries`` is the try it ran as."""
+
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def _threads() -> ThreadPoolExecutor:
+    """The process's call threads (created on first use, so a forked worker makes its own)."""
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(max_workers=settings.MAESTRO_CALL_THREADS, thread_name_prefix="specialist-call")
+        return _pool
+
+
+@dataclass
+class _Outcome:
+    claim: runner.Claim
+    result: ProviderResult | None = None
+    latency_ms: int = 0
+    error: BaseException | None = None
+
+
+def claim_many(ids: list[int], on_busy: OnBusy) -> list[runner.Claim]:
+    """Claim the contributions ``ids`` in one transaction; those another delivery holds go to
+    ``on_busy``, those with nothing left to do are skipped."""
+    claims: list[runner.Claim] = []
+    busy: list[tuple[int, float]] = []
+    with transaction.atomic():
+        for pk in ids:
+            try:
+                claim_ = runner.claim(pk)
+            except runner.Busy as exc:
+                busy.append((pk, exc.retry_in))
+                continue
+            if claim_ is not None:
+                claims.append(claim_)
+    for pk, retry_in in busy:
+        on_busy(pk, retry_in)
+    return claims
+
+
+def execute_many(ids: list[int], *, on_busy: OnBusy, on_error: OnError) -> int:
+    """Run the calls of the contributions ``ids`` side by side and record each result; returns
+    how many calls ran. Failures go to ``on_error`` (which retries or fails them), one by one,
+    as they arrive. Precondition: not inside a transaction (the calls' threads must see the claims)."""
+    claims = claim_many(ids, on_busy)
+    if not claims:
+        return 0
+    outcomes: queue.SimpleQueue[_Outcome] = queue.SimpleQueue()
+    contributions = Contribution.objects.select_related(*runner.CONTRIBUTION_RELATED).in_bulk(
+        [c.contribution_id for c in claims]
+    )
+    with runner.Heartbeat(*claims) as beat:
+        running = 0
+        for claim_ in claims:
+            try:
+                request, provider_name = runner.build_request(contributions[claim_.contribution_id])
+            except Exception as exc:
+                outcomes.put(_Outcome(claim_, error=_tagged(exc, claim_)))
+            else:
+                _threads().submit(_call, claim_, request, provider_name, beat.started, outcomes)
+            running += 1
+        while running:
+            arrived = [outcomes.get()]
+            while True:
+                try:
+                    arrived.append(outcomes.get_nowait())
+                except queue.Empty:
+                    break
+            running -= len(arrived)
+            beat.started.wait(5)
+            _record(arrived, on_error)
+    return len(claims)
+
+
+def _call(claim_: runner.Claim, request, provider_name: str, started: threading.Event, outcomes: queue.SimpleQueue) -> None:
+    try:
+        result, latency_ms = runner.call(claim_, request, provider_name, started)
+        outcomes.put(_Outcome(claim_, result=result, latency_ms=latency_ms))
+    except BaseException as exc:  # handed to the batch's thread, which settles it
+        outcomes.put(_Outcome(claim_, error=_tagged(exc, claim_)))
+    finally:
+        connection.close()  # a call thread holds no connection between calls
+
+
+def _tagged(exc: BaseException, claim_: runner.Claim) -> BaseException:
+    exc.tries = claim_.tries  # lets fail/release touch only this try
+    return exc
+
+
+def _record(arrived: list[_Outcome], on_error: OnError) -> None:
+    """Record what arrived: the results together, then each failure."""
+    results = [
+        runner.Finished(o.claim.contribution_id, o.result, o.latency_ms, o.claim.tries)
+        for o in arrived if o.error is None
+    ]
+    if results:
+        try:
+            runner.finish_many(results)
+        except Exception:  # record them one by one: one bad result must not lose the others
+            logger.exception("recording contributions %s together failed", [r.contribution_id for r in results])
+            close_old_connections()
+            for r in results:
+                try:
+                    runner.finish_many([r])
+                except Exception as exc:  # a bug or a lost database must not leave the round waiting
+                    exc.tries = r.tries
+                    on_error(r.contribution_id, exc)
+    for o in arrived:
+        if o.error is not None:
+            on_error(o.claim.contribution_id, o.error)
+
