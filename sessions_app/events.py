@@ -164,9 +164,22 @@ def event_emit(*, session_id: int, event: _Event) -> int:
     ``last_seq`` locks the session row until commit, so sequence numbers are gap-free and
     commit in order.
     """
+    return events_emit(session_id=session_id, events=[event])[0]
+
+
+def events_emit(*, session_id: int, events: list[_Event]) -> list[int]:
+    """Append ``events`` in order with the next sequence numbers (one UPDATE, one INSERT), as
+    :func:`event_emit` does for one; returns their numbers."""
+    if not events:
+        return []
     with transaction.atomic():
-        DesignSession.objects.filter(pk=session_id).update(last_seq=F("last_seq") + 1)
-        seq = DesignSession.objects.filter(pk=session_id).values_list("last_seq", flat=True).get()
-        row = SessionEvent.objects.create(session_id=session_id, seq=seq, type=event.type, payload=event.model_dump())
-        transaction.on_commit(lambda: event_committed.send(sender=SessionEvent, row=row))
-    return seq
+        DesignSession.objects.filter(pk=session_id).update(last_seq=F("last_seq") + len(events))
+        last = DesignSession.objects.filter(pk=session_id).values_list("last_seq", flat=True).get()
+        first = last - len(events) + 1
+        rows = SessionEvent.objects.bulk_create([
+            SessionEvent(session_id=session_id, seq=first + i, type=event.type, payload=event.model_dump())
+            for i, event in enumerate(events)
+        ])
+        for row in rows:
+            transaction.on_commit(lambda row=row: event_committed.send(sender=SessionEvent, row=row))
+    return [row.seq for row in rows]

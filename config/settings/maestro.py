@@ -31,6 +31,8 @@ MAESTRO_DELTA_FRAME_MS = env_int("MAESTRO_DELTA_FRAME_MS", 50)
 MAESTRO_STREAM_SAVE_MS = env_int("MAESTRO_STREAM_SAVE_MS", 1000)
 # A round's calls run side by side on a worker's threads: at most this many at once per process.
 MAESTRO_CALL_THREADS = env_int("MAESTRO_CALL_THREADS", 32)
+# Results that arrive within this long of each other are recorded in one transaction.
+MAESTRO_RESULT_GATHER_MS = env_int("MAESTRO_RESULT_GATHER_MS", 20)
 
 # Inventory
 INVENTORY_MAX_BYTES = env_int("INVENTORY_MAX_BYTES", 1_000_000)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -59,17 +60,8 @@ class _Outcome:
 def claim_many(ids: list[int], on_busy: OnBusy) -> list[runner.Claim]:
     """Claim the contributions ``ids`` in one transaction; those another delivery holds go to
     ``on_busy``, those with nothing left to do are skipped."""
-    claims: list[runner.Claim] = []
-    busy: list[tuple[int, float]] = []
     with transaction.atomic():
-        for pk in ids:
-            try:
-                claim_ = runner.claim(pk)
-            except runner.Busy as exc:
-                busy.append((pk, exc.retry_in))
-                continue
-            if claim_ is not None:
-                claims.append(claim_)
+        claims, busy = runner.claims_take(ids)
     for pk, retry_in in busy:
         on_busy(pk, retry_in)
     return claims
@@ -86,27 +78,38 @@ def execute_many(ids: list[int], *, on_busy: OnBusy, on_error: OnError) -> int:
     contributions = Contribution.objects.select_related(*runner.CONTRIBUTION_RELATED).in_bulk(
         [c.contribution_id for c in claims]
     )
-    with runner.Heartbeat(*claims) as beat:
-        running = 0
-        for claim_ in claims:
-            try:
-                request, provider_name = runner.build_request(contributions[claim_.contribution_id])
-            except Exception as exc:
-                outcomes.put(_Outcome(claim_, error=_tagged(exc, claim_)))
-            else:
-                _threads().submit(_call, claim_, request, provider_name, beat.started, outcomes)
-            running += 1
+    beat = runner.Heartbeat(*claims)
+    for claim_ in claims:
+        try:
+            request, provider_name = runner.build_request(contributions[claim_.contribution_id])
+        except Exception as exc:
+            outcomes.put(_Outcome(claim_, error=_tagged(exc, claim_)))
+        else:
+            _threads().submit(_call, claim_, request, provider_name, beat.started, outcomes)
+    # The starts are recorded once every call is on its way (their text waits for them).
+    with beat:
+        running = len(claims)
         while running:
-            arrived = [outcomes.get()]
-            while True:
-                try:
-                    arrived.append(outcomes.get_nowait())
-                except queue.Empty:
-                    break
+            arrived = _arrivals(outcomes, running)
             running -= len(arrived)
             beat.started.wait(5)
             _record(arrived, on_error)
     return len(claims)
+
+
+def _arrivals(outcomes: queue.SimpleQueue, running: int) -> list[_Outcome]:
+    """The next outcomes to record: the first to arrive, and those that follow it within
+    ``MAESTRO_RESULT_GATHER_MS`` while calls are still running. Calls started together end
+    close together, and one transaction for several results costs little more than for one;
+    the last result never waits (nothing runs after it)."""
+    arrived = [outcomes.get()]
+    until = time.monotonic() + settings.MAESTRO_RESULT_GATHER_MS / 1000
+    while len(arrived) < running:
+        try:
+            arrived.append(outcomes.get(timeout=max(0.0, until - time.monotonic())))
+        except queue.Empty:
+            break
+    return arrived
 
 
 def _call(claim_: runner.Claim, request, provider_name: str, started: threading.Event, outcomes: queue.SimpleQueue) -> None:
@@ -127,7 +130,7 @@ def _tagged(exc: BaseException, claim_: runner.Claim) -> BaseException:
 def _record(arrived: list[_Outcome], on_error: OnError) -> None:
     """Record what arrived: the results together, then each failure."""
     results = [
-        runner.Finished(o.claim.contribution_id, o.result, o.latency_ms, o.claim.tries)
+        runner.Finished(o.claim.contribution_id, o.result, o.latency_ms, o.claim.tries, o.claim.session_id)
         for o in arrived if o.error is None
     ]
     if results:

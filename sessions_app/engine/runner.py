@@ -108,37 +108,59 @@ def claim(contribution_id: int) -> Claim | None:
     contributions: a claim that loses that race finds its row changed and does nothing; one
     that wins is cancelled as a running call, whose result is then discarded.) The started
     event is appended by the call's :class:`Heartbeat`, beside the call."""
-    c = Contribution.objects.filter(pk=contribution_id).only(
+    claims, busy = claims_take([contribution_id])
+    if busy:
+        raise Busy(busy[0][1])
+    return claims[0] if claims else None
+
+
+def claims_take(ids: list[int]) -> tuple[list[Claim], list[tuple[int, float]]]:
+    """:func:`claim` for several contributions, reading them in one query: the claims taken,
+    and ``(id, retry_in)`` for each that another delivery holds."""
+    rows = Contribution.objects.filter(pk__in=ids).only(
         "session_id", "round_id", "status", "tries", "lease_expires_at", "started_at"
-    ).first()
-    if c is None or c.status in (C.DONE, C.FAILED, C.CANCELLED):
-        return None
+    ).in_bulk()
+    live = [rows[pk] for pk in ids if pk in rows and rows[pk].status not in (C.DONE, C.FAILED, C.CANCELLED)]
+    cancelled = set(
+        DesignSession.objects.filter(pk__in={c.session_id for c in live}, status=DesignSession.Status.CANCELLED)
+        .values_list("pk", flat=True)
+    )
     now = timezone.now()
-    if c.status == C.RUNNING and (left := _lease_left(c, now)) > 0:
-        raise Busy(left + random.uniform(0.5, 1.5))  # another delivery is working on it
-    unchanged = Contribution.objects.filter(pk=c.pk, status=c.status, tries=c.tries)
-    if DesignSession.objects.filter(pk=c.session_id, status=DesignSession.Status.CANCELLED).exists():
-        unchanged.update(status=C.CANCELLED)
-        return None
-    if not unchanged.update(status=C.RUNNING, started_at=now, tries=c.tries + 1, text="", lease_expires_at=now + _lease()):
-        raise Busy(random.uniform(0.5, 1.5))  # another delivery claimed it a moment ago: look again
-    return Claim(contribution_id=c.pk, session_id=c.session_id, round_id=c.round_id, first_try=c.tries == 0, tries=c.tries + 1)
+    claims: list[Claim] = []
+    busy: list[tuple[int, float]] = []
+    for c in live:
+        if c.status == C.RUNNING and (left := _lease_left(c, now)) > 0:
+            busy.append((c.pk, left + random.uniform(0.5, 1.5)))  # another delivery is working on it
+            continue
+        unchanged = Contribution.objects.filter(pk=c.pk, status=c.status, tries=c.tries)
+        if c.session_id in cancelled:
+            unchanged.update(status=C.CANCELLED)
+            continue
+        if not unchanged.update(status=C.RUNNING, started_at=now, tries=c.tries + 1, text="", lease_expires_at=now + _lease()):
+            busy.append((c.pk, random.uniform(0.5, 1.5)))  # another delivery claimed it a moment ago: look again
+            continue
+        claims.append(Claim(contribution_id=c.pk, session_id=c.session_id, round_id=c.round_id, first_try=c.tries == 0, tries=c.tries + 1))
+    return claims, busy
 
 
 def started_record(*claims: Claim) -> None:
-    """Append the contributions' started events, in one transaction (for the claims that
-    still hold their contributions)."""
-    with transaction.atomic():
-        for claim_ in claims:
-            sid = transaction.savepoint()
-            events.event_emit(
-                session_id=claim_.session_id,
-                event=events.ContributionStarted(contribution_id=claim_.contribution_id, round_id=claim_.round_id),
+    """Append the contributions' started events, one transaction per session, for the claims
+    that still hold their contributions (checked under the session row's lock, which
+    cancelling takes too, so a cancelled call never shows as started after its cancellation)."""
+    sessions: dict[int, list[Claim]] = {}
+    for claim_ in claims:
+        sessions.setdefault(claim_.session_id, []).append(claim_)
+    for session_id, mine in sessions.items():
+        with transaction.atomic():
+            list(DesignSession.objects.select_for_update().filter(pk=session_id).values_list("pk", flat=True))
+            held = set(
+                Contribution.objects.filter(pk__in=[c.contribution_id for c in mine], status=C.RUNNING)
+                .values_list("pk", "tries")
             )
-            if _held(claim_).exists():
-                transaction.savepoint_commit(sid)
-            else:
-                transaction.savepoint_rollback(sid)  # cancelled or taken over meanwhile
+            events.events_emit(session_id=session_id, events=[
+                events.ContributionStarted(contribution_id=c.contribution_id, round_id=c.round_id)
+                for c in mine if any(pk == c.contribution_id and (c.tries is None or tries == c.tries) for pk, tries in held)
+            ])
 
 
 def _held(claim_: Claim):
@@ -352,8 +374,8 @@ class DeltaWriter:
                 session_id=self.claim.session_id, contribution_id=self.claim.contribution_id, at=at, text=chunk
             )
             self.last_flush = time.monotonic()
-        if len(self.text) > self.saved and time.monotonic() - self.last_save >= self.save_every:
-            self.save()
+        if not last and len(self.text) > self.saved and time.monotonic() - self.last_save >= self.save_every:
+            self.save()  # (the last frame is not saved: the result that follows holds the whole text)
 
     def save(self) -> None:
         """Keep the text so far on the contribution (only while this claim holds it)."""
@@ -408,6 +430,7 @@ class Finished:
     result: ProviderResult
     latency_ms: int
     tries: int | None = None
+    session_id: int | None = None  # read from the contribution when not given
 
 
 def finish(contribution_id: int, result: ProviderResult, latency_ms: int, *, tries: int | None = None) -> None:
@@ -421,7 +444,9 @@ def finish_many(results: list[Finished]) -> None:
     once for all of them and advances each round once (a round they complete is synthesized
     after the commit). Each result is fenced by its try, as in :func:`finish`."""
     sessions: dict[int, list[Finished]] = {}
-    owners = dict(Contribution.objects.filter(pk__in=[r.contribution_id for r in results]).values_list("pk", "session_id"))
+    unknown = [r.contribution_id for r in results if r.session_id is None]
+    owners = dict(Contribution.objects.filter(pk__in=unknown).values_list("pk", "session_id")) if unknown else {}
+    owners.update({r.contribution_id: r.session_id for r in results if r.session_id is not None})
     for r in results:
         if r.contribution_id in owners:
             sessions.setdefault(owners[r.contribution_id], []).append(r)
@@ -436,16 +461,18 @@ def _finish_in_session(session_id: int, results: list[Finished]) -> None:
     contributions = rows.in_bulk([r.contribution_id for r in results])
     settled: dict[int, Round] = {}
     usage = [0, 0, Decimal(0)]
+    finished = []
     for r in results:
-        c = contributions[r.contribution_id]
-        if c.status != C.RUNNING or (r.tries is not None and c.tries != r.tries):
+        c = contributions.get(r.contribution_id)
+        if c is None or c.status != C.RUNNING or (r.tries is not None and c.tries != r.tries):
             continue
         _result_apply(c, r.result, r.latency_ms)
         c.save()
         _record_positions(session, c, r.result)
         usage = [usage[0] + c.tokens_in, usage[1] + c.tokens_out, usage[2] + c.cost]
-        events.event_emit(session_id=session.pk, event=events.ContributionFinished(contribution_id=c.pk, round_id=c.round_id))
+        finished.append(events.ContributionFinished(contribution_id=c.pk, round_id=c.round_id))
         settled[c.round_id] = c.round
+    events.events_emit(session_id=session.pk, events=finished)
     if settled:
         state.usage_add(session.pk, tokens_in=usage[0], tokens_out=usage[1], cost=usage[2])
     for rnd in settled.values():
