@@ -144,8 +144,17 @@ def _record(arrived: list[_Outcome], on_error: OnError) -> None:
                     runner.finish_many([r])
                 except Exception as exc:  # a bug or a lost database must not leave the round waiting
                     exc.tries = r.tries
-                    on_error(r.contribution_id, exc)
+                    _settle(on_error, r.contribution_id, exc)
     for o in arrived:
         if o.error is not None:
-            on_error(o.claim.contribution_id, o.error)
+            _settle(on_error, o.claim.contribution_id, o.error)
+
+
+def _settle(on_error: OnError, contribution_id: int, exc: BaseException) -> None:
+    """Hand a failure to ``on_error``; if that fails too (the database or the broker is down),
+    the batch goes on with the other calls and the sweeper finds this one once its lease expires."""
+    try:
+        on_error(contribution_id, exc)
+    except Exception:
+        logger.exception("contribution %s could not be settled; the sweeper will run it again", contribution_id)
 
