@@ -22,8 +22,9 @@ def clean(b: Browser) -> None:
 
 def approve(b: Browser, pk: int, gate: str, title: str) -> ValidationPoint:
     b.wait_text("#user-panel", title, 60)
-    point = ValidationPoint.objects.get(session_id=pk, gate=gate, state="open")
-    section = b.driver.find_element(By.ID, f"point-{point.pk}")
+    point = b.wait(lambda: ValidationPoint.objects.filter(session_id=pk, gate=gate, state="open").first(), what=f"the open {gate}")
+    # The panel may name the gate (its phase) before the point's own section arrives.
+    section = b.wait(lambda: next(iter(b.driver.find_elements(By.ID, f"point-{point.pk}")), None), what=f"the {gate} on the page")
     section.find_element(By.CSS_SELECTOR, "textarea[name=comment]").send_keys("Approved by the demo's product owner.")
     section.find_element(By.CSS_SELECTOR, "button[value=approve]").click()
     b.wait(lambda: not b.driver.find_elements(By.ID, f"point-{point.pk}"), what=f"{gate} leaves the panel")
