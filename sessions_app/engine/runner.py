@@ -153,13 +153,13 @@ def started_record(*claims: Claim) -> None:
     for session_id, mine in sessions.items():
         with transaction.atomic():
             list(DesignSession.objects.select_for_update().filter(pk=session_id).values_list("pk", flat=True))
-            held = set(
+            tries = dict(
                 Contribution.objects.filter(pk__in=[c.contribution_id for c in mine], status=C.RUNNING)
                 .values_list("pk", "tries")
             )
             events.events_emit(session_id=session_id, events=[
                 events.ContributionStarted(contribution_id=c.contribution_id, round_id=c.round_id)
-                for c in mine if any(pk == c.contribution_id and (c.tries is None or tries == c.tries) for pk, tries in held)
+                for c in mine if c.contribution_id in tries and c.tries in (None, tries[c.contribution_id])
             ])
 
 
