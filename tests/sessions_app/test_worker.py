@@ -3,7 +3,11 @@ that speaks the OpenAI wire format (the only stand-in: the model vendor)."""
 
 from __future__ import annotations
 
+import base64
+import json
+
 import pytest
+import redis
 from django.core.management import call_command
 
 from sessions_app import services
@@ -130,3 +134,20 @@ def test_a_transient_error_in_a_rounds_batch_is_retried_alone_while_the_others_f
     others = [c for c in analysis_calls if c.user != refused.user]
     assert max(c.finished for c in others) < again[1].finished
 
+
+
+def test_a_rounds_calls_are_sent_to_the_workers_as_one_message(shop, settings):
+    # No worker here: the message waits in the real Redis broker, where it is read as it was sent.
+    broker = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+    queue = settings.CELERY_TASK_DEFAULT_QUEUE
+    broker.delete(queue)
+    try:
+        template = TeamTemplate.objects.get(slug="new-service-integration")
+        session = services.session_start(project=shop, template=template, requirement=REQ, user=None, prd=shop.prds.get())
+        ids = sorted(session.rounds.get(kind="analysis").contributions.values_list("pk", flat=True))
+        sent = [json.loads(raw) for raw in broker.lrange(queue, 0, -1)]
+        tasks = [(m["headers"]["task"], json.loads(base64.b64decode(m["body"]))[0]) for m in sent]
+        assert [name for name, _ in tasks] == ["sessions_app.tasks.run_contributions"]
+        assert sorted(tasks[0][1][0]) == ids and len(ids) == 6
+    finally:
+        broker.delete(queue)
