@@ -140,6 +140,9 @@ class Round(models.Model):
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
     created_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    advance_due = models.BooleanField(
+        default=False, help_text="The synthesis is written and the session's next step is not taken yet."
+    )
 
     class Meta:
         ordering = ["session", "number"]

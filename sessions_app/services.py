@@ -151,6 +151,8 @@ def _continue(session: DesignSession) -> None:
     """Pick up where the session stands: a running round continues by itself; a finished
     round advances; an open validation point keeps waiting for its answer."""
     latest = session.rounds.order_by("-number").first()
+    if latest and latest.advance_due:  # the step after its synthesis is taken here, not again later
+        Round.objects.filter(pk=latest.pk).update(advance_due=False)
     if latest and latest.status in (latest.Status.RUNNING, latest.Status.SYNTHESIZING):
         state.status_set(session, S.RUNNING)
         return

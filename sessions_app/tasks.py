@@ -172,7 +172,7 @@ def sweep() -> dict[str, int]:
         if now - _synthesis_sent.get(pk, 0.0) >= settings.MAESTRO_SYNTHESIS_STALL_SECONDS
     ]
     for pk in stalled:
-        logger.info("sweeper: round %s is still synthesizing; enqueueing its synthesis again", pk)
+        logger.info("sweeper: round %s is overdue for its synthesis or the step after it; enqueueing it again", pk)
         if _publish(lambda pk=pk: synthesize_round.delay(pk)):
             _synthesis_sent[pk] = now
     for pk in [pk for pk, sent in _synthesis_sent.items() if now - sent > 3600]:

@@ -9,6 +9,7 @@ and asynchronously in workers. Precondition everywhere: the session row is locke
 
 from __future__ import annotations
 
+from django.db import transaction
 from django.utils import timezone
 
 from sessions_app import events
@@ -18,10 +19,10 @@ from sessions_app.engine import messages
 from sessions_app.engine.checklist import DISCOVERY_INPUT
 from sessions_app.engine.consensus import key_questions_create, questions_note
 from sessions_app.engine.context import SessionContext
-from sessions_app.engine.gates import open_design_gate, open_validation_gate
+from sessions_app.engine.gates import open_design_gate, open_validation_gate, session_complete
 from sessions_app.engine.points import validation_open
 from sessions_app.engine.rounds import open_round, round_number_next
-from sessions_app.engine.state import phase_set, status_set
+from sessions_app.engine.state import attempts_latest, phase_set, session_lock, status_set
 from sessions_app.models import Contribution, DesignSession, KeyQuestion, Phase, Round, ValidationPoint
 
 S = DesignSession.Status
@@ -79,6 +80,32 @@ def begin(session: DesignSession) -> None:
             round=assembly,
         )
     open_round(session, kind=Round.Kind.ANALYSIS, ctx=ctx)
+
+
+def after_round(*, round_id: int) -> None:
+    """The session's next step after a round's synthesis was written, taken once: the round's
+    ``advance_due`` mark is cleared under the session lock, so a delivery sent again (the sweeper,
+    after a crash between the synthesis and this step) does nothing more."""
+    with transaction.atomic():
+        rnd = Round.objects.only("session_id").get(pk=round_id)
+        session = session_lock(rnd.session_id)
+        if not Round.objects.filter(pk=round_id, status=Round.Status.DONE, advance_due=True).update(advance_due=False):
+            return
+        rnd = Round.objects.get(pk=round_id)
+        if session.status in (S.CANCELLED, S.COMPLETED):
+            return
+        ctx = SessionContext.load(session)
+        if session.mode == DesignSession.Mode.TASK:
+            session_complete(session, ctx)  # a hub task is one specialist's answer; a failure is in its report
+            return
+        failed = [c for c in attempts_latest(rnd) if c.status == Contribution.Status.FAILED]
+        if failed:
+            names = ", ".join(c.author_name for c in failed)
+            status_set(session, S.AWAITING_USER, f"{names} could not contribute. Re-run them, or continue without them.")
+            return
+        if session.status == S.PAUSED:
+            return  # resuming takes the next step
+        advance(session, ctx=ctx, after=rnd)
 
 
 def advance(session: DesignSession, *, ctx: SessionContext, after: Round | None = None) -> None:

@@ -583,11 +583,15 @@ def contributions_due_now(ids: list[int]) -> None:
 
 def rounds_stalled(*, limit: int = 100) -> list[int]:
     """Rounds left synthesizing for ``MAESTRO_SYNTHESIS_STALL_SECONDS`` after their last
-    contribution settled: the synthesis message was lost. Synthesis is idempotent."""
+    contribution settled (the synthesis message was lost), and rounds synthesized that long ago
+    whose next step was never taken (the process died in between). Delivering the synthesis
+    again does what is left; it is idempotent."""
     cutoff = timezone.now() - timedelta(seconds=settings.MAESTRO_SYNTHESIS_STALL_SECONDS)
     return list(
-        Round.objects.filter(status=R.SYNTHESIZING)
-        .exclude(contributions__finished_at__gte=cutoff)
+        Round.objects.filter(
+            Q(status=R.SYNTHESIZING) & ~Q(contributions__finished_at__gte=cutoff)
+            | Q(status=R.DONE, advance_due=True, finished_at__lt=cutoff)
+        )
         .exclude(session__status=DesignSession.Status.CANCELLED)
         .values_list("pk", flat=True)[:limit]
     )

@@ -2,7 +2,8 @@
 round's contributions (proposal versions, the implementation plan, the integration checklist).
 
 :func:`round_synthesize` runs once per round (the dispatcher delivers it after the round's
-last contribution settled; a duplicate delivery does nothing) and then moves the session on.
+last contribution settled; a duplicate delivery does nothing) and then moves the session on
+(:func:`~sessions_app.engine.flow.after_round`).
 """
 
 from __future__ import annotations
@@ -21,16 +22,22 @@ from sessions_app.diagrams.ascii import render_ascii
 from sessions_app.engine import messages
 from sessions_app.engine.consensus import apply_decided_edges, edge_question_open, edges_decided, positions_tally
 from sessions_app.engine.context import SessionContext
-from sessions_app.engine.flow import advance
-from sessions_app.engine.gates import session_complete
-from sessions_app.engine.state import attempts_latest, gate_refresh, session_lock, specialist_members, status_set
+from sessions_app.engine.flow import after_round
+from sessions_app.engine.state import attempts_latest, gate_refresh, session_lock, specialist_members
 from sessions_app.models import Contribution, DesignSession, KeyQuestion, Round, Synthesis
 
-S = DesignSession.Status
+def round_synthesize(*, round_id: int) -> Synthesis | None:
+    """Write the round's synthesis, then take the session's next step, each in a transaction of
+    its own: the synthesis reaches the pages as soon as it is written, not after the next round
+    has been opened. A delivery that finds the synthesis written (a duplicate, or one sent again
+    by the sweeper after a crash between the two) takes the next step if it is still due."""
+    synthesis = _synthesis_write(round_id)
+    after_round(round_id=round_id)
+    return synthesis
 
 
 @transaction.atomic
-def round_synthesize(*, round_id: int) -> Synthesis | None:
+def _synthesis_write(round_id: int) -> Synthesis | None:
     rnd = Round.objects.select_related("session").get(pk=round_id)
     session = session_lock(rnd.session_id)
     rnd.refresh_from_db()
@@ -38,7 +45,6 @@ def round_synthesize(*, round_id: int) -> Synthesis | None:
         return None  # a duplicate delivery, or the round was re-opened
     ctx = SessionContext.load(session)
     latest = attempts_latest(rnd)
-    failed = [c for c in latest if c.status == Contribution.Status.FAILED]
     done = [c for c in latest if c.status == Contribution.Status.DONE]
     if rnd.kind in (Round.Kind.DESIGN, Round.Kind.DISCUSSION, Round.Kind.FOLLOW_UP):
         _merge_proposal(session, rnd, ctx, done)
@@ -49,26 +55,12 @@ def round_synthesize(*, round_id: int) -> Synthesis | None:
     synthesis = _write_synthesis(session, rnd, ctx, latest)
     rnd.status = Round.Status.DONE
     rnd.finished_at = timezone.now()
-    rnd.save(update_fields=["status", "finished_at"])
+    rnd.advance_due = True
+    rnd.save(update_fields=["status", "finished_at", "advance_due"])
     if rnd.kind in (Round.Kind.DESIGN, Round.Kind.DISCUSSION):
         positions_tally(session, rnd)
         apply_decided_edges(session, ctx, rnd=rnd)
     gate_refresh(session, ctx)
-    if session.status in (S.CANCELLED, S.COMPLETED):
-        return synthesis
-    if session.mode == DesignSession.Mode.TASK:
-        session_complete(session, ctx)  # a hub task is one specialist's answer; a failure is in its report
-        return synthesis
-    if failed:
-        names = ", ".join(c.author_name for c in failed)
-        status_set(
-            session, S.AWAITING_USER,
-            f"{names} could not contribute. Re-run them, or continue without them.",
-        )
-        return synthesis
-    if session.status == S.PAUSED:
-        return synthesis
-    advance(session, ctx=ctx, after=rnd)
     return synthesis
 
 

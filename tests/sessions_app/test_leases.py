@@ -132,3 +132,67 @@ def test_sweeps_run_lost_work_to_the_end(analysis, eager_celery, settings):
     assert tasks.sweep()["syntheses"] == 1
     assert Round.objects.get(pk=analysis.pk).status == Round.Status.DONE
     assert tasks.sweep() == {"contributions": 0, "syntheses": 0, "expired": 0}
+
+
+def _settle_all(rnd: Round) -> None:
+    """Every call of the round answered (its synthesis message is never sent in these tests)."""
+    for c in rnd.contributions.all():
+        claim_ = runner.claim(c.pk)
+        runner.finish(c.pk, ProviderResult(text=f"{c.author_name} answers.", provider="openai", model="m"), 10, tries=claim_.tries)
+    assert Round.objects.get(pk=rnd.pk).status == Round.Status.SYNTHESIZING
+
+
+class _Died(Exception):
+    pass
+
+
+def test_a_crash_between_the_synthesis_and_the_next_step_is_found_and_the_step_taken_once(analysis, eager_celery, settings, monkeypatch):
+    """The synthesis commits on its own, so pages see it at once; when the process dies before
+    the next step, the round keeps ``advance_due`` and the sweeper takes that step, once."""
+    from sessions_app.engine import synthesis
+
+    settings.MAESTRO_SYNTHESIS_STALL_SECONDS = 5
+    monkeypatch.setattr(tasks, "_synthesis_sent", {})  # (round ids of earlier tests may come again)
+    _settle_all(analysis)
+
+    def died(**_kwargs):
+        raise _Died
+    with monkeypatch.context() as patch:
+        patch.setattr(synthesis, "after_round", died)
+        with pytest.raises(_Died):
+            synthesis.round_synthesize(round_id=analysis.pk)
+    rnd = Round.objects.get(pk=analysis.pk)
+    assert rnd.status == Round.Status.DONE and rnd.advance_due, "the synthesis is written, the next step is not taken"
+    assert rnd.synthesis is not None
+    session = DesignSession.objects.get(pk=analysis.session_id)
+    assert session.phase == "discovery" and session.rounds.count() == 2
+    assert runner.rounds_stalled() == [], "the next step may still be on its way"
+    Round.objects.filter(pk=rnd.pk).update(finished_at=timezone.now() - timedelta(seconds=6))
+    assert runner.rounds_stalled() == [rnd.pk]
+    assert tasks.sweep()["syntheses"] == 1
+    session.refresh_from_db()
+    assert session.phase == "design"
+    assert list(session.rounds.values_list("kind", flat=True)) == ["assembly", "analysis", "design"]
+    assert not Round.objects.get(pk=rnd.pk).advance_due
+    # A late duplicate of the synthesis message, and the next sweep, change nothing.
+    synthesis.round_synthesize(round_id=rnd.pk)
+    assert runner.rounds_stalled() == []
+    assert session.rounds.count() == 3
+
+
+def test_resuming_between_the_synthesis_and_the_next_step_takes_the_step_once(analysis, monkeypatch):
+    """A session paused while its round synthesizes: a resume that lands before the step after the
+    synthesis takes that step itself; the step then finds nothing left to do."""
+    from sessions_app.engine import flow, synthesis
+
+    _settle_all(analysis)
+    session = services.session_pause(session=analysis.session)
+    with monkeypatch.context() as patch:
+        patch.setattr(synthesis, "after_round", lambda **_kwargs: None)  # not yet run
+        synthesis.round_synthesize(round_id=analysis.pk)
+    assert Round.objects.get(pk=analysis.pk).advance_due
+    services.session_resume(session=session)
+    assert session.rounds.filter(kind="design").count() == 1
+    flow.after_round(round_id=analysis.pk)  # the step that was on its way
+    assert session.rounds.filter(kind="design").count() == 1
+    assert not Round.objects.get(pk=analysis.pk).advance_due
