@@ -342,8 +342,11 @@ class DeltaWriter:
 
     Frames go over the channel layer only (:mod:`sessions_app.streaming`): no event row, no
     lock on the session row, so parallel calls do not queue on each other. The text so far is
-    saved on the contribution's own row at most every ``save_ms`` (a page loaded meanwhile
-    shows it, then the frames that follow), which renews the lease too."""
+    saved on the contribution's own row at most every ``save_ms``, counted from the first token
+    (a page loaded meanwhile shows it, then the frames that follow), which renews the lease too.
+    A reply that streams for less than ``save_ms`` is never saved half-way: its result follows
+    at once (counted from the call's start instead, every call of a round that answers after a
+    wait would write its first token at the same moment as the round's results)."""
 
     def __init__(self, claim: Claim, frame_ms: int, save_ms: int = 1000, started: threading.Event | None = None) -> None:
         self.claim = claim
@@ -358,6 +361,8 @@ class DeltaWriter:
     def __call__(self, delta: str) -> None:
         if not delta:
             return
+        if not self.buffer and not self.text:
+            self.last_save = time.monotonic()  # the first token: saves count from here
         self.buffer.append(delta)
         if time.monotonic() - self.last_flush >= self.frame:
             self.flush()

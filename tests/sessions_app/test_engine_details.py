@@ -80,6 +80,28 @@ def test_streamed_text_is_coalesced_into_frames_off_the_log(run_engine, demo, mo
     assert 2 <= len(kept) <= 4 and all(whole.startswith(t) for t in kept)
 
 
+def test_saves_of_streamed_text_count_from_the_first_token_not_from_the_call(demo, monkeypatch):
+    """A reply that comes after a long wait and streams briefly is not written half-way: every
+    call of a round answering at the same moment would otherwise write its first token just as
+    the round's results are recorded. A longer stream is saved a ``save_ms`` after its first token."""
+    template = TeamTemplate.objects.get(slug="new-service-integration")
+    session = services.session_start(project=demo, template=template, requirement=REQ, user=None, prd=demo.prds.first())
+    c = session.contributions.filter(author="specialist").first()
+    Contribution.objects.filter(pk=c.pk).update(status="running", text="")
+    monkeypatch.setattr("sessions_app.engine.runner.streaming", SimpleNamespace(text_streamed=lambda **_kw: None))
+    clock = {"t": 0.0}
+    monkeypatch.setattr("sessions_app.engine.runner.time", SimpleNamespace(monotonic=lambda: clock["t"]))
+    writer = DeltaWriter(Claim(c.pk, session.pk, c.round_id, True), frame_ms=50, save_ms=1000)
+    clock["t"] = 3.0  # the model thinks for 3 s, then answers in 0.5 s
+    for i in range(10):
+        clock["t"] = 3.0 + i * 0.05
+        writer(f"t{i} ")
+    assert Contribution.objects.get(pk=c.pk).text == "", "nothing written before the result"
+    clock["t"] = 4.1  # the stream goes on past a second after its first token
+    writer("late ")
+    assert Contribution.objects.get(pk=c.pk).text == "".join(f"t{i} " for i in range(10)) + "late "
+
+
 def test_provider_precedence_specialist_then_session_then_project_then_site(demo, settings):
     settings.MAESTRO_PROVIDER = "rules"
     template = TeamTemplate.objects.get(slug="new-service-integration")
