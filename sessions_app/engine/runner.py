@@ -152,7 +152,7 @@ def started_record(*claims: Claim) -> None:
         sessions.setdefault(claim_.session_id, []).append(claim_)
     for session_id, mine in sessions.items():
         with transaction.atomic():
-            list(DesignSession.objects.select_for_update().filter(pk=session_id).values_list("pk", flat=True))
+            state.session_hold(session_id)
             tries = dict(
                 Contribution.objects.filter(pk__in=[c.contribution_id for c in mine], status=C.RUNNING)
                 .values_list("pk", "tries")
@@ -461,7 +461,7 @@ def finish_many(results: list[Finished]) -> None:
 
 @transaction.atomic
 def _finish_in_session(session_id: int, results: list[Finished]) -> None:
-    session = state.session_lock(session_id)
+    state.session_hold(session_id)
     rows = Contribution.objects.select_for_update(of=("self",)).select_related("round")
     contributions = rows.in_bulk([r.contribution_id for r in results])
     settled: dict[int, Round] = {}
@@ -472,16 +472,22 @@ def _finish_in_session(session_id: int, results: list[Finished]) -> None:
         if c is None or c.status != C.RUNNING or (r.tries is not None and c.tries != r.tries):
             continue
         _result_apply(c, r.result, r.latency_ms)
-        c.save()
-        _record_positions(session, c, r.result)
+        c.save(update_fields=RESULT_FIELDS)
+        _record_positions(session_id, c, r.result)
         usage = [usage[0] + c.tokens_in, usage[1] + c.tokens_out, usage[2] + c.cost]
         finished.append(events.ContributionFinished(contribution_id=c.pk, round_id=c.round_id))
         settled[c.round_id] = c.round
-    events.events_emit(session_id=session.pk, events=finished)
+    events.events_emit(session_id=session_id, events=finished)
     if settled:
-        state.usage_add(session.pk, tokens_in=usage[0], tokens_out=usage[1], cost=usage[2])
+        state.usage_add(session_id, tokens_in=usage[0], tokens_out=usage[1], cost=usage[2])
     for rnd in settled.values():
         _settled(rnd)
+
+
+RESULT_FIELDS = (
+    "status", "text", "payload", "provider", "model", "tokens_in", "tokens_out", "cost", "latency_ms", "error",
+    "finished_at", "lease_expires_at",
+)
 
 
 def _result_apply(c: Contribution, result: ProviderResult, latency_ms: int) -> None:
@@ -610,10 +616,10 @@ def _summary(text: str) -> str:
     return ""
 
 
-def _record_positions(session: DesignSession, c: Contribution, result: ProviderResult) -> None:
+def _record_positions(session_id: int, c: Contribution, result: ProviderResult) -> None:
     if c.round.kind not in ("design", "discussion") or not result.positions:
         return
-    questions = {q.ref: q for q in session.key_questions.all()}
+    questions = {q.ref: q for q in KeyQuestion.objects.filter(session_id=session_id)}
     for position in result.positions:
         q = questions.get(position.question.strip().upper())
         if q is None:

@@ -26,6 +26,12 @@ def session_lock(session_id: int) -> DesignSession:
     )
 
 
+def session_hold(session_id: int) -> None:
+    """Lock the session row without reading it (for writers that need the lock order, not the
+    session: recording calls' starts and results). Precondition: inside ``transaction.atomic``."""
+    list(DesignSession.objects.select_for_update().filter(pk=session_id).values_list("pk", flat=True))
+
+
 def status_set(session: DesignSession, status: str, reason: str = "") -> None:
     """Set the status and its reason a person reads; no event when neither changes."""
     if session.status == status and session.status_reason == reason:
