@@ -26,6 +26,7 @@ from sessions_app.engine.flow import after_round
 from sessions_app.engine.state import attempts_latest, gate_refresh, session_lock, specialist_members
 from sessions_app.models import Contribution, DesignSession, KeyQuestion, Round, Synthesis
 
+
 def round_synthesize(*, round_id: int) -> Synthesis | None:
     """Write the round's synthesis, then take the session's next step, each in a transaction of
     its own: the synthesis reaches the pages as soon as it is written, not after the next round
