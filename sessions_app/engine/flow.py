@@ -85,10 +85,10 @@ def begin(session: DesignSession) -> None:
 def after_round(*, round_id: int) -> None:
     """The session's next step after a round's synthesis was written, taken once: the round's
     ``advance_due`` mark is cleared under the session lock, so a delivery sent again (the sweeper,
-    after a crash between the synthesis and this step) does nothing more."""
+    after a crash between the synthesis and this step) does nothing more. Takes the lock itself
+    (unlike the rest of this module)."""
     with transaction.atomic():
-        rnd = Round.objects.only("session_id").get(pk=round_id)
-        session = session_lock(rnd.session_id)
+        session = session_lock(Round.objects.values_list("session_id", flat=True).get(pk=round_id))
         if not Round.objects.filter(pk=round_id, status=Round.Status.DONE, advance_due=True).update(advance_due=False):
             return
         rnd = Round.objects.get(pk=round_id)
