@@ -26,7 +26,6 @@ from django.conf import settings
 from django.db import close_old_connections, connection, transaction
 
 from sessions_app.engine import runner
-from sessions_app.models import Contribution
 from sessions_app.providers.base import ProviderResult
 
 logger = logging.getLogger(__name__)
@@ -75,13 +74,10 @@ def execute_many(ids: list[int], *, on_busy: OnBusy, on_error: OnError) -> int:
     if not claims:
         return 0
     outcomes: queue.SimpleQueue[_Outcome] = queue.SimpleQueue()
-    contributions = Contribution.objects.select_related(*runner.CONTRIBUTION_RELATED).in_bulk(
-        [c.contribution_id for c in claims]
-    )
     beat = runner.Heartbeat(*claims)
     for claim_ in claims:
         try:
-            request, provider_name = runner.build_request(contributions[claim_.contribution_id])
+            request, provider_name = runner.build_request(claim_.contribution)
         except Exception as exc:
             outcomes.put(_Outcome(claim_, error=_tagged(exc, claim_)))
         else:

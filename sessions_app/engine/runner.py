@@ -15,7 +15,7 @@ import logging
 import random
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal
 from functools import lru_cache
@@ -45,6 +45,8 @@ class Claim:
     round_id: int
     first_try: bool
     tries: int | None = None  # the try this claim took; None: whichever try is running
+    # The row as claimed, with what the call needs (CONTRIBUTION_RELATED): read with the claim.
+    contribution: Contribution | None = field(default=None, repr=False, compare=False)
 
 
 class Busy(Exception):
@@ -117,9 +119,7 @@ def claim(contribution_id: int) -> Claim | None:
 def claims_take(ids: list[int]) -> tuple[list[Claim], list[tuple[int, float]]]:
     """:func:`claim` for several contributions, reading them in one query: the claims taken,
     and ``(id, retry_in)`` for each that another delivery holds."""
-    rows = Contribution.objects.filter(pk__in=ids).only(
-        "session_id", "round_id", "status", "tries", "lease_expires_at", "started_at"
-    ).in_bulk()
+    rows = Contribution.objects.filter(pk__in=ids).select_related(*CONTRIBUTION_RELATED).in_bulk()
     live = [rows[pk] for pk in ids if pk in rows and rows[pk].status not in (C.DONE, C.FAILED, C.CANCELLED)]
     cancelled = set(
         DesignSession.objects.filter(pk__in={c.session_id for c in live}, status=DesignSession.Status.CANCELLED)
@@ -136,10 +136,14 @@ def claims_take(ids: list[int]) -> tuple[list[Claim], list[tuple[int, float]]]:
         if c.session_id in cancelled:
             unchanged.update(status=C.CANCELLED)
             continue
-        if not unchanged.update(status=C.RUNNING, started_at=now, tries=c.tries + 1, text="", lease_expires_at=now + _lease()):
+        taken = {"status": C.RUNNING, "started_at": now, "tries": c.tries + 1, "text": "", "lease_expires_at": now + _lease()}
+        if not unchanged.update(**taken):
             busy.append((c.pk, random.uniform(0.5, 1.5)))  # another delivery claimed it a moment ago: look again
             continue
-        claims.append(Claim(contribution_id=c.pk, session_id=c.session_id, round_id=c.round_id, first_try=c.tries == 0, tries=c.tries + 1))
+        first_try = c.tries == 0
+        for name, value in taken.items():
+            setattr(c, name, value)
+        claims.append(Claim(c.pk, c.session_id, c.round_id, first_try, tries=c.tries, contribution=c))
     return claims, busy
 
 
@@ -401,8 +405,7 @@ def execute(contribution_id: int) -> ProviderResult:
         raise _Skip()
     try:
         with Heartbeat(claim_) as beat:
-            contribution = Contribution.objects.select_related(*CONTRIBUTION_RELATED).get(pk=contribution_id)
-            request, provider_name = build_request(contribution)
+            request, provider_name = build_request(claim_.contribution)
             result, latency_ms = call(claim_, request, provider_name, beat.started)
     except BaseException as exc:
         exc.tries = claim_.tries  # lets the caller's fail/release touch only this try
