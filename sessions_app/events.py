@@ -157,6 +157,27 @@ LEGACY_DELTA = "contribution.delta"
 """Streamed text that older versions kept in the log; such rows are replayed as sequence markers."""
 
 
+def _seq_reserve(session_id: int, count: int) -> int:
+    """Take the next ``count`` sequence numbers of the session's log; returns the first. One
+    statement where the database returns what it updated (PostgreSQL, SQLite ≥ 3.35)."""
+    connection = transaction.get_connection()
+    if connection.features.can_return_columns_from_insert:
+        table = connection.ops.quote_name(DesignSession._meta.db_table)  # the model's own name, no input
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {table} SET last_seq = last_seq + %s WHERE id = %s RETURNING last_seq",  # noqa: S608
+                [count, session_id],
+            )
+            row = cursor.fetchone()
+        if row is None:
+            raise DesignSession.DoesNotExist(f"no session {session_id}")
+        last = row[0]
+    else:
+        DesignSession.objects.filter(pk=session_id).update(last_seq=F("last_seq") + count)
+        last = DesignSession.objects.filter(pk=session_id).values_list("last_seq", flat=True).get()
+    return last - count + 1
+
+
 def event_emit(*, session_id: int, event: _Event) -> int:
     """Append ``event`` to the session's log with the next sequence number; announce it on commit.
 
@@ -172,10 +193,10 @@ def events_emit(*, session_id: int, events: list[_Event]) -> list[int]:
     :func:`event_emit` does for one; returns their numbers."""
     if not events:
         return []
-    with transaction.atomic():
-        DesignSession.objects.filter(pk=session_id).update(last_seq=F("last_seq") + len(events))
-        last = DesignSession.objects.filter(pk=session_id).values_list("last_seq", flat=True).get()
-        first = last - len(events) + 1
+    # No savepoint of its own: a failure here fails the caller's transaction as a whole, and a
+    # round's end appends several events (two queries fewer each).
+    with transaction.atomic(savepoint=False):
+        first = _seq_reserve(session_id, len(events))
         rows = SessionEvent.objects.bulk_create([
             SessionEvent(session_id=session_id, seq=first + i, type=event.type, payload=event.model_dump())
             for i, event in enumerate(events)

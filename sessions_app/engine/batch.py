@@ -1,8 +1,8 @@
 """Several specialist calls at once, in one process: the contributions a round opened together.
 
 The calls of a round are handed over in one message, so they start together instead of one
-message, one claim and one start event after another. Here they are claimed in one
-transaction, their started events appended in one, their calls run side by side on threads of
+message, one claim and one start event after another. Here they are claimed, and their
+started events appended, in one transaction; their calls run side by side on threads of
 this process, and their results recorded as they arrive: the results that arrived together in
 one transaction per session (:func:`runner.finish_many`), so a round's calls do not queue one
 by one on the session row's lock.
@@ -57,10 +57,11 @@ class _Outcome:
 
 
 def claim_many(ids: list[int], on_busy: OnBusy) -> list[runner.Claim]:
-    """Claim the contributions ``ids`` in one transaction; those another delivery holds go to
-    ``on_busy``, those with nothing left to do are skipped."""
+    """Claim the contributions ``ids`` and append their started events, in one transaction;
+    those another delivery holds go to ``on_busy``, those with nothing left to do are skipped.
+    The calls then start with nothing else of this batch competing with them for the process."""
     with transaction.atomic():
-        claims, busy = runner.claims_take(ids)
+        claims, busy = runner.claims_take(ids, record_start=True)
     for pk, retry_in in busy:
         on_busy(pk, retry_in)
     return claims
@@ -74,7 +75,7 @@ def execute_many(ids: list[int], *, on_busy: OnBusy, on_error: OnError) -> int:
     if not claims:
         return 0
     outcomes: queue.SimpleQueue[_Outcome] = queue.SimpleQueue()
-    beat = runner.Heartbeat(*claims)
+    beat = runner.Heartbeat(*claims, started=True)
     for claim_ in claims:
         try:
             request, provider_name = runner.build_request(claim_.contribution)
@@ -82,7 +83,6 @@ def execute_many(ids: list[int], *, on_busy: OnBusy, on_error: OnError) -> int:
             outcomes.put(_Outcome(claim_, error=_tagged(exc, claim_)))
         else:
             _threads().submit(_call, claim_, request, provider_name, beat.started, outcomes)
-    # The starts are recorded once every call is on its way (their text waits for them).
     with beat:
         running = len(claims)
         while running:

@@ -28,6 +28,7 @@ from django.utils import timezone
 from sessions_app import events, streaming
 from sessions_app.engine import rounds, state, synthesis
 from sessions_app.engine.context import SessionContext
+from sessions_app.engine.flow import after_round
 from sessions_app.models import Contribution, DesignSession, KeyQuestion, Position, Round
 from sessions_app.providers import ProviderConfig, build_provider
 from sessions_app.providers.base import KeyQuestionBrief, ProviderError, ProviderRequest, ProviderResult, match_option
@@ -45,7 +46,7 @@ class Claim:
     round_id: int
     first_try: bool
     tries: int | None = None  # the try this claim took; None: whichever try is running
-    # The row as claimed, with what the call needs (CONTRIBUTION_RELATED): read with the claim.
+    # The row as claimed, with what the call needs (CONTRIBUTION_RELATED, SESSION_RELATED): read with the claim.
     contribution: Contribution | None = field(default=None, repr=False, compare=False)
 
 
@@ -116,35 +117,68 @@ def claim(contribution_id: int) -> Claim | None:
     return claims[0] if claims else None
 
 
-def claims_take(ids: list[int]) -> tuple[list[Claim], list[tuple[int, float]]]:
-    """:func:`claim` for several contributions, reading them in one query: the claims taken,
-    and ``(id, retry_in)`` for each that another delivery holds."""
+def claims_take(ids: list[int], *, record_start: bool = False) -> tuple[list[Claim], list[tuple[int, float]]]:
+    """:func:`claim` for several contributions: the claims taken, and ``(id, retry_in)`` for
+    each that another delivery holds.
+
+    The rows are read in one query and their session once (a round's calls share it, with its
+    inventory and PRD), then taken by one compare-and-set UPDATE per state they were read in
+    (usually one for the whole round). When another delivery changed some of them meanwhile,
+    the rows this UPDATE took are those that carry its start time.
+
+    With ``record_start`` (a round's calls, claimed together), the started events are appended
+    in the same transaction: the session rows are locked first (the lock order of cancelling),
+    so a cancelled session's calls are never taken and a taken call is never shown as started
+    after its cancellation. Precondition: inside ``transaction.atomic``."""
     rows = Contribution.objects.filter(pk__in=ids).select_related(*CONTRIBUTION_RELATED).in_bulk()
     live = [rows[pk] for pk in ids if pk in rows and rows[pk].status not in (C.DONE, C.FAILED, C.CANCELLED)]
-    cancelled = set(
-        DesignSession.objects.filter(pk__in={c.session_id for c in live}, status=DesignSession.Status.CANCELLED)
-        .values_list("pk", flat=True)
-    )
+    session_ids = sorted({c.session_id for c in live})
+    if record_start:
+        for session_id in session_ids:
+            state.session_hold(session_id)
+    sessions = DesignSession.objects.select_related(*SESSION_RELATED).in_bulk(session_ids) if live else {}
     now = timezone.now()
-    claims: list[Claim] = []
     busy: list[tuple[int, float]] = []
+    wanted: dict[tuple[str, int], list[Contribution]] = {}
     for c in live:
         if c.status == C.RUNNING and (left := _lease_left(c, now)) > 0:
             busy.append((c.pk, left + random.uniform(0.5, 1.5)))  # another delivery is working on it
             continue
-        unchanged = Contribution.objects.filter(pk=c.pk, status=c.status, tries=c.tries)
-        if c.session_id in cancelled:
-            unchanged.update(status=C.CANCELLED)
+        session = sessions.get(c.session_id)
+        if session is None:
             continue
-        taken = {"status": C.RUNNING, "started_at": now, "tries": c.tries + 1, "text": "", "lease_expires_at": now + _lease()}
-        if not unchanged.update(**taken):
-            busy.append((c.pk, random.uniform(0.5, 1.5)))  # another delivery claimed it a moment ago: look again
+        if session.status == DesignSession.Status.CANCELLED:
+            Contribution.objects.filter(pk=c.pk, status=c.status, tries=c.tries).update(status=C.CANCELLED)
             continue
-        first_try = c.tries == 0
-        for name, value in taken.items():
-            setattr(c, name, value)
-        claims.append(Claim(c.pk, c.session_id, c.round_id, first_try, tries=c.tries, contribution=c))
+        c.session = session
+        wanted.setdefault((c.status, c.tries), []).append(c)
+    claims: list[Claim] = []
+    for (status, tries), group in wanted.items():
+        taken = {"status": C.RUNNING, "started_at": now, "tries": tries + 1, "text": "", "lease_expires_at": now + _lease()}
+        pks = [c.pk for c in group]
+        count = Contribution.objects.filter(pk__in=pks, status=status, tries=tries).update(**taken)
+        mine = set(pks) if count == len(pks) else set(
+            Contribution.objects.filter(pk__in=pks, status=C.RUNNING, tries=tries + 1, started_at=now).values_list("pk", flat=True)
+        )
+        for c in group:
+            if c.pk not in mine:
+                busy.append((c.pk, random.uniform(0.5, 1.5)))  # another delivery claimed it a moment ago: look again
+                continue
+            for name, value in taken.items():
+                setattr(c, name, value)
+            claims.append(Claim(c.pk, c.session_id, c.round_id, tries == 0, tries=c.tries, contribution=c))
+    order = {pk: i for i, pk in enumerate(ids)}
+    claims.sort(key=lambda c: order[c.contribution_id])
+    if record_start:
+        for session_id in session_ids:
+            _starts_append(session_id, [c for c in claims if c.session_id == session_id])
     return claims, busy
+
+
+def _starts_append(session_id: int, claims: list[Claim]) -> None:
+    events.events_emit(session_id=session_id, events=[
+        events.ContributionStarted(contribution_id=c.contribution_id, round_id=c.round_id) for c in claims
+    ])
 
 
 def started_record(*claims: Claim) -> None:
@@ -161,10 +195,7 @@ def started_record(*claims: Claim) -> None:
                 Contribution.objects.filter(pk__in=[c.contribution_id for c in mine], status=C.RUNNING)
                 .values_list("pk", "tries")
             )
-            events.events_emit(session_id=session_id, events=[
-                events.ContributionStarted(contribution_id=c.contribution_id, round_id=c.round_id)
-                for c in mine if c.contribution_id in tries and c.tries in (None, tries[c.contribution_id])
-            ])
+            _starts_append(session_id, [c for c in mine if c.contribution_id in tries and c.tries in (None, tries[c.contribution_id])])
 
 
 def _held(claim_: Claim):
@@ -185,15 +216,17 @@ class Heartbeat:
     its own, so a worker holds no extra connection per running call. Streamed text waits for
     the started events (:attr:`started`), so pages get the cards before their text."""
 
-    def __init__(self, *claims: Claim) -> None:
+    def __init__(self, *claims: Claim, started: bool = False) -> None:
         self.claims = list(claims)
         self.stopped = threading.Event()
         self.started = threading.Event()
+        if started:  # recorded with the claims (:func:`claims_take`)
+            self.started.set()
         name = ",".join(str(c.contribution_id) for c in claims)
         self.thread = threading.Thread(target=self._run, name=f"lease-{name}"[:60], daemon=True)
 
     def __enter__(self) -> Heartbeat:
-        if connection.in_atomic_block:
+        if connection.in_atomic_block and not self.started.is_set():
             # Called inside a transaction (a task run inline): another connection would not
             # see its rows, so the start is recorded here, in it.
             started_record(*self.claims)
@@ -394,7 +427,9 @@ class DeltaWriter:
         self.last_save = time.monotonic()
 
 
-CONTRIBUTION_RELATED = ("session__project", "session__prd", "session__inventory_revision", "session__template", "round", "specialist")
+CONTRIBUTION_RELATED = ("round", "specialist")
+SESSION_RELATED = ("project", "prd", "inventory_revision", "template")
+"""What a call needs besides its row: read with the claim, the session once for all its calls."""
 
 
 def execute(contribution_id: int) -> ProviderResult:
@@ -534,11 +569,21 @@ def fail(contribution_id: int, message: str, *, provider: str = "", tries: int |
 
 
 def _settled(rnd: Round) -> None:
-    """After a contribution settles: the one that completes its round synthesizes it, here and
-    now after commit (no second trip through the broker)."""
-    if rounds.round_maybe_complete(rnd):
-        round_id = rnd.pk
+    """After a contribution settles: the one that completes its round writes the round's
+    synthesis here, in the same transaction (the round's last results and its synthesis reach
+    the pages with one commit), and the session's next step follows after commit. A synthesis
+    that fails is undone alone (its own savepoint): the results stand, and the synthesis is
+    tried again after commit, then by the sweeper."""
+    if not rounds.round_maybe_complete(rnd):
+        return
+    round_id = rnd.pk
+    try:
+        synthesis.synthesis_write(round_id)
+    except Exception:
+        logger.exception("synthesis of round %s failed; it is tried again after commit", round_id)
         transaction.on_commit(lambda: _synthesize(round_id))
+        return
+    transaction.on_commit(lambda: _advance(round_id))
 
 
 def _synthesize(round_id: int) -> None:
@@ -546,6 +591,13 @@ def _synthesize(round_id: int) -> None:
         synthesis.round_synthesize(round_id=round_id)
     except Exception:  # the round stays 'synthesizing': the sweeper enqueues it again
         logger.exception("synthesis of round %s failed; the sweeper will try again", round_id)
+
+
+def _advance(round_id: int) -> None:
+    try:
+        after_round(round_id=round_id)
+    except Exception:  # the round keeps advance_due: the sweeper takes the step
+        logger.exception("the step after round %s failed; the sweeper will take it", round_id)
 
 
 def note_retry(contribution_id: int, message: str) -> None:

@@ -1,8 +1,9 @@
 """Synthesis: the Maestro's summary of a finished round, and the design it merges from the
 round's contributions (proposal versions, the implementation plan, the integration checklist).
 
-:func:`round_synthesize` runs once per round (the dispatcher delivers it after the round's
-last contribution settled; a duplicate delivery does nothing) and then moves the session on
+:func:`synthesis_write` runs once per round, in the transaction that records the round's last
+result (or, when that failed, later through :func:`round_synthesize`, which the sweeper
+delivers; a duplicate delivery does nothing), and the session then moves on
 (:func:`~sessions_app.engine.flow.after_round`).
 """
 
@@ -32,13 +33,17 @@ def round_synthesize(*, round_id: int) -> Synthesis | None:
     its own: the synthesis reaches the pages as soon as it is written, not after the next round
     has been opened. A delivery that finds the synthesis written (a duplicate, or one sent again
     by the sweeper after a crash between the two) takes the next step if it is still due."""
-    synthesis = _synthesis_write(round_id)
+    synthesis = synthesis_write(round_id)
     after_round(round_id=round_id)
     return synthesis
 
 
 @transaction.atomic
-def _synthesis_write(round_id: int) -> Synthesis | None:
+def synthesis_write(round_id: int) -> Synthesis | None:
+    """Write the round's synthesis and merge the design, mark the round done with its next step
+    due (``advance_due``, taken by :func:`~sessions_app.engine.flow.after_round`). Nothing when
+    the round is no longer synthesizing. Inside a transaction it is a savepoint of its own: a
+    failure undoes only what it wrote."""
     rnd = Round.objects.select_related("session").get(pk=round_id)
     session = session_lock(rnd.session_id)
     rnd.refresh_from_db()

@@ -4,6 +4,7 @@ cannot overwrite the try that replaced it, and lost work is found again."""
 
 from __future__ import annotations
 
+from contextlib import contextmanager, nullcontext
 from datetime import timedelta
 
 import pytest
@@ -11,7 +12,7 @@ from django.utils import timezone
 
 from sessions_app import services, tasks
 from sessions_app.engine import runner
-from sessions_app.models import Contribution, DesignSession, Round
+from sessions_app.models import Contribution, DesignSession, Round, Synthesis
 from sessions_app.providers.base import ProviderResult
 from teams_app.models import TeamTemplate
 
@@ -123,10 +124,12 @@ def test_sweeps_run_lost_work_to_the_end(analysis, eager_celery, settings):
     runner.claim(first.pk)
     age(first, lease_expires_at=timezone.now() - timedelta(seconds=1))
     analysis.contributions.exclude(pk=first.pk).update(created_at=timezone.now() - timedelta(minutes=1))
-    assert tasks.sweep()["contributions"] == 6
+    with _synthesis_failing():
+        assert tasks.sweep()["contributions"] == 6
     assert not analysis.contributions.exclude(status=C.DONE).exists()
     assert Contribution.objects.get(pk=first.pk).tries == 2
-    # The synthesis message is lost too (on-commit callbacks never run in this test).
+    # The synthesis failed, and its retry after commit is lost too (on-commit callbacks never run
+    # in this test).
     assert Round.objects.get(pk=analysis.pk).status == Round.Status.SYNTHESIZING
     analysis.contributions.update(finished_at=timezone.now() - timedelta(seconds=6))
     assert tasks.sweep()["syntheses"] == 1
@@ -134,12 +137,48 @@ def test_sweeps_run_lost_work_to_the_end(analysis, eager_celery, settings):
     assert tasks.sweep() == {"contributions": 0, "syntheses": 0, "expired": 0}
 
 
-def _settle_all(rnd: Round) -> None:
-    """Every call of the round answered (its synthesis message is never sent in these tests)."""
-    for c in rnd.contributions.all():
-        claim_ = runner.claim(c.pk)
-        runner.finish(c.pk, ProviderResult(text=f"{c.author_name} answers.", provider="openai", model="m"), 10, tries=claim_.tries)
-    assert Round.objects.get(pk=rnd.pk).status == Round.Status.SYNTHESIZING
+@contextmanager
+def _synthesis_failing():
+    """The synthesis written with a round's last result fails (and is undone alone)."""
+    from sessions_app.engine import synthesis
+
+    def failed(round_id):
+        raise RuntimeError("synthesis failed")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(synthesis, "synthesis_write", failed)
+        yield
+
+
+def _settle_all(rnd: Round, *, synthesize: bool = False) -> None:
+    """Every call of the round answered; unless ``synthesize``, the synthesis written with the
+    last result fails (and its retry after commit is never run in these tests)."""
+    with nullcontext() if synthesize else _synthesis_failing():
+        for c in rnd.contributions.all():
+            claim_ = runner.claim(c.pk)
+            runner.finish(c.pk, ProviderResult(text=f"{c.author_name} answers.", provider="openai", model="m"), 10, tries=claim_.tries)
+    if not synthesize:
+        assert Round.objects.get(pk=rnd.pk).status == Round.Status.SYNTHESIZING
+
+
+def test_the_last_result_and_the_synthesis_commit_together(analysis):
+    """The transaction that records a round's last result writes its synthesis too; the next
+    step follows after commit (never run here), so it stays due."""
+    _settle_all(analysis, synthesize=True)
+    rnd = Round.objects.get(pk=analysis.pk)
+    assert rnd.status == Round.Status.DONE and rnd.advance_due
+    assert rnd.synthesis.text.startswith(f'"CLUSTER ARCHITECTURE ROUND {rnd.number}:')
+    types = list(analysis.session.events.order_by("seq").values_list("type", flat=True))
+    assert types.index("synthesis.ready") > max(i for i, t in enumerate(types) if t == "contribution.finished")
+
+
+def test_a_failed_synthesis_leaves_the_round_results_recorded(analysis):
+    """The synthesis is undone alone: every result stays recorded and the round waits,
+    synthesizing, for the synthesis to be tried again."""
+    _settle_all(analysis)
+    assert not analysis.contributions.exclude(status=C.DONE).exists()
+    assert not Synthesis.objects.filter(round=analysis).exists()
+    finished = analysis.session.events.filter(type="contribution.finished", payload__round_id=analysis.pk)
+    assert finished.count() == analysis.contributions.count()
 
 
 class _Died(Exception):
