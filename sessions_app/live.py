@@ -18,6 +18,7 @@ from sessions_app.engine.checklist import anti_patterns, gate_checklist
 from sessions_app.engine.context import SessionContext
 from sessions_app.events import EVENT_ADAPTER, LEGACY_DELTA
 from sessions_app.models import Contribution, DesignSession, Round, SessionEvent
+from sessions_app.render_share import fragments_render
 
 logger = logging.getLogger(__name__)
 
@@ -163,18 +164,22 @@ def fragments_keep(fragments: list[tuple[int, str]]) -> None:
 
 
 def fragments_by_id(event_ids: list[int]) -> dict[int, tuple[str, bool] | None]:
-    """(fragment, was it kept already) of each event, rendered in the order given if it was not
-    kept yet; None for an event that is gone (its session was deleted) or failed to render (a
-    replay renders it again)."""
-    rows = SessionEvent.objects.filter(pk__in=event_ids).only("pk", "session_id", "seq", "type", "payload", "html")
+    """(fragment, is it kept already or about to be by another process) of each event; None for
+    an event that is gone (its session was deleted) or failed to render (a replay renders it
+    again). Events without a kept fragment are rendered in the order given, each by one of the
+    processes that ask for it at the same time (:mod:`sessions_app.render_share`)."""
+    rows = SessionEvent.objects.filter(pk__in=event_ids).only("pk", "session_id", "seq", "type", "payload", "html", "created_at")
     by_id = {row.pk: row for row in rows}
+    rendered = fragments_render([by_id[i] for i in event_ids if i in by_id and not by_id[i].html], render_event)
     found: dict[int, tuple[str, bool] | None] = {}
     for event_id in event_ids:
         row = by_id.get(event_id)
-        try:
-            found[event_id] = None if row is None else (fragment_of(row, keep=False), bool(row.html))
-        except Exception:
-            logger.warning("the fragment of event %s could not be rendered", event_id, exc_info=True)
+        if row is not None and row.html:
+            found[event_id] = (row.html, True)
+        elif event_id in rendered:
+            html, here = rendered[event_id]
+            found[event_id] = (html, not here)  # the process that rendered it keeps it
+        else:
             found[event_id] = None
     return found
 

@@ -15,25 +15,13 @@ import time
 import redis
 from django.conf import settings
 
+from sessions_app.redis_client import redis_client
+
 logger = logging.getLogger(__name__)
 
 WINDOW_SECONDS = 60
-_clients: dict[str, redis.Redis] = {}
-_clients_lock = threading.Lock()
 _local: dict[str, tuple[int, int]] = {}
 _local_lock = threading.Lock()
-
-
-def _redis() -> redis.Redis | None:
-    url = getattr(settings, "REDIS_URL", "")
-    if not url:
-        return None
-    with _clients_lock:
-        client = _clients.get(url)
-        if client is None:
-            client = redis.Redis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5)
-            _clients[url] = client
-        return client
 
 
 def _count_redis(client: redis.Redis, key: str, window: int) -> int:
@@ -64,7 +52,7 @@ def rate_limit_hit(key: str) -> int | None:
         return None
     now = time.time()
     window = int(now // WINDOW_SECONDS)
-    client = _redis()
+    client = redis_client()
     count = None
     if client is not None:
         try:
