@@ -82,6 +82,7 @@ STAMP_RE = re.compile(r"\[ts:(\d+)\]")
 # The consumer answers a message it does not understand with an error fragment, in order: sent
 # after the resume, its answer proves the resume's replay is over.
 BARRIER = json.dumps({"type": "bench-barrier"})
+LATER_CALL_DELAY_S = 1.0
 BARRIER_REPLY = 'id="live-error"'
 
 
@@ -91,7 +92,9 @@ BARRIER_REPLY = 'id="live-error"'
 class AnalysisStamps:
     """The ``stamp`` plan of tests/support/vendors.py's LLMServer: while armed for n calls, the
     next n analysis calls stream ``tokens`` stamps over ``seconds``; every other call gets the
-    server's default answer at once."""
+    server's default answer, after ``LATER_CALL_DELAY_S`` (:meth:`delay`): the next round's calls
+    are still on their way when the session is cancelled, so every run measures the same events
+    (answered at once, the next round could finish first in one run and not in another)."""
 
     def __init__(self, *, tokens: int, seconds: float, marker: str) -> None:
         self.tokens, self.seconds, self.marker = max(1, tokens), max(0.0, seconds), marker
@@ -102,6 +105,9 @@ class AnalysisStamps:
     def arm(self, calls: int) -> None:
         with self._lock:
             self._armed = calls
+
+    def delay(self, index: int, body: dict) -> float:
+        return 0.0 if self.marker in json.dumps(body) else LATER_CALL_DELAY_S
 
     def __call__(self, index: int, body: dict) -> tuple[int, float] | None:
         if self.marker not in json.dumps(body):
@@ -486,6 +492,7 @@ class LayerListener(threading.Thread):
         from channels.layers import channel_layers
 
         from sessions_app.events import session_group
+        from sessions_app.publisher import BATCH_MESSAGE
 
         layer = channel_layers.make_backend("default")
         channel = await layer.new_channel()
@@ -498,8 +505,10 @@ class LayerListener(threading.Thread):
                     message = await asyncio.wait_for(layer.receive(channel), 0.25)
                 except TimeoutError:
                     continue
-                if isinstance(message.get("seq"), int):
-                    self.published.setdefault(message["seq"], time.time())
+                heard = time.time()
+                for one in message.get("messages", []) if message.get("type") == BATCH_MESSAGE else [message]:
+                    if isinstance(one.get("seq"), int):
+                        self.published.setdefault(one["seq"], heard)
         finally:
             await layer.group_discard(group, channel)
             if hasattr(layer, "flush"):
@@ -858,7 +867,7 @@ def run(args: list[str] | None = None) -> dict[str, Any]:
     from tests.support.vendors import LLMServer
 
     plan = AnalysisStamps(tokens=options.tokens, seconds=options.seconds, marker=ANALYSIS_MARKER)
-    server = LLMServer(stamp=plan).start()
+    server = LLMServer(stamp=plan, delay=plan.delay).start()
     client_log_file = log_path("live-clients")
     failed = True
     try:

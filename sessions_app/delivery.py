@@ -1,5 +1,5 @@
 """Delivery of committed events: after commit, the committing process announces each event on
-the session's channel-layer group. It renders nothing (``live`` is imported for the events'
+the session's channel-layer group (the events of one commit in one message). It renders nothing (``live`` is imported for the events'
 state keys only): the daphne processes that have viewers
 of the session render the event's fragment once (:func:`sessions_app.live.fragment_of` keeps
 it with the event, for replays and for the other processes) and send it on. A worker in the
@@ -29,12 +29,14 @@ def event_message(row: SessionEvent) -> dict:
     }
 
 
-def _publish(loop, row: SessionEvent) -> None:
-    publisher.send(loop, session_group(row.session_id), event_message(row))
+def _announce(row: SessionEvent) -> None:
+    # The events of one commit are announced in one channel-layer message (they are queued
+    # together), so a daphne process renders them together and sends them in one frame.
+    publisher.group_send_together(session_group(row.session_id), event_message(row))
 
 
 def _committed(sender, row: SessionEvent, **_kwargs) -> None:
-    publisher.submit(lambda loop: _publish(loop, row))
+    _announce(row)
 
 
 def delivery_connect() -> None:

@@ -30,6 +30,7 @@ from sessions_app import selectors
 from sessions_app.delivery import EVENT_MESSAGE
 from sessions_app.events import session_group
 from sessions_app.live import fragments_by_id, fragments_keep, render_events_after, seq_marker, streamed_text
+from sessions_app.publisher import BATCH_MESSAGE
 from sessions_app.socket_db import socket_db, socket_db_write
 from sessions_app.streaming import TEXT_MESSAGE
 from sessions_app.wire import Frame
@@ -181,12 +182,13 @@ class Feed:
                 logger.warning("live feed of session %s lost its channel layer; retrying", self.session_id, exc_info=True)
                 await asyncio.sleep(0.5)
                 continue
-            kind = message.get("type")
-            if kind == TEXT_MESSAGE:
-                self._text(message["contribution_id"], message["at"], message["text"])
-            elif kind == EVENT_MESSAGE:
-                key = message.get("key")
-                self._arrived(message["seq"], message["event_id"], tuple(key) if key else None, message.get("starts"), message.get("ends"))
+            for one in message["messages"] if message.get("type") == BATCH_MESSAGE else [message]:
+                kind = one.get("type")
+                if kind == TEXT_MESSAGE:
+                    self._text(one["contribution_id"], one["at"], one["text"])
+                elif kind == EVENT_MESSAGE:
+                    key = one.get("key")
+                    self._arrived(one["seq"], one["event_id"], tuple(key) if key else None, one.get("starts"), one.get("ends"))
 
     def _arrived(self, seq: int, event_id: int, key: tuple | None, starts: int | None, ends: int | None) -> None:
         """Pass events on in sequence order (see :meth:`_fragment` for what each one sends). One

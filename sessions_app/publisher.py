@@ -22,6 +22,18 @@ from django.db import connection
 logger = logging.getLogger(__name__)
 
 Job = Callable[[asyncio.AbstractEventLoop], None]
+BATCH_MESSAGE = "group.batch"
+"""Several messages to one group that were queued together, in order: ``{"type": BATCH_MESSAGE,
+"messages": [...]}``. Receivers handle each of ``messages`` as if it had come alone."""
+
+
+class _Together:
+    """A message that may travel with the ones queued right after it to the same group."""
+
+    __slots__ = ("group", "message")
+
+    def __init__(self, group: str, message: dict) -> None:
+        self.group, self.message = group, message
 STALE_SECONDS = 5.0  # a live message older than this is dropped: pages catch up from the log
 SEND_TIMEOUT = 2.0  # one send waits this long for the channel layer (Redis down: give up, go on)
 
@@ -33,7 +45,7 @@ class Publisher:
         self._thread: threading.Thread | None = None
         self._pid = 0
 
-    def submit(self, job: Job, *, expires: bool = True) -> None:
+    def submit(self, job: Job | _Together, *, expires: bool = True) -> None:
         """Run ``job(loop)`` on the publishing thread, after every job submitted before it.
 
         A job that waited more than ``STALE_SECONDS`` (the channel layer was down) is dropped
@@ -58,6 +70,12 @@ class Publisher:
         """Send ``message`` to a channel-layer group from the publishing thread."""
         self.submit(lambda loop: self.send(loop, group, message))
 
+    def group_send_together(self, group: str, message: dict) -> None:
+        """:meth:`group_send`, but messages to the same group queued one after another (the
+        events of one commit) go as one :data:`BATCH_MESSAGE`: one channel-layer message, and a
+        receiver that handles them at once."""
+        self.submit(_Together(group, message))
+
     @staticmethod
     def send(loop: asyncio.AbstractEventLoop, group: str, message: dict) -> None:
         """On the publishing thread: send ``message`` to ``group``, waiting at most ``SEND_TIMEOUT``."""
@@ -74,10 +92,13 @@ class Publisher:
                 except queue.Empty:
                     break
             dropped = 0
+            fresh = []
             for queued, job in batch:
                 if queued is not None and time.monotonic() - queued > STALE_SECONDS:
                     dropped += 1
-                    continue
+                else:
+                    fresh.append(job)
+            for job in _joined(fresh):
                 try:
                     job(loop)
                 except Exception:  # the durable log has it; pages catch up from it
@@ -86,6 +107,32 @@ class Publisher:
                 logger.warning("dropped %d live message(s) older than %.0f s; pages catch up from the log", dropped, STALE_SECONDS)
             # Hold no database connection while idle (test databases are dropped under us).
             connection.close()
+
+
+def _joined(jobs: list) -> list[Job]:
+    """The jobs to run, in order, with each run of :class:`_Together` messages to one group
+    joined into one send."""
+    out: list[Job] = []
+    run: list[_Together] = []
+
+    def close_run() -> None:
+        if not run:
+            return
+        group = run[0].group
+        message = run[0].message if len(run) == 1 else {"type": BATCH_MESSAGE, "messages": [t.message for t in run]}
+        out.append(lambda loop: Publisher.send(loop, group, message))
+        run.clear()
+
+    for job in jobs:
+        if isinstance(job, _Together):
+            if run and run[0].group != job.group:
+                close_run()
+            run.append(job)
+        else:
+            close_run()
+            out.append(job)
+    close_run()
+    return out
 
 
 publisher = Publisher()

@@ -3,6 +3,7 @@ layer never delivered."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 
@@ -104,7 +105,7 @@ def test_events_the_channel_layer_never_delivered_arrive_through_the_heartbeat(c
         await comm.send_json_to({"type": "resume", "last_seq": start})
         assert await comm.receive_nothing(timeout=0.2)
         # The last events of a burst are written but never published (the layer is down).
-        monkeypatch.setattr(delivery, "_publish", lambda loop, row: None)
+        monkeypatch.setattr(delivery, "_announce", lambda row: None)
         await database_sync_to_async(services.message_post)(session=session, text="Weekly too", user=viewer)
         target = await database_sync_to_async(last_seq)(session.pk)
         assert target > start
@@ -123,14 +124,14 @@ def test_a_gap_in_live_events_is_filled_from_the_log_before_the_next_one(client,
     session = paused_session(shop)
     cookie = cookie_for(client, viewer)
     assert publisher.flush()
-    real_publish = delivery._publish
+    real_announce = delivery._announce
     dropped: list[int] = []
 
-    def publish_some(loop, row):
+    def publish_some(row):
         if row.type == "round.progress" and row.payload["done"] == 1:
             dropped.append(row.seq)
             return  # lost on the way
-        real_publish(loop, row)
+        real_announce(row)
 
     def emit(done: int) -> int:
         with transaction.atomic():
@@ -142,7 +143,7 @@ def test_a_gap_in_live_events_is_filled_from_the_log_before_the_next_one(client,
         start = await database_sync_to_async(last_seq)(session.pk)
         await comm.send_json_to({"type": "resume", "last_seq": start})
         assert await comm.receive_nothing(timeout=0.3)
-        monkeypatch.setattr(delivery, "_publish", publish_some)
+        monkeypatch.setattr(delivery, "_announce", publish_some)
         first = await database_sync_to_async(emit)(1)
         second = await database_sync_to_async(emit)(2)
         frames = []
@@ -152,6 +153,61 @@ def test_a_gap_in_live_events_is_filled_from_the_log_before_the_next_one(client,
             seen.extend(int(s) for s in SEQ.findall(frames[-1]))
         assert dropped == [first] and seen == [first, second]
         assert "2 of 2 specialists" in frames[-1]
+        await comm.disconnect()
+
+    async_to_sync(scenario)()
+
+
+def test_the_events_of_one_commit_travel_as_one_message_render_together_and_reach_a_viewer_in_one_frame(client, shop, viewer, monkeypatch):
+    """Three events committed together: the publisher sends them to the session's group as one
+    batch message, the viewer's process renders them in one call, and the viewer gets them in
+    one frame, in order."""
+    import threading
+
+    from channels.layers import get_channel_layer
+
+    from sessions_app import fanout
+    from sessions_app.publisher import BATCH_MESSAGE
+
+    session = paused_session(shop)
+    cookie = cookie_for(client, viewer)
+    assert publisher.flush()
+    render_calls: list[list[int]] = []
+    fragments_by_id = fanout.fragments_by_id
+
+    def recorded(event_ids):
+        render_calls.append(list(event_ids))
+        return fragments_by_id(event_ids)
+
+    monkeypatch.setattr(fanout, "fragments_by_id", recorded)
+    hold = threading.Event()
+
+    def emit_together() -> list[int]:
+        publisher.submit(lambda loop: hold.wait(5), expires=False)  # the publisher is busy a moment
+        with transaction.atomic():
+            seqs = events.events_emit(session_id=session.pk, events=[
+                events.RoundProgress(round_id=900_001 + i, done=1, total=2) for i in range(3)
+            ])
+        hold.set()
+        return seqs
+
+    async def scenario():
+        layer = get_channel_layer()
+        listener = await layer.new_channel()
+        await layer.group_add(events.session_group(session.pk), listener)
+        comm = communicator(session.pk, cookie)
+        assert (await comm.connect())[0]
+        await comm.send_json_to({"type": "resume", "last_seq": await database_sync_to_async(last_seq)(session.pk)})
+        assert await comm.receive_nothing(timeout=0.3)
+        render_calls.clear()
+        seqs = await database_sync_to_async(emit_together)()
+        heard = await asyncio.wait_for(layer.receive(listener), 3)
+        assert heard["type"] == BATCH_MESSAGE and [m["seq"] for m in heard["messages"]] == seqs
+        frame = await comm.receive_from(timeout=3)
+        assert [int(s) for s in SEQ.findall(frame)] == seqs, "one frame, in order"
+        assert all(f"900{i:03d}" in frame for i in (1, 2, 3))
+        assert len(render_calls) == 1 and len(render_calls[0]) == 3, "rendered in one call"
+        await layer.group_discard(events.session_group(session.pk), listener)
         await comm.disconnect()
 
     async_to_sync(scenario)()
