@@ -31,7 +31,7 @@ from sessions_app.delivery import EVENT_MESSAGE
 from sessions_app.events import session_group
 from sessions_app.live import fragments_by_id, fragments_keep, render_events_after, seq_marker, streamed_text
 from sessions_app.publisher import BATCH_MESSAGE
-from sessions_app.socket_db import socket_db, socket_db_write
+from sessions_app.socket_db import socket_db, socket_db_write, socket_render
 from sessions_app.streaming import TEXT_MESSAGE
 from sessions_app.wire import Frame
 
@@ -310,7 +310,7 @@ class Feed:
         if not wanted:
             return {}
         try:
-            return await socket_db(fragments_by_id, wanted)
+            return await socket_render(fragments_by_id, wanted)
         except Exception:
             logger.warning("fragments of session %s could not be rendered", self.session_id, exc_info=True)
             return {}

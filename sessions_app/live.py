@@ -164,10 +164,11 @@ def fragments_keep(fragments: list[tuple[int, str]]) -> None:
 
 
 def fragments_by_id(event_ids: list[int]) -> dict[int, tuple[str, bool] | None]:
-    """(fragment, is it kept already or about to be by another process) of each event; None for
-    an event that is gone (its session was deleted) or failed to render (a replay renders it
-    again). Events without a kept fragment are rendered in the order given, each by one of the
-    processes that ask for it at the same time (:mod:`sessions_app.render_share`)."""
+    """(fragment, is it kept already) of each event; None for an event that is gone (its session
+    was deleted) or failed to render (a replay renders it again). Events without a kept fragment
+    are rendered in the order given, each by one of the processes that ask for it at the same
+    time (:mod:`sessions_app.render_share`); each process keeps what it sends (the first write
+    wins), since the one that rendered it may not send it at all."""
     rows = SessionEvent.objects.filter(pk__in=event_ids).only("pk", "session_id", "seq", "type", "payload", "html", "created_at")
     by_id = {row.pk: row for row in rows}
     rendered = fragments_render([by_id[i] for i in event_ids if i in by_id and not by_id[i].html], render_event)
@@ -177,8 +178,7 @@ def fragments_by_id(event_ids: list[int]) -> dict[int, tuple[str, bool] | None]:
         if row is not None and row.html:
             found[event_id] = (row.html, True)
         elif event_id in rendered:
-            html, here = rendered[event_id]
-            found[event_id] = (html, not here)  # the process that rendered it keeps it
+            found[event_id] = (rendered[event_id], False)
         else:
             found[event_id] = None
     return found

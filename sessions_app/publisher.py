@@ -92,13 +92,11 @@ class Publisher:
                 except queue.Empty:
                     break
             dropped = 0
-            fresh = []
-            for queued, job in batch:
+            for queued, job in _joined(batch):
+                # Checked before each send: while the layer is down, each send waits SEND_TIMEOUT.
                 if queued is not None and time.monotonic() - queued > STALE_SECONDS:
                     dropped += 1
-                else:
-                    fresh.append(job)
-            for job in _joined(fresh):
+                    continue
                 try:
                     job(loop)
                 except Exception:  # the durable log has it; pages catch up from it
@@ -109,28 +107,30 @@ class Publisher:
             connection.close()
 
 
-def _joined(jobs: list) -> list[Job]:
-    """The jobs to run, in order, with each run of :class:`_Together` messages to one group
-    joined into one send."""
-    out: list[Job] = []
-    run: list[_Together] = []
+def _joined(batch: list[tuple[float | None, Job | _Together]]) -> list[tuple[float | None, Job]]:
+    """``(queued at, job)`` to run, in order, with each run of :class:`_Together` messages to one
+    group joined into one send (queued when its oldest message was)."""
+    out: list[tuple[float | None, Job]] = []
+    run: list[tuple[float | None, _Together]] = []
 
     def close_run() -> None:
         if not run:
             return
-        group = run[0].group
-        message = run[0].message if len(run) == 1 else {"type": BATCH_MESSAGE, "messages": [t.message for t in run]}
-        out.append(lambda loop: Publisher.send(loop, group, message))
+        group = run[0][1].group
+        messages = [t.message for _, t in run]
+        message = messages[0] if len(messages) == 1 else {"type": BATCH_MESSAGE, "messages": messages}
+        times = [queued for queued, _ in run if queued is not None]
+        out.append((min(times) if times else None, lambda loop: Publisher.send(loop, group, message)))
         run.clear()
 
-    for job in jobs:
+    for queued, job in batch:
         if isinstance(job, _Together):
-            if run and run[0].group != job.group:
+            if run and run[0][1].group != job.group:
                 close_run()
-            run.append(job)
+            run.append((queued, job))
         else:
             close_run()
-            out.append(job)
+            out.append((queued, job))
     close_run()
     return out
 

@@ -11,6 +11,12 @@ own, as before. ``LIVE_RENDER_WAIT_MS`` = 0 turns sharing off.
 
 An event is named by its id and its creation time, so a database that was reset (and reuses
 ids) never finds an older event's fragment.
+
+The feeds call this on render threads of their own (``socket_render``), so a wait never holds up
+sign-ins and replays. Within one process a burst is rendered in sequence order; across two, an
+event's fragment may have been rendered a moment later than the next event's. Both read the
+state after their commits, and a later commit that changes what they show appends events of its
+own, whose fragments show it.
 """
 
 from __future__ import annotations
@@ -55,11 +61,11 @@ def _pause(exc: Exception) -> None:
     logger.warning("fragments are rendered in this process alone for %.0f s: Redis failed (%s)", PAUSE_SECONDS, exc)
 
 
-def fragments_render(rows: Sequence[SessionEvent], render: Render) -> dict[int, tuple[str, bool]]:
-    """{event id: (fragment, rendered here)} for ``rows`` (events without a kept fragment). A
-    row whose render raises is left out (so is one whose winner failed and whose own render
-    failed); the caller reads it from the log later."""
-    found: dict[int, tuple[str, bool]] = {}
+def fragments_render(rows: Sequence[SessionEvent], render: Render) -> dict[int, str]:
+    """{event id: fragment} for ``rows`` (events without a kept fragment). A row whose render
+    raises is left out (so is one whose winner failed and whose own render failed); the caller
+    reads it from the log later."""
+    found: dict[int, str] = {}
     client = _client()
     if client is None or not rows:
         _render_each(rows, render, found, None)
@@ -77,8 +83,7 @@ def fragments_render(rows: Sequence[SessionEvent], render: Render) -> dict[int, 
     theirs = [row for row, ok in zip(rows, won, strict=True) if not ok]
     _render_each(mine, render, found, client)
     if theirs:
-        for event_id, html in _await(client, theirs).items():
-            found[event_id] = (html, False)
+        found.update(_await(client, theirs))
         _render_each([row for row in theirs if row.pk not in found], render, found, None)
     return found
 
@@ -93,7 +98,7 @@ def _render_each(rows: Sequence[SessionEvent], render: Render, found: dict, clie
             logger.warning("the fragment of event %s could not be rendered", row.pk, exc_info=True)
             _share(client, f"{_name(row)}:claim", None)
             continue
-        found[row.pk] = (html, True)
+        found[row.pk] = html
         _share(client, f"{_name(row)}:html", html)
 
 

@@ -22,6 +22,7 @@ from django.db import close_old_connections
 
 _executor: ThreadPoolExecutor | None = None
 _writer: ThreadPoolExecutor | None = None
+_renderer: ThreadPoolExecutor | None = None
 
 
 def _pool() -> ThreadPoolExecutor:
@@ -38,6 +39,13 @@ def _writing() -> ThreadPoolExecutor:
     return _writer
 
 
+def _rendering() -> ThreadPoolExecutor:
+    global _renderer
+    if _renderer is None:
+        _renderer = ThreadPoolExecutor(max_workers=max(1, settings.LIVE_DB_THREADS), thread_name_prefix="live-render")
+    return _renderer
+
+
 def _call(fn, args, kwargs):
     close_old_connections()
     try:
@@ -50,6 +58,14 @@ async def socket_db(fn, *args, **kwargs):
     """Run the synchronous ``fn`` on the sockets' threads and return its result."""
     loop = asyncio.get_running_loop()
     return await loop.run_in_executor(_pool(), functools.partial(_call, fn, args, kwargs))
+
+
+async def socket_render(fn, *args, **kwargs):
+    """:func:`socket_db` for the feeds' renders, on threads of their own: a render may wait for
+    another process's fragment (:mod:`sessions_app.render_share`), and that wait must not hold
+    up sign-ins, access checks and replays."""
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(_rendering(), functools.partial(_call, fn, args, kwargs))
 
 
 async def socket_db_write(fn, *args, **kwargs):

@@ -580,6 +580,8 @@ def _settled(rnd: Round) -> None:
     try:
         synthesis.synthesis_write(round_id)
     except Exception:
+        if transaction.get_rollback():  # not even its savepoint could be undone: nothing here holds
+            raise
         logger.exception("synthesis of round %s failed; it is tried again after commit", round_id)
         transaction.on_commit(lambda: _synthesize(round_id))
         return

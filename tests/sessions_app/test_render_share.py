@@ -74,11 +74,7 @@ def test_two_processes_asking_together_render_each_event_once_and_get_every_frag
     got_a, got_b, took = both(rows, a, b)
     assert sorted(a.done + b.done) == sorted(r.pk for r in rows), "each event rendered once, by one of them"
     expected = {r.pk: f"<div>event {r.pk}</div>" for r in rows}
-    assert {k: html for k, (html, _) in got_a.items()} == expected
-    assert {k: html for k, (html, _) in got_b.items()} == expected
-    # "rendered here" tells the caller whether it keeps the fragment: exactly one of them does.
-    for r in rows:
-        assert got_a[r.pk][1] != got_b[r.pk][1]
+    assert got_a == expected and got_b == expected
     assert took < 8 * 0.02 * 2, "the two did not each render the whole burst"
 
 
@@ -93,8 +89,8 @@ def test_an_event_whose_winner_failed_is_rendered_by_the_other_without_waiting_o
     b = Renders()
     started = time.monotonic()
     got_b = render_share.fragments_render(rows, b)
-    assert b.done == [broken] and got_b[broken] == (f"<div>event {broken}</div>", True)
-    assert {k for k, (_, here) in got_b.items() if not here} == {rows[0].pk, rows[2].pk}
+    assert b.done == [broken], "only the one whose winner failed"
+    assert got_b == {r.pk: f"<div>event {r.pk}</div>" for r in rows}
     assert time.monotonic() - started < 1.0
 
 
@@ -108,7 +104,7 @@ def test_an_event_whose_winner_died_is_rendered_after_the_wait(settings):
     started = time.monotonic()
     got = render_share.fragments_render(rows, r)
     waited = time.monotonic() - started
-    assert sorted(r.done) == sorted(x.pk for x in rows) and got[dead.pk][1] is True
+    assert sorted(r.done) == sorted(x.pk for x in rows) and got[dead.pk] == f"<div>event {dead.pk}</div>"
     assert 0.3 <= waited < 2.0
 
 
@@ -118,7 +114,7 @@ def test_an_event_id_reused_after_a_database_reset_never_gets_the_old_fragment()
     again = SessionEvent(pk=old.pk, seq=1, created_at=old.created_at + timezone.timedelta(seconds=1))
     r = Renders(cost=0)
     got = render_share.fragments_render([again], r)
-    assert r.done == [again.pk] and got[again.pk][1] is True
+    assert r.done == [again.pk] and got == {again.pk: f"<div>event {again.pk}</div>"}
 
 
 def test_turned_off_each_process_renders_its_own(settings):
@@ -127,20 +123,26 @@ def test_turned_off_each_process_renders_its_own(settings):
     a, b = Renders(cost=0.005), Renders(cost=0.005)
     got_a, got_b, _ = both(rows, a, b)
     assert len(a.done) == len(b.done) == 4
-    assert all(here for _, here in got_a.values()) and all(here for _, here in got_b.values())
+    assert len(got_a) == len(got_b) == 4
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_fragment_rendered_for_live_viewers_is_to_be_kept_by_the_process_that_rendered_it(eager_celery):
-    """fragments_by_id says the fragment is not kept yet, so the feed keeps it with the event
-    for replays; a second ask finds it kept (by the first one's process) and renders nothing."""
+def test_a_fragment_sent_to_live_viewers_is_kept_with_its_event(eager_celery, monkeypatch):
+    """fragments_by_id says a fragment it rendered (or took from another process) is not kept
+    yet, so the feed keeps it with the event for replays; once kept, it is sent as kept and
+    nothing renders it again."""
     call_command("seed_demo", verbosity=0)
     project = Project.objects.get(slug="demo")
     template = TeamTemplate.objects.get(slug="new-service-integration")
     session = services.session_start(project=project, template=template, requirement="Add subscriptions to orders", user=None)
     row = session.events.order_by("seq").first()
     assert row is not None and not row.html
+    renders = []
+    render_event = live.render_event
+    monkeypatch.setattr(live, "render_event", lambda r: renders.append(r.pk) or render_event(r))
     first = live.fragments_by_id([row.pk])[row.pk]
     assert first is not None and first[1] is False and 'data-seq="' in first[0]
-    second = live.fragments_by_id([row.pk])[row.pk]
-    assert second == (first[0], True)
+    assert live.fragments_by_id([row.pk])[row.pk] == (first[0], False), "shared, still to be kept"
+    live.fragments_keep([(row.pk, first[0])])  # what the feed does once its viewers have it
+    assert live.fragments_by_id([row.pk])[row.pk] == (first[0], True)
+    assert renders == [row.pk], "rendered once"
