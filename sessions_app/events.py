@@ -10,6 +10,9 @@ log). Streamed text is not an event: it goes over the channel layer only (``stre
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Annotated, Literal
 
 from django.db import transaction
@@ -188,9 +191,41 @@ def event_emit(*, session_id: int, event: _Event) -> int:
     return events_emit(session_id=session_id, events=[event])[0]
 
 
+_gathering: ContextVar[tuple[int, list[_Event]] | None] = ContextVar("events_gathering", default=None)
+
+
+@contextmanager
+def events_gathered(session_id: int) -> Iterator[None]:
+    """The events the block appends to the session's log go in together when it ends: one UPDATE
+    and one INSERT for all of them (a round's end appends several, from several steps), in the
+    order they were appended. A block inside another one for the same session hands its events
+    to it. A block that raises appends none of its own: a step that may be undone alone (a
+    savepoint) gathers its own events, so they go with it. Inside the block events have no
+    sequence number yet (``event_emit`` returns 0). Precondition: inside ``transaction.atomic``."""
+    mine: list[_Event] = []
+    token = _gathering.set((session_id, mine))
+    try:
+        yield
+    finally:
+        _gathering.reset(token)
+    outer = _gathering.get()
+    if outer is not None and outer[0] == session_id:
+        outer[1].extend(mine)
+    else:
+        _append(session_id, mine)
+
+
 def events_emit(*, session_id: int, events: list[_Event]) -> list[int]:
     """Append ``events`` in order with the next sequence numbers (one UPDATE, one INSERT), as
-    :func:`event_emit` does for one; returns their numbers."""
+    :func:`event_emit` does for one; returns their numbers (0s inside :func:`events_gathered`)."""
+    gathering = _gathering.get()
+    if gathering is not None and gathering[0] == session_id:
+        gathering[1].extend(events)
+        return [0] * len(events)
+    return _append(session_id, events)
+
+
+def _append(session_id: int, events: list[_Event]) -> list[int]:
     if not events:
         return []
     # No savepoint of its own: a failure here fails the caller's transaction as a whole, and a

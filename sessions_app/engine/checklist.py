@@ -6,6 +6,8 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
+from django.db.models import BooleanField, Exists, OuterRef, Value
+
 from sessions_app.engine.context import SessionContext
 from sessions_app.models import Contribution, DesignSession, Synthesis, ValidationPoint
 
@@ -20,29 +22,32 @@ VALIDATION_GATE = "integration_validation"
 DISCOVERY_INPUT = "discovery_input"
 
 
-def _focus_done(session: DesignSession, role: str) -> bool | None:
-    """True/False whether a specialist with this focus delivered; None if the team has none."""
-    slugs = [m["specialist"] for m in session.team if m.get("specialist") and role in (m.get("focus") or [])]
-    if not slugs:
-        return None
-    return Contribution.objects.filter(
-        session=session, specialist_slug__in=slugs, status=Contribution.Status.DONE
-    ).exists()
+def _focus_slugs(session: DesignSession, role: str) -> list[str]:
+    """The team's specialists with this focus."""
+    return [m["specialist"] for m in session.team if m.get("specialist") and role in (m.get("focus") or [])]
 
 
 def gate_state(session: DesignSession, ctx: SessionContext) -> dict[str, bool]:
-    has_synthesis = Synthesis.objects.filter(session=session).exists()
-    mapped = has_synthesis and bool(ctx.mapped_integrations())
-    data_flow = _focus_done(session, "dataflow")
-    pattern = _focus_done(session, "pattern")
+    """The design gate's checklist, read in one query."""
+    facts = {
+        "has_synthesis": Exists(Synthesis.objects.filter(session=OuterRef("pk"))),
+        "confirmed": Exists(ValidationPoint.objects.filter(
+            session=OuterRef("pk"), gate=DESIGN_GATE, state=ValidationPoint.State.APPROVED
+        )),
+    }
+    for role in ("dataflow", "pattern"):  # whether a specialist with this focus delivered (none in the team: True)
+        slugs = _focus_slugs(session, role)
+        facts[role] = Exists(Contribution.objects.filter(
+            session=OuterRef("pk"), specialist_slug__in=slugs, status=Contribution.Status.DONE
+        )) if slugs else Value(True, output_field=BooleanField())
+    found = DesignSession.objects.filter(pk=session.pk).annotate(**facts).values(*facts).get()
+    has_synthesis = found["has_synthesis"]
     return {
-        "integration_points_mapped": mapped,
+        "integration_points_mapped": has_synthesis and bool(ctx.mapped_integrations()),
         # A team without such a specialist relies on the Maestro's own rule-based synthesis.
-        "data_flow_understood": has_synthesis and (data_flow if data_flow is not None else True),
-        "pattern_consistency_verified": has_synthesis and (pattern if pattern is not None else True),
-        "user_requirements_confirmed": ValidationPoint.objects.filter(
-            session=session, gate=DESIGN_GATE, state=ValidationPoint.State.APPROVED
-        ).exists(),
+        "data_flow_understood": has_synthesis and found["dataflow"],
+        "pattern_consistency_verified": has_synthesis and found["pattern"],
+        "user_requirements_confirmed": found["confirmed"],
     }
 
 

@@ -133,10 +133,10 @@ def claims_take(ids: list[int], *, record_start: bool = False) -> tuple[list[Cla
     rows = Contribution.objects.filter(pk__in=ids).select_related(*CONTRIBUTION_RELATED).in_bulk()
     live = [rows[pk] for pk in ids if pk in rows and rows[pk].status not in (C.DONE, C.FAILED, C.CANCELLED)]
     session_ids = sorted({c.session_id for c in live})
-    if record_start:
-        for session_id in session_ids:
-            state.session_hold(session_id)
-    sessions = DesignSession.objects.select_related(*SESSION_RELATED).in_bulk(session_ids) if live else {}
+    sessions = DesignSession.objects.select_related(*SESSION_RELATED)
+    if record_start:  # locked as read, in id order (the lock order)
+        sessions = sessions.select_for_update(of=("self",)).order_by("pk")
+    sessions = {s.pk: s for s in sessions.filter(pk__in=session_ids)} if live else {}
     now = timezone.now()
     busy: list[tuple[int, float]] = []
     wanted: dict[tuple[str, int], list[Contribution]] = {}
@@ -500,18 +500,26 @@ def finish_many(results: list[Finished]) -> None:
 @transaction.atomic
 def _finish_in_session(session_id: int, results: list[Finished]) -> None:
     state.session_hold(session_id)
+    with events.events_gathered(session_id):  # the results' events, the progress and the synthesis's
+        _results_record(session_id, results)
+
+
+def _results_record(session_id: int, results: list[Finished]) -> None:
     rows = Contribution.objects.select_for_update(of=("self",)).select_related("round")
     contributions = rows.in_bulk([r.contribution_id for r in results])
     settled: dict[int, Round] = {}
     usage = [0, 0, Decimal(0)]
     finished = []
+    recorded = []
     for r in results:
         c = contributions.get(r.contribution_id)
         if c is None or c.status != C.RUNNING or (r.tries is not None and c.tries != r.tries):
             continue
         _result_apply(c, r.result, r.latency_ms)
-        c.save(update_fields=RESULT_FIELDS)
-        _record_positions(session_id, c, r.result)
+        recorded.append((c, r.result))
+    _results_save([c for c, _ in recorded])
+    for c, result in recorded:
+        _record_positions(session_id, c, result)
         usage = [usage[0] + c.tokens_in, usage[1] + c.tokens_out, usage[2] + c.cost]
         finished.append(events.ContributionFinished(contribution_id=c.pk, round_id=c.round_id))
         settled[c.round_id] = c.round
@@ -526,6 +534,26 @@ RESULT_FIELDS = (
     "status", "text", "payload", "provider", "model", "tokens_in", "tokens_out", "cost", "latency_ms", "error",
     "finished_at", "lease_expires_at",
 )
+
+
+def _results_save(rows: list[Contribution]) -> None:
+    """Save the result columns (``RESULT_FIELDS``) of the contributions: one UPDATE statement
+    sent with each row's values in one batch (``executemany``, which psycopg pipelines), where
+    ``save()`` would compile and send one statement per row. The values are prepared by their
+    fields, as ``save()`` prepares them (the model has no save signals or auto fields among these)."""
+    if len(rows) <= 1:
+        for c in rows:
+            c.save(update_fields=RESULT_FIELDS)
+        return
+    meta = Contribution._meta
+    fields = [meta.get_field(name) for name in RESULT_FIELDS]
+    connection_ = transaction.get_connection()
+    quote = connection_.ops.quote_name
+    assignments = ", ".join(f"{quote(f.column)} = %s" for f in fields)
+    sql = f"UPDATE {quote(meta.db_table)} SET {assignments} WHERE {quote(meta.pk.column)} = %s"  # noqa: S608 - the model's own names
+    values = [[f.get_db_prep_save(getattr(c, f.attname), connection_) for f in fields] + [c.pk] for c in rows]
+    with connection_.cursor() as cursor:
+        cursor.executemany(sql, values)
 
 
 def _result_apply(c: Contribution, result: ProviderResult, latency_ms: int) -> None:
@@ -578,7 +606,7 @@ def _settled(rnd: Round) -> None:
         return
     round_id = rnd.pk
     try:
-        synthesis.synthesis_write(round_id)
+        synthesis.synthesis_write(round_id, session_id=rnd.session_id)
     except Exception:
         if transaction.get_rollback():  # not even its savepoint could be undone: nothing here holds
             raise
