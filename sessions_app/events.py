@@ -198,21 +198,30 @@ _gathering: ContextVar[tuple[int, list[_Event]] | None] = ContextVar("events_gat
 def events_gathered(session_id: int) -> Iterator[None]:
     """The events the block appends to the session's log go in together when it ends: one UPDATE
     and one INSERT for all of them (a round's end appends several, from several steps), in the
-    order they were appended. A block inside another one for the same session hands its events
-    to it. A block that raises appends none of its own: a step that may be undone alone (a
-    savepoint) gathers its own events, so they go with it. Inside the block events have no
-    sequence number yet (``event_emit`` returns 0). Precondition: inside ``transaction.atomic``."""
+    order they were appended, and they are announced after commit where the block began: before
+    any on-commit work the block registered (the session's next step), as if appended one by one.
+    A block inside another one for the same session hands its events to it. A block that raises
+    appends none of its own: a step that may be undone alone (a savepoint) gathers its own events,
+    so they go with it. Inside the block events have no sequence number yet (``event_emit``
+    returns 0). Outside ``transaction.atomic`` nothing is gathered."""
+    outer = _gathering.get()
+    nested = outer is not None and outer[0] == session_id
+    if not nested and not transaction.get_connection().in_atomic_block:
+        yield
+        return
     mine: list[_Event] = []
+    if not nested:
+        written: list[SessionEvent] = []
+        transaction.on_commit(lambda: _committed_announce(written))
     token = _gathering.set((session_id, mine))
     try:
         yield
     finally:
         _gathering.reset(token)
-    outer = _gathering.get()
-    if outer is not None and outer[0] == session_id:
+    if nested:
         outer[1].extend(mine)
     else:
-        _append(session_id, mine)
+        written.extend(_insert(session_id, mine))
 
 
 def events_emit(*, session_id: int, events: list[_Event]) -> list[int]:
@@ -226,16 +235,25 @@ def events_emit(*, session_id: int, events: list[_Event]) -> list[int]:
 
 
 def _append(session_id: int, events: list[_Event]) -> list[int]:
+    rows = _insert(session_id, events)
+    for row in rows:
+        transaction.on_commit(lambda row=row: _committed_announce([row]))
+    return [row.seq for row in rows]
+
+
+def _insert(session_id: int, events: list[_Event]) -> list[SessionEvent]:
     if not events:
         return []
     # No savepoint of its own: a failure here fails the caller's transaction as a whole, and a
     # round's end appends several events (two queries fewer each).
     with transaction.atomic(savepoint=False):
         first = _seq_reserve(session_id, len(events))
-        rows = SessionEvent.objects.bulk_create([
+        return SessionEvent.objects.bulk_create([
             SessionEvent(session_id=session_id, seq=first + i, type=event.type, payload=event.model_dump())
             for i, event in enumerate(events)
         ])
-        for row in rows:
-            transaction.on_commit(lambda row=row: event_committed.send(sender=SessionEvent, row=row))
-    return [row.seq for row in rows]
+
+
+def _committed_announce(rows: list[SessionEvent]) -> None:
+    for row in rows:
+        event_committed.send(sender=SessionEvent, row=row)

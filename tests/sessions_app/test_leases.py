@@ -142,7 +142,7 @@ def _synthesis_failing():
     """The synthesis written with a round's last result fails (and is undone alone)."""
     from sessions_app.engine import synthesis
 
-    def failed(round_id):
+    def failed(round_id, **_kwargs):
         raise RuntimeError("synthesis failed")
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(synthesis, "synthesis_write", failed)
@@ -179,6 +179,48 @@ def test_a_failed_synthesis_leaves_the_round_results_recorded(analysis):
     assert not Synthesis.objects.filter(round=analysis).exists()
     finished = analysis.session.events.filter(type="contribution.finished", payload__round_id=analysis.pk)
     assert finished.count() == analysis.contributions.count()
+
+
+def test_a_synthesis_that_fails_half_way_takes_its_events_with_it(analysis, monkeypatch):
+    """The synthesis appends its events with the round's results, in one statement at the end;
+    one that fails after writing its synthesis and announcing it leaves neither the row nor the
+    announcement, and the results' events stay, numbered without a gap."""
+    from sessions_app.engine import synthesis
+
+    def broken(*_args, **_kwargs):
+        raise RuntimeError("gate check failed")
+    monkeypatch.setattr(synthesis, "gate_refresh", broken)
+    _settle_all(analysis, synthesize=True)
+    assert Round.objects.get(pk=analysis.pk).status == Round.Status.SYNTHESIZING
+    assert not Synthesis.objects.filter(round=analysis).exists()
+    log = analysis.session.events.order_by("seq")
+    assert not log.filter(type="synthesis.ready").exists()
+    assert log.filter(type="contribution.finished", payload__round_id=analysis.pk).count() == analysis.contributions.count()
+    seqs = list(log.values_list("seq", flat=True))
+    assert seqs == list(range(1, len(seqs) + 1))
+    assert DesignSession.objects.get(pk=analysis.session_id).last_seq == seqs[-1]
+
+
+def test_the_last_results_progress_and_synthesis_are_numbered_in_the_order_they_happened(analysis):
+    """Gathered into one append, the round's end keeps its order: each result, the progress, the
+    synthesis, then the gate."""
+    contributions = list(analysis.contributions.order_by("pk"))
+    claims = [runner.claim(c.pk) for c in contributions]
+    results = [
+        runner.Finished(c.pk, ProviderResult(text=f"{c.author_name} answers.", provider="openai", model="m"), 10, claim_.tries)
+        for c, claim_ in zip(contributions, claims, strict=True)
+    ]
+    runner.finish_many(results[:-2])
+    before = analysis.session.events.order_by("-seq").values_list("seq", flat=True).first()
+    runner.finish_many(results[-2:])
+    tail = list(analysis.session.events.filter(seq__gt=before).order_by("seq").values_list("type", "payload"))
+    assert [t for t, _ in tail] == [
+        "contribution.finished", "contribution.finished", "round.progress", "synthesis.ready", "gate.changed",
+    ]
+    assert [p["contribution_id"] for _, p in tail[:2]] == [c.pk for c in contributions[-2:]]
+    assert tail[2][1]["done"] == tail[2][1]["total"] == len(contributions)
+    done = Contribution.objects.filter(pk__in=[c.pk for c in contributions], status=C.DONE)
+    assert sorted(done.values_list("text", flat=True)) == sorted(f"{c.author_name} answers." for c in contributions)
 
 
 class _Died(Exception):
