@@ -28,9 +28,11 @@ items reach a viewer:
 expected = viewers × (stamps written + durable events after the resume point); delivered =
 distinct (viewer, item) pairs received; duplicates = repeats. p50 / p99 are over every delivered
 pair of both kinds, and per kind. Client processes (asyncio, the ``websockets`` package; one per
-500 viewers) hold the sockets and share the machine's cores with daphne, the workers and Redis:
-their CPU seconds beside the wall time tell a saturated client (inflated latency) from a slow
-server; daphne's CPU per delivered frame says how many viewers one process can serve. This
+500 viewers) hold the sockets and share the machine's cores with daphne, the workers and Redis.
+While the round runs they only keep each frame with its arrival time; the stamps and sequence
+numbers in the frames are read after the measure, so the clients' own parsing neither takes CPU
+from the daphnes nor delays other viewers' frames. Their CPU seconds beside the wall time tell a
+saturated client (inflated latency) from a slow server; daphne's CPU per delivered frame says how many viewers one process can serve. This
 process listens to the session's channel-layer group too: created → published is the share of
 the latency spent before any daphne (commit, publish), and ``slowest_events`` names the events
 that took longest to reach the viewers.
@@ -147,6 +149,60 @@ def _raise_fd_limit(wanted: int) -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (wanted if hard == resource.RLIM_INFINITY else min(wanted, hard), hard))
 
 
+def _seq_marker(seq: int) -> str:
+    """The attribute a durable event's fragment carries (the closing quote: 10 is not 100)."""
+    return f'data-seq="{seq}"'
+
+
+def _frames_read(
+    received: list[list[tuple[float, str]]], stats: Counter, since: list[int] | None = None,
+) -> tuple[list[dict[int, float]], list[dict[tuple[str, int], float]]]:
+    """What each viewer's frames held: per viewer, the durable events (seq → first arrival) and
+    the stamps (card, stamp → arrival; a stamp is found only in a token fragment, and one cut
+    between two fragments of its card is joined). Counts frames, repeats and the like in
+    ``stats``, from each viewer's frame ``since[i]`` on (those before are read, not counted)."""
+    seqs: list[dict[int, float]] = []
+    stamps: list[dict[tuple[str, int], float]] = []
+    for i, frames in enumerate(received):
+        seen: dict[int, float] = {}
+        stamped: dict[tuple[str, int], float] = {}
+        tails: dict[str, str] = {}
+        tally = stats if since is None else Counter()
+        for index, (now, frame) in enumerate(frames):
+            if since is not None and index == since[i]:
+                tally = stats
+            tally["frames"] += 1
+            if DELTA_MARK in frame:
+                for cid, text in DELTA_RE.findall(frame):
+                    tally["delta_divs"] += 1
+                    buf = tails.pop(cid, "") + text
+                    end = 0
+                    for match in STAMP_RE.finditer(buf):
+                        end = match.end()
+                        # two streams may write the same microsecond: a stamp is its card's
+                        stamp = (cid, int(match.group(1)))
+                        if stamp in stamped:
+                            tally["duplicate_stamps"] += 1
+                        else:
+                            stamped[stamp] = now
+                    rest = buf[end:]
+                    cut = rest.rfind("[")
+                    if cut >= 0 and "]" not in rest[cut:]:
+                        tails[cid] = rest[cut:][-40:]  # a stamp cut between two fragments
+            found = SEQ_RE.findall(frame)
+            if len(found) > 1:
+                tally["multi_event_frames"] += 1
+            for raw in found:
+                seq = int(raw)
+                if seq in seen:
+                    tally["duplicate_seqs"] += 1
+                else:
+                    seen[seq] = now
+        seqs.append(seen)
+        stamps.append(stamped)
+    return seqs, stamps
+
+
 async def _client_main(options: argparse.Namespace) -> None:
     from websockets.asyncio.client import connect
     from websockets.exceptions import ConnectionClosed
@@ -154,8 +210,7 @@ async def _client_main(options: argparse.Namespace) -> None:
     _raise_fd_limit(options.n + 200)
     n = options.n
     urls = options.urls.split(",")
-    seqs: list[dict[int, float]] = [{} for _ in range(n)]
-    stamps: list[dict[tuple[str, int], float]] = [{} for _ in range(n)]
+    received: list[list[tuple[float, str]]] = [[] for _ in range(n)]  # (arrival, frame) per viewer
     caught_up: list[float | None] = [None] * n
     barrier_done = [False] * n
     stats = Counter()
@@ -165,9 +220,14 @@ async def _client_main(options: argparse.Namespace) -> None:
     connect_times: list[float | None] = [None] * n
     readers: list[asyncio.Task] = []
     target = options.target
+    watch = [_seq_marker(target) if target else ""]  # the frame that tells a viewer has caught up
 
     async def read(i: int, ws: Any) -> None:
-        seen, stamped, tails = seqs[i], stamps[i], {}
+        """Keep each frame with the moment it arrived; nothing more. What a frame holds is read
+        after the measure (:func:`_frames_read`): parsed here, the stamps of 500 viewers took this
+        process's CPU from the daphnes it shares the machine with while the round streamed, and
+        queued the frames of other viewers behind them."""
+        kept = received[i]
         try:
             async for frame in ws:
                 now = last_frame[0] = time.time()
@@ -179,34 +239,8 @@ async def _client_main(options: argparse.Namespace) -> None:
                         continue
                     stats["live_errors"] += 1
                     continue
-                stats["frames"] += 1
-                if DELTA_MARK in frame:
-                    for cid, text in DELTA_RE.findall(frame):
-                        stats["delta_divs"] += 1
-                        buf = tails.pop(cid, "") + text
-                        end = 0
-                        for match in STAMP_RE.finditer(buf):
-                            end = match.end()
-                            # two streams may write the same microsecond: a stamp is its card's
-                            stamp = (cid, int(match.group(1)))
-                            if stamp in stamped:
-                                stats["duplicate_stamps"] += 1
-                            else:
-                                stamped[stamp] = now
-                        rest = buf[end:]
-                        cut = rest.rfind("[")
-                        if cut >= 0 and "]" not in rest[cut:]:
-                            tails[cid] = rest[cut:][-40:]  # a stamp cut between two fragments
-                found = SEQ_RE.findall(frame)
-                if len(found) > 1:
-                    stats["multi_event_frames"] += 1
-                for raw in found:
-                    seq = int(raw)
-                    if seq in seen:
-                        stats["duplicate_seqs"] += 1
-                    else:
-                        seen[seq] = now
-                if target and caught_up[i] is None and target in seen:
+                kept.append((now, frame))
+                if watch[0] and caught_up[i] is None and watch[0] in frame:
                     caught_up[i] = now
         except ConnectionClosed:
             pass
@@ -259,8 +293,15 @@ async def _client_main(options: argparse.Namespace) -> None:
         is missing then is lost, not late), or ``timeout``; returns the wait."""
         began = time.time()
         connected = [i for i in range(n) if conns[i] is not None]
+        marker, scanned = _seq_marker(seq), [0] * n
+        waiting = set(connected)
         while time.time() - began < timeout:
-            if all(seq in seqs[i] for i in connected):
+            for i in list(waiting):
+                frames = received[i]
+                if any(marker in frame for _, frame in frames[scanned[i]:]):
+                    waiting.discard(i)
+                scanned[i] = len(frames)
+            if not waiting:
                 break
             if time.time() - max(last_frame[0], began) > idle:
                 break
@@ -279,6 +320,7 @@ async def _client_main(options: argparse.Namespace) -> None:
             await asyncio.sleep(0.02)
         for task in openers:
             task.cancel()
+        seqs, _ = _frames_read(received, stats)
         missing = sum(1 for i in range(n) for s in range(1, target + 1) if s not in seqs[i])
         _say({"event": "result", "started": started, "connect_times": connect_times, "caught_up": caught_up,
               "connected": sum(1 for c in conns if c is not None), "errors": sorted(set(errors))[:5], "missing": missing,
@@ -297,11 +339,13 @@ async def _client_main(options: argparse.Namespace) -> None:
               "connect_s": round(time.time() - started, 3)})
         cmd = await command()  # "measure": the workers are about to start
         stats.clear()
+        since = [len(frames) for frames in received]
         cpu_before, wall_before = cpu(), time.time()
         cmd = await command()  # "done", with what was written
         waited = await wait_for_seq(cmd["last"], cmd.get("timeout", 300), cmd.get("idle", 5))
         await asyncio.sleep(cmd.get("grace", 0.5))  # a token fragment without a seq may trail the last event
         cpu_s, wall_s = cpu() - cpu_before, time.time() - wall_before
+        seqs, stamps = _frames_read(received, stats, since)
         written = {int(k): v for k, v in cmd["written"].items()}
         emitted = set(cmd["stamps"])
         hist: dict[str, Counter] = {"stamp": Counter(), "event": Counter()}

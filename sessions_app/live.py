@@ -7,6 +7,7 @@ Broadcast fragments are the same for every viewer. Parts that depend on who is l
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Sequence
 
 from django.db import transaction
 from django.template.loader import get_template, render_to_string
@@ -94,27 +95,92 @@ def _design(session: DesignSession, kind: str) -> str:
     )
 
 
-def render_event(row: SessionEvent) -> str:
+_CARD_EVENTS = ("contribution.started", "contribution.finished", "contribution.failed", "message.posted")
+_ROUND_EVENTS = ("round.started", "synthesis.ready")
+
+
+class RenderBatch:
+    """What the fragments of a batch of events (one session's burst, or a page of its log) read
+    alike, read once: the contributions of their cards in one query, their rounds (with their
+    syntheses) in one, each session with its context once; and the parts two of them show alike
+    (the header, the side panels, the user panel's refresh) rendered once. Each fragment still
+    shows the state when the batch renders, after every event of it was committed.
+
+    A row outside the batch's own (or one the batch could not find) is read on its own."""
+
+    def __init__(self, rows: Sequence[SessionEvent] = ()) -> None:
+        self.rows = list(rows)
+        self._contributions: dict[int, Contribution] | None = None
+        self._rounds: dict[int, Round] | None = None
+        self._sessions: dict[int, tuple[DesignSession, SessionContext]] = {}
+        self._parts: dict[tuple, str] = {}
+
+    def _ids(self, kinds: tuple[str, ...], field: str) -> list[int]:
+        return sorted({
+            row.payload[field] for row in self.rows
+            if row.type in kinds and isinstance(row.payload, dict) and isinstance(row.payload.get(field), int)
+        })
+
+    def contribution(self, pk: int) -> Contribution | None:
+        if self._contributions is None:
+            self._contributions = Contribution.objects.select_related("round").in_bulk(self._ids(_CARD_EVENTS, "contribution_id"))
+        if pk not in self._contributions:
+            self._contributions[pk] = Contribution.objects.select_related("round").filter(pk=pk).first()
+        return self._contributions[pk]
+
+    def round(self, pk: int) -> Round | None:
+        if self._rounds is None:
+            self._rounds = Round.objects.select_related("synthesis").in_bulk(self._ids(_ROUND_EVENTS, "round_id"))
+        if pk not in self._rounds:
+            self._rounds[pk] = Round.objects.select_related("synthesis").filter(pk=pk).first()
+        return self._rounds[pk]
+
+    def session(self, session_id: int) -> tuple[DesignSession, SessionContext]:
+        found = self._sessions.get(session_id)
+        if found is None:
+            session = DesignSession.objects.select_related("project", "prd").get(pk=session_id)
+            # One context for every fragment of the batch: its proposal and messages are read once.
+            found = self._sessions[session_id] = (session, SessionContext.load(session))
+        return found
+
+    def part(self, name: str, session_id: int, render: Callable[[], str]) -> str:
+        key = (name, session_id)
+        if key not in self._parts:
+            self._parts[key] = str(render())
+        return self._parts[key]
+
+
+def render_event(row: SessionEvent, batch: RenderBatch | None = None) -> str:
     """The HTML one event adds to the page. State-based where possible (re-rendering is
-    idempotent). Rendered once per event by the delivery module, which keeps it with the event."""
+    idempotent). Rendered once per event by the delivery module, which keeps it with the event.
+    ``batch``: what the other events rendered with it read too (read once for them all)."""
     kind = row.type
     session_id = row.session_id
     if kind == LEGACY_DELTA:  # streamed text of an older version: the card holds it now
         return str(seq_marker(row.seq))
+    batch = batch if batch is not None else RenderBatch([row])
     payload = EVENT_ADAPTER.validate_python(row.payload).model_dump()  # typed on the way out too
+
+    def user_panel() -> str:
+        return batch.part("user_panel", session_id, lambda: _user_panel_refresh(session_id))
+
+    def side() -> str:
+        session, ctx = batch.session(session_id)
+        return batch.part("side", session_id, lambda: _side(session, ctx))
+
     html = ""
     if kind in ("contribution.started", "contribution.finished", "contribution.failed"):
-        c = Contribution.objects.select_related("round").filter(pk=payload["contribution_id"]).first()
+        c = batch.contribution(payload["contribution_id"])
         if c is not None:
             html = _card(c)
             if kind == "contribution.failed":
-                html += _user_panel_refresh(session_id)
+                html += user_panel()
     elif kind == "message.posted":
-        c = Contribution.objects.filter(pk=payload["contribution_id"]).first()
+        c = batch.contribution(payload["contribution_id"])
         if c is not None:
             html = render_to_string("sessions_app/partials/card.html", {"c": c, "oob": "append"})
     elif kind == "round.started":
-        rnd = Round.objects.filter(pk=payload["round_id"]).first()
+        rnd = batch.round(payload["round_id"])
         if rnd is not None:
             html = _round(rnd, append=True)
     elif kind == "round.progress":
@@ -123,32 +189,30 @@ def render_event(row: SessionEvent) -> str:
             {"round_id": payload["round_id"], "done": payload["done"], "total": payload["total"], "oob": True},
         )
     elif kind == "synthesis.ready":
-        rnd = Round.objects.filter(pk=payload["round_id"]).first()
-        session = DesignSession.objects.get(pk=session_id)
+        rnd = batch.round(payload["round_id"])
         if rnd is not None:
             html = render_to_string(
                 "sessions_app/partials/synthesis.html", {"s": getattr(rnd, "synthesis", None), "round_id": rnd.pk, "oob": True}
-            ) + _side(session, SessionContext.load(session))
+            ) + side()
     elif kind in _HEADER_EVENTS:
-        session = DesignSession.objects.select_related("project", "prd").get(pk=session_id)
-        ctx = SessionContext.load(session)  # one context for both: its proposal and messages are read once
-        html = _header(session, ctx) + _side(session, ctx) + _user_panel_refresh(session_id)
+        session, ctx = batch.session(session_id)
+        html = batch.part("header", session_id, lambda: _header(session, ctx)) + side() + user_panel()
     elif kind in ("validation.opened", "validation.answered", "validation.closed"):
-        html = _user_panel_refresh(session_id)
+        html = user_panel()
     elif kind in _DESIGN_PANELS:
-        session = DesignSession.objects.select_related("project").get(pk=session_id)
+        session, _ = batch.session(session_id)
         html = _design(session, kind)
         if kind == "proposal.updated":
-            html += _user_panel_refresh(session_id)  # an open point's card shows the proposal too
+            html += user_panel()  # an open point's card shows the proposal too
     return str(html) + seq_marker(row.seq)
 
 
-def fragment_of(row: SessionEvent, *, keep: bool = True) -> str:
+def fragment_of(row: SessionEvent, *, keep: bool = True, batch: RenderBatch | None = None) -> str:
     """The event's fragment: the one kept with it, or rendered now (and kept, unless ``keep``
     is False: the caller keeps it later, off its hurry)."""
     if row.html:
         return row.html
-    html = render_event(row)
+    html = render_event(row, batch)
     if keep:
         fragments_keep([(row.pk, html)])
     row.html = html
@@ -171,7 +235,9 @@ def fragments_by_id(event_ids: list[int]) -> dict[int, tuple[str, bool] | None]:
     wins), since the one that rendered it may not send it at all."""
     rows = SessionEvent.objects.filter(pk__in=event_ids).only("pk", "session_id", "seq", "type", "payload", "html", "created_at")
     by_id = {row.pk: row for row in rows}
-    rendered = fragments_render([by_id[i] for i in event_ids if i in by_id and not by_id[i].html], render_event)
+    wanted = [by_id[i] for i in event_ids if i in by_id and not by_id[i].html]
+    batch = RenderBatch(wanted)
+    rendered = fragments_render(wanted, lambda row: render_event(row, batch))
     found: dict[int, tuple[str, bool] | None] = {}
     for event_id in event_ids:
         row = by_id.get(event_id)
@@ -207,6 +273,12 @@ def render_events_after(*, session_id: int, after: int, until: int | None, limit
         )
     } if card_ids else {}
     parts = []
+
+    def rendered_here(row: SessionEvent) -> bool:
+        key = _state_key(row)
+        return not row.html and row.type != LEGACY_DELTA and (key is None or last_of[key] == row.seq)
+
+    batch = RenderBatch([row for row in rows if rendered_here(row)])  # what they read alike, read once
     for row in rows:
         key = _state_key(row)
         if row.type == LEGACY_DELTA or (key is not None and last_of[key] != row.seq):
@@ -214,7 +286,7 @@ def render_events_after(*, session_id: int, after: int, until: int | None, limit
         elif key is not None and key[0] == "card" and key[1] in streaming:
             parts.append(_card(streaming[key[1]]) + seq_marker(row.seq))
         else:
-            parts.append(fragment_of(row))
+            parts.append(fragment_of(row, batch=batch))
     return rows[-1].seq, "".join(parts)
 
 

@@ -262,9 +262,9 @@ def test_live_events_are_rendered_for_the_process_not_per_viewer_and_kept_for_re
     renders: Counter = Counter()
     render_event = live.render_event
 
-    def counted(row):
+    def counted(row, *rest):
         renders[row.pk] += 1
-        return render_event(row)
+        return render_event(row, *rest)
 
     monkeypatch.setattr(live, "render_event", counted)
     from sessions_app import fanout

@@ -139,7 +139,7 @@ def test_a_fragment_sent_to_live_viewers_is_kept_with_its_event(eager_celery, mo
     assert row is not None and not row.html
     renders = []
     render_event = live.render_event
-    monkeypatch.setattr(live, "render_event", lambda r: renders.append(r.pk) or render_event(r))
+    monkeypatch.setattr(live, "render_event", lambda r, *rest: renders.append(r.pk) or render_event(r, *rest))
     first = live.fragments_by_id([row.pk])[row.pk]
     assert first is not None and first[1] is False and 'data-seq="' in first[0]
     assert live.fragments_by_id([row.pk])[row.pk] == (first[0], False), "shared, still to be kept"
