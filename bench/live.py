@@ -204,8 +204,7 @@ def _frames_read(
 
 
 async def _client_main(options: argparse.Namespace) -> None:
-    from websockets.asyncio.client import connect
-    from websockets.exceptions import ConnectionClosed
+    from bench.viewer import open_viewer
 
     _raise_fd_limit(options.n + 200)
     n = options.n
@@ -218,32 +217,31 @@ async def _client_main(options: argparse.Namespace) -> None:
     errors: list[str] = []
     conns: list[Any] = [None] * n
     connect_times: list[float | None] = [None] * n
-    readers: list[asyncio.Task] = []
     target = options.target
     watch = [_seq_marker(target) if target else ""]  # the frame that tells a viewer has caught up
 
-    async def read(i: int, ws: Any) -> None:
-        """Keep each frame with the moment it arrived; nothing more. What a frame holds is read
-        after the measure (:func:`_frames_read`): parsed here, the stamps of 500 viewers took this
-        process's CPU from the daphnes it shares the machine with while the round streamed, and
-        queued the frames of other viewers behind them."""
+    def on_frame_of(i: int):
+        """Viewer ``i``'s frames: each kept with the moment it arrived; nothing more. What a frame
+        holds is read after the measure (:func:`_frames_read`): parsed here, the stamps of 500
+        viewers took this process's CPU from the daphnes it shares the machine with while the
+        round streamed, and queued the frames of other viewers behind them."""
         kept = received[i]
-        try:
-            async for frame in ws:
-                now = last_frame[0] = time.time()
-                if isinstance(frame, bytes):
-                    frame = frame.decode()
-                if BARRIER_REPLY in frame:
-                    if not barrier_done[i] and "bench-barrier" not in frame and "does not understand" in frame:
-                        barrier_done[i] = True
-                        continue
-                    stats["live_errors"] += 1
-                    continue
-                kept.append((now, frame))
-                if watch[0] and caught_up[i] is None and watch[0] in frame:
-                    caught_up[i] = now
-        except ConnectionClosed:
-            pass
+
+        def on_frame(now: float, frame: str) -> None:
+            last_frame[0] = now
+            if BARRIER_REPLY in frame:
+                if not barrier_done[i] and "bench-barrier" not in frame and "does not understand" in frame:
+                    barrier_done[i] = True
+                    return
+                stats["live_errors"] += 1
+                return
+            kept.append((now, frame))
+            if watch[0] and caught_up[i] is None and watch[0] in frame:
+                caught_up[i] = now
+
+        return on_frame
+
+    def closed(_future: asyncio.Future) -> None:
         stats["closed"] += 1
 
     async def open_one(i: int, gate: asyncio.Semaphore, resume: str, barrier: bool, until: float) -> None:
@@ -254,14 +252,13 @@ async def _client_main(options: argparse.Namespace) -> None:
         while True:
             async with gate:
                 try:
-                    ws = await connect(
-                        url, origin=url.replace("ws://", "http://", 1).split("/ws/")[0],
-                        additional_headers={"Cookie": options.cookie}, compression=None, ping_interval=None,
-                        max_size=None, open_timeout=60, close_timeout=2,
+                    ws = await open_viewer(
+                        url, origin=url.replace("ws://", "http://", 1).split("/ws/")[0], cookie=options.cookie,
+                        on_frame=on_frame_of(i), timeout=60,
                     )
-                    await ws.send(resume)
+                    ws.send(resume)
                     if barrier:
-                        await ws.send(BARRIER)
+                        ws.send(BARRIER)
                     break
                 except Exception as exc:  # reported, not fatal: delivered < expected shows it
                     if len(errors) < 50:
@@ -274,7 +271,7 @@ async def _client_main(options: argparse.Namespace) -> None:
             await asyncio.sleep(pause)
         connect_times[i] = time.time()
         conns[i] = ws
-        readers.append(asyncio.create_task(read(i, ws)))
+        ws.closed.add_done_callback(closed)
 
     loop = asyncio.get_running_loop()
 
@@ -373,9 +370,12 @@ async def _client_main(options: argparse.Namespace) -> None:
               "per_seq": per_seq,
               "waited_s": round(waited, 3), "cpu_s": round(cpu_s, 3), "wall_s": round(wall_s, 3), **stats})
     await command()  # "quit"
-    for task in readers:
-        task.cancel()
-    await asyncio.wait_for(asyncio.gather(*(ws.close() for ws in conns if ws is not None), return_exceptions=True), 10)
+    for ws in conns:
+        if ws is not None:
+            ws.close()
+    closing = [ws.closed for ws in conns if ws is not None]
+    if closing:
+        await asyncio.wait(closing, timeout=10)
 
 
 def client_main(argv: list[str]) -> int:
