@@ -29,10 +29,11 @@ expected = viewers × (stamps written + durable events after the resume point); 
 distinct (viewer, item) pairs received; duplicates = repeats. p50 / p99 are over every delivered
 pair of both kinds, and per kind. Client processes (asyncio, the ``websockets`` package; one per
 500 viewers) hold the sockets and share the machine's cores with daphne, the workers and Redis.
-While the round runs they only keep each frame with its arrival time; the stamps and sequence
-numbers in the frames are read after the measure, so the clients' own parsing neither takes CPU
-from the daphnes nor delays other viewers' frames. Their CPU seconds beside the wall time tell a
-saturated client (inflated latency) from a slow server; daphne's CPU per delivered frame says how many viewers one process can serve. This
+While the round runs they only keep what each socket read, with the moment the read returned
+(bench/viewer.py); the frames, and the stamps and sequence numbers in them, are read after the
+round, with the same arrival times, so the clients' own parsing neither takes CPU from the daphnes
+nor delays other viewers' frames. Their CPU seconds while the round ran, beside its wall time,
+tell a saturated client (inflated latency) from a slow server; daphne's CPU per delivered frame says how many viewers one process can serve. This
 process listens to the session's channel-layer group too: created → published is the share of
 the latency spent before any daphne (commit, publish), and ``slowest_events`` names the events
 that took longest to reach the viewers.
@@ -338,10 +339,16 @@ async def _client_main(options: argparse.Namespace) -> None:
         stats.clear()
         since = [len(frames) for frames in received]
         cpu_before, wall_before = cpu(), time.time()
+        for ws in conns:  # while the round runs, the viewers only keep what they read
+            if ws is not None:
+                ws.defer()
         cmd = await command()  # "done", with what was written
+        cpu_s, wall_s = cpu() - cpu_before, time.time() - wall_before  # the clients' CPU while the round ran
+        for ws in conns:
+            if ws is not None:
+                ws.parse_kept()
         waited = await wait_for_seq(cmd["last"], cmd.get("timeout", 300), cmd.get("idle", 5))
         await asyncio.sleep(cmd.get("grace", 0.5))  # a token fragment without a seq may trail the last event
-        cpu_s, wall_s = cpu() - cpu_before, time.time() - wall_before
         seqs, stamps = _frames_read(received, stats, since)
         written = {int(k): v for k, v in cmd["written"].items()}
         emitted = set(cmd["stamps"])
