@@ -89,23 +89,28 @@ def after_round(*, round_id: int) -> None:
     (unlike the rest of this module)."""
     with transaction.atomic():
         session = session_lock(Round.objects.values_list("session_id", flat=True).get(pk=round_id))
-        if not Round.objects.filter(pk=round_id, status=Round.Status.DONE, advance_due=True).update(advance_due=False):
-            return
-        rnd = Round.objects.get(pk=round_id)
-        if session.status in (S.CANCELLED, S.COMPLETED):
-            return
-        ctx = SessionContext.load(session)
-        if session.mode == DesignSession.Mode.TASK:
-            session_complete(session, ctx)  # a hub task is one specialist's answer; a failure is in its report
-            return
-        failed = [c for c in attempts_latest(rnd) if c.status == Contribution.Status.FAILED]
-        if failed:
-            names = ", ".join(c.author_name for c in failed)
-            status_set(session, S.AWAITING_USER, f"{names} could not contribute. Re-run them, or continue without them.")
-            return
-        if session.status == S.PAUSED:
-            return  # resuming takes the next step
-        advance(session, ctx=ctx, after=rnd)
+        with events.events_gathered(session.pk):  # the step's events (phase, questions, the next round) go in together
+            _after_round_locked(session, round_id)
+
+
+def _after_round_locked(session: DesignSession, round_id: int) -> None:
+    if not Round.objects.filter(pk=round_id, status=Round.Status.DONE, advance_due=True).update(advance_due=False):
+        return
+    rnd = Round.objects.get(pk=round_id)
+    if session.status in (S.CANCELLED, S.COMPLETED):
+        return
+    ctx = SessionContext.load(session)
+    if session.mode == DesignSession.Mode.TASK:
+        session_complete(session, ctx)  # a hub task is one specialist's answer; a failure is in its report
+        return
+    failed = [c for c in attempts_latest(rnd) if c.status == Contribution.Status.FAILED]
+    if failed:
+        names = ", ".join(c.author_name for c in failed)
+        status_set(session, S.AWAITING_USER, f"{names} could not contribute. Re-run them, or continue without them.")
+        return
+    if session.status == S.PAUSED:
+        return  # resuming takes the next step
+    advance(session, ctx=ctx, after=rnd)
 
 
 def advance(session: DesignSession, *, ctx: SessionContext, after: Round | None = None) -> None:

@@ -83,19 +83,21 @@ def open_round(
     )
     events.event_emit(session_id=session.pk, event=events.RoundStarted(round_id=rnd.pk))
     involved = ctx.involved_services
-    created = []
-    for member in members:
-        brief = messages.deployment_brief(
+    cluster_state, patterns = ctx.cluster_line(), ctx.patterns_line()
+    rows = [
+        _pending(session, rnd, member, messages.deployment_brief(
             agent=member["name"],
             team_name=session.team_name,
             feature=session.title,
             mission=f"{_sentence(member['role'])} {mission}",
-            cluster_state=ctx.cluster_line(),
-            patterns=ctx.patterns_line(),
+            cluster_state=cluster_state,
+            patterns=patterns,
             integrate_with=involved,
             report=report,
-        )
-        created.append(contribution_pending(session, rnd, member, brief, attempt=1))
+        ), attempt=1)
+        for member in members
+    ]
+    created = Contribution.objects.bulk_create(rows)  # one INSERT for the round's calls (ids returned)
     events.event_emit(session_id=session.pk, event=events.RoundProgress(round_id=rnd.pk, done=0, total=len(created)))
     status_set(session, S.RUNNING)
     dispatcher().contributions([c.pk for c in created])
@@ -103,7 +105,14 @@ def open_round(
 
 
 def contribution_pending(session: DesignSession, rnd: Round, member: dict, brief: str, *, attempt: int) -> Contribution:
-    return Contribution.objects.create(
+    contribution = _pending(session, rnd, member, brief, attempt=attempt)
+    contribution.save(force_insert=True)
+    return contribution
+
+
+def _pending(session: DesignSession, rnd: Round, member: dict, brief: str, *, attempt: int) -> Contribution:
+    """A pending contribution of ``member`` to ``rnd``, not saved yet."""
+    return Contribution(
         session=session, round=rnd, author=Contribution.Author.SPECIALIST,
         specialist_id=member.get("specialist_id"), specialist_slug=member["specialist"],
         author_name=member["name"], color=member.get("color", ""), brief=brief,

@@ -94,3 +94,43 @@ def test_gathered_events_are_announced_before_what_the_block_left_for_after_comm
     finally:
         events.event_committed.disconnect(announced)
     assert order == ["first", "second", "next step"]
+
+
+def _last_seq_updates(queries) -> int:
+    return sum(1 for q in queries.captured_queries if q["sql"].startswith("UPDATE") and "last_seq = " in q["sql"])
+
+
+def test_a_round_opens_its_calls_with_one_insert(session):
+    from sessions_app.engine import rounds, state
+    from sessions_app.models import Contribution, Round
+
+    with transaction.atomic():
+        locked = state.session_lock(session.pk)
+        with CaptureQueriesContext(connection) as queries:
+            rnd = rounds.open_round(locked, kind=Round.Kind.DESIGN)
+    table = Contribution._meta.db_table
+    inserts = [q["sql"] for q in queries.captured_queries if q["sql"].startswith(f'INSERT INTO "{table}"')]
+    calls = list(Contribution.objects.filter(round=rnd).order_by("pk"))
+    assert len(calls) == len(rnd.addressed_to) > 1
+    assert len(inserts) == 1
+    assert [c.specialist_slug for c in calls] == rnd.addressed_to
+    assert all(c.status == Contribution.Status.PENDING and c.idempotency_key.endswith(":attempt:1") for c in calls)
+
+
+def test_the_step_after_a_round_appends_its_events_together(session):
+    """The phase change, the key questions and the next round's events of the step after a
+    round go in with one UPDATE of the sequence, numbered without a gap."""
+    from sessions_app.engine import flow
+    from sessions_app.models import Contribution, Round
+
+    analysis = Round.objects.get(session=session, kind=Round.Kind.ANALYSIS)
+    analysis.contributions.update(status=Contribution.Status.DONE, text="Findings")
+    Round.objects.filter(pk=analysis.pk).update(status=Round.Status.DONE, advance_due=True)
+    start = DesignSession.objects.get(pk=session.pk).last_seq
+    with CaptureQueriesContext(connection) as queries:
+        flow.after_round(round_id=analysis.pk)
+    seqs = list(SessionEvent.objects.filter(session=session, seq__gt=start).order_by("seq").values_list("seq", flat=True))
+    assert len(seqs) > 2, "the step appended its events"
+    assert seqs == list(range(start + 1, start + 1 + len(seqs)))
+    assert _last_seq_updates(queries) == 1
+    assert Round.objects.filter(session=session, number__gt=analysis.number).exists(), "the next round is open"
