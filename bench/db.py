@@ -61,3 +61,40 @@ def database_url() -> str:
         password = f":{quote(db['PASSWORD'])}" if db.get("PASSWORD") else ""
         return f"postgres://{user}{password}@{db.get('HOST') or '127.0.0.1'}:{db.get('PORT') or 5432}/{db['NAME']}"
     return f"sqlite:///{db['NAME']}"
+
+
+def round_status(round_id: int) -> str | None:
+    """A round's status, read with a plain cursor. A bench polls it every few milliseconds in the
+    process that also serves the vendor's calls: the ORM's query building would take that
+    process's CPU from the cores the product runs on."""
+    from sessions_app.models import Round
+
+    row = _row(f"SELECT status FROM {_table(Round)} WHERE id = %s", [round_id])  # noqa: S608 - the model's own table
+    return row[0] if row else None
+
+
+def session_quiet_state(session_id: int) -> tuple[int, bool] | None:
+    """(the session's last sequence number, does any of its contributions still run or wait?),
+    read with one plain query (see :func:`round_status`)."""
+    from sessions_app.models import Contribution, DesignSession
+
+    sql = (
+        f"SELECT s.last_seq, EXISTS(SELECT 1 FROM {_table(Contribution)} c WHERE c.session_id = s.id"  # noqa: S608
+        f" AND c.status IN (%s, %s)) FROM {_table(DesignSession)} s WHERE s.id = %s"
+    )
+    row = _row(sql, [Contribution.Status.PENDING, Contribution.Status.RUNNING, session_id])
+    return (row[0], bool(row[1])) if row else None
+
+
+def _table(model) -> str:
+    from django.db import connection
+
+    return connection.ops.quote_name(model._meta.db_table)
+
+
+def _row(sql: str, params: list) -> tuple | None:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchone()

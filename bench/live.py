@@ -68,6 +68,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.broadcast import ClientProcess, ms_text
+from bench.db import round_status, session_quiet_state
 from tests.support.processes import Daphne, Worker, wait_for
 
 GOAL_P99_MS = 250.0
@@ -581,7 +582,7 @@ def _settle(session) -> None:
     """Cancel the session (if still active) and wait until nothing runs for it and its log has
     been still for 0.3 s."""
     from sessions_app import services
-    from sessions_app.models import Contribution, DesignSession
+    from sessions_app.models import DesignSession
     from teams_app.errors import ApplicationError
 
     try:
@@ -591,10 +592,9 @@ def _settle(session) -> None:
     state = {"seq": None, "since": time.monotonic()}
 
     def quiet() -> bool:
-        seq = DesignSession.objects.filter(pk=session.pk).values_list("last_seq", flat=True).get()
+        seq, busy = session_quiet_state(session.pk)
         if seq != state["seq"]:
             state.update(seq=seq, since=time.monotonic())
-        busy = Contribution.objects.filter(session=session, status__in=["pending", "running"]).exists()
         return not busy and time.monotonic() - state["since"] > 0.3
 
     wait_for(quiet, 60, interval=0.05, what="the cancelled session to be quiet")
@@ -664,7 +664,7 @@ def measure_live(*, project, template, prd, server, plan: AnalysisStamps, cookie
             began = time.monotonic()
             cluster.workers(workers, concurrency)
             workers_ready = time.monotonic() - began
-            wait_for(lambda: Round.objects.filter(pk=analysis.pk, status=Round.Status.DONE).exists(), 120 + 3 * k,
+            wait_for(lambda: round_status(analysis.pk) == Round.Status.DONE, 120 + 3 * k,
                      interval=0.02, what="the analysis round to be done")
             round_s = time.monotonic() - began
             _progress(f"analysis round done {round_s:.1f} s after the workers were started; cancelling")

@@ -43,7 +43,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from bench.db import database_url, throwaway_database  # noqa: F401 - bench.broadcast imports both from here
+from bench.db import database_url, round_status, throwaway_database  # noqa: F401 - bench.broadcast imports both from here
 from tests.support.processes import Worker
 from tests.support.vendors import LLMServer
 
@@ -160,7 +160,7 @@ def seed(k: int):
 
 def measure_round(project, template, prd, server, *, timeout: float = 120.0) -> dict[str, Any]:
     """Start a session, time its analysis round, cancel the session and wait until it is quiet."""
-    from django.db import connection, transaction
+    from django.db import transaction
 
     from sessions_app import services
     from sessions_app.models import Round
@@ -176,13 +176,8 @@ def measure_round(project, template, prd, server, *, timeout: float = 120.0) -> 
     rnd = Round.objects.get(session=session, kind=Round.Kind.ANALYSIS)
     seen: dict[str, float] = {}
     deadline = t0 + timeout
-    # The poll reads one column with a plain cursor: the ORM's query building would take this process's
-    # CPU (which the vendor server shares) from the two cores the worker runs on, every 2 ms.
-    status_sql = f"SELECT status FROM {connection.ops.quote_name(Round._meta.db_table)} WHERE id = %s"  # noqa: S608
     while True:
-        with connection.cursor() as cursor:
-            cursor.execute(status_sql, [rnd.pk])
-            status = cursor.fetchone()[0]
+        status = round_status(rnd.pk)  # a plain cursor's read: the ORM would take the vendor server's CPU
         now = time.monotonic()
         seen.setdefault(status, now)
         if status == Round.Status.DONE:
