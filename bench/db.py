@@ -1,6 +1,6 @@
-"""A throwaway database for a benchmark: the configured database's test clone under a
+"""A benchmark's database: a throwaway one (the configured database's test clone under a
 bench-specific name, never the configured database itself and never the name a concurrent
-pytest run uses. Shared by every bench module."""
+pytest run uses), and the plain reads the benches poll it with. Shared by every bench module."""
 
 from __future__ import annotations
 

@@ -33,7 +33,9 @@ While the round runs they only keep what each socket read, with the moment the r
 (bench/viewer.py); the frames, and the stamps and sequence numbers in them, are read after the
 round, with the same arrival times, so the clients' own parsing neither takes CPU from the daphnes
 nor delays other viewers' frames. Their CPU seconds while the round ran, beside its wall time,
-tell a saturated client (inflated latency) from a slow server; daphne's CPU per delivered frame says how many viewers one process can serve. This
+tell a saturated client (inflated latency) from a slow server (``client_parse_cpu_s``: what the
+reading afterwards took); daphne's CPU per delivered frame says how many viewers one process can
+serve. This
 process listens to the session's channel-layer group too: created → published is the share of
 the latency spent before any daphne (commit, publish), and ``slowest_events`` names the events
 that took longest to reach the viewers.
@@ -68,7 +70,8 @@ from pathlib import Path
 from typing import Any
 
 from bench.broadcast import ClientProcess, ms_text
-from bench.db import round_status, session_quiet_state
+from bench.db import round_status
+from bench.sessions import session_settle
 from tests.support.processes import Daphne, Worker, wait_for
 
 GOAL_P99_MS = 250.0
@@ -220,7 +223,7 @@ async def _client_main(options: argparse.Namespace) -> None:
     conns: list[Any] = [None] * n
     connect_times: list[float | None] = [None] * n
     target = options.target
-    watch = [_seq_marker(target) if target else ""]  # the frame that tells a viewer has caught up
+    watch = _seq_marker(target) if target else ""  # the frame that tells a viewer has caught up
 
     def on_frame_of(i: int):
         """Viewer ``i``'s frames: each kept with the moment it arrived; nothing more. What a frame
@@ -238,7 +241,7 @@ async def _client_main(options: argparse.Namespace) -> None:
                 stats["live_errors"] += 1
                 return
             kept.append((now, frame))
-            if watch[0] and caught_up[i] is None and watch[0] in frame:
+            if watch and caught_up[i] is None and watch in frame:
                 caught_up[i] = now
 
         return on_frame
@@ -578,28 +581,6 @@ class LayerListener(threading.Thread):
             self.join(timeout=5)
 
 
-def _settle(session) -> None:
-    """Cancel the session (if still active) and wait until nothing runs for it and its log has
-    been still for 0.3 s."""
-    from sessions_app import services
-    from sessions_app.models import DesignSession
-    from teams_app.errors import ApplicationError
-
-    try:
-        services.session_cancel(session=DesignSession.objects.get(pk=session.pk))
-    except ApplicationError:
-        pass  # already over
-    state = {"seq": None, "since": time.monotonic()}
-
-    def quiet() -> bool:
-        seq, busy = session_quiet_state(session.pk)
-        if seq != state["seq"]:
-            state.update(seq=seq, since=time.monotonic())
-        return not busy and time.monotonic() - state["since"] > 0.3
-
-    wait_for(quiet, 60, interval=0.05, what="the cancelled session to be quiet")
-
-
 class Cluster:
     """daphne processes and Celery workers (tests/support/processes.py), stopped in any case;
     their logs are kept (and named) only when something failed."""
@@ -668,7 +649,7 @@ def measure_live(*, project, template, prd, server, plan: AnalysisStamps, cookie
                      interval=0.02, what="the analysis round to be done")
             round_s = time.monotonic() - began
             _progress(f"analysis round done {round_s:.1f} s after the workers were started; cancelling")
-            _settle(session)
+            session_settle(session.pk)
             time.sleep(1.0)
             plan.arm(0)
             last = DesignSession.objects.filter(pk=session.pk).values_list("last_seq", flat=True).get()

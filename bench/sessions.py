@@ -43,8 +43,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from bench.db import database_url, round_status, throwaway_database  # noqa: F401 - bench.broadcast imports both from here
-from tests.support.processes import Worker
+from bench.db import database_url, round_status, session_quiet_state, throwaway_database  # noqa: F401 - bench.broadcast imports both from here
+from tests.support.processes import Worker, wait_for
 from tests.support.vendors import LLMServer
 
 GOAL_RATIO = 1.05
@@ -196,7 +196,7 @@ def measure_round(project, template, prd, server, *, timeout: float = 120.0) -> 
     ordered = sorted(calls, key=lambda c: c.started)
     gaps = [b.started - a.finished for a, b in zip(ordered, ordered[1:], strict=False) if b.started >= a.finished]
     failed = rnd.contributions.filter(author="specialist").exclude(status="done").count()
-    _stop_session(session)
+    session_settle(session.pk)
     return {
         "session_id": session.pk,
         "calls": len(calls),
@@ -236,26 +236,26 @@ def warm_up(project, prd, *, timeout: float = 90.0) -> float:
     raise RuntimeError(f"the warm-up session is still {status!r} after {timeout:.0f} s")
 
 
-def _stop_session(session) -> None:
-    """Cancel the session after its analysis round and wait until the worker is idle for it."""
+def session_settle(session_id: int, *, timeout: float = 60.0) -> None:
+    """Cancel the session (if still active) and wait until nothing runs or waits for it and its
+    log has been still for 0.3 s (read with plain queries, see :mod:`bench.db`)."""
     from sessions_app import services
-    from sessions_app.models import Contribution, DesignSession
+    from sessions_app.models import DesignSession
     from teams_app.errors import ApplicationError
 
     try:
-        services.session_cancel(session=session)
+        services.session_cancel(session=DesignSession.objects.get(pk=session_id))
     except ApplicationError:
-        pass  # already finished
-    deadline = time.monotonic() + 30
-    last_seq, quiet_since = None, time.monotonic()
-    while time.monotonic() < deadline:
-        busy = Contribution.objects.filter(session=session, status__in=["pending", "running"]).exists()
-        seq = DesignSession.objects.filter(pk=session.pk).values_list("last_seq", flat=True).get()
-        if seq != last_seq:
-            last_seq, quiet_since = seq, time.monotonic()
-        if not busy and time.monotonic() - quiet_since > 0.3:
-            return
-        time.sleep(0.05)
+        pass  # already over
+    state = {"seq": None, "since": time.monotonic()}
+
+    def quiet() -> bool:
+        seq, busy = session_quiet_state(session_id) or (None, False)
+        if seq != state["seq"]:
+            state.update(seq=seq, since=time.monotonic())
+        return not busy and time.monotonic() - state["since"] > 0.3
+
+    wait_for(quiet, timeout, interval=0.05, what="the cancelled session to be quiet")
 
 
 # --- the benchmark -------------------------------------------------------------------------------

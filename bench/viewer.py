@@ -8,10 +8,11 @@ socket are handed to ``on_frame(arrival, text)`` at once, in the socket's callba
 moment that read returned.
 
 While a measure runs, a viewer can keep what it reads instead (:meth:`ViewerSocket.defer`):
-each read of the socket with the moment it returned, parsed afterwards (:meth:`ViewerSocket.
-parse_kept`) into the same frames with the same arrival times, so that several hundred viewers in
-one process take next to no CPU from the daphnes they measure. (A ping the server sends meanwhile
-is answered then: daphne waits far longer than a measure for its pong.)
+each read of the socket with the moment it returned (and the end of the stream, in its place),
+parsed afterwards (:meth:`ViewerSocket.parse_kept`) into the same frames with the same arrival
+times, so that several hundred viewers in one process take next to no CPU from the daphnes they
+measure. A ping the server sends meanwhile is answered only then: the caller keeps a deferral
+well within the server's ping timeout.
 
 Daphne sends each message as one frame; a fragmented one is joined all the same.
 """
@@ -25,6 +26,7 @@ from collections.abc import Callable
 from websockets.client import ClientProtocol
 from websockets.frames import Opcode
 from websockets.http11 import Response
+from websockets.protocol import State
 from websockets.typing import Origin
 from websockets.uri import parse_uri
 
@@ -42,7 +44,7 @@ class ViewerSocket(asyncio.Protocol):
         self.closed: asyncio.Future[None] = loop.create_future()
         self.transport: asyncio.Transport | None = None
         self.parts: list[bytes] = []  # a fragmented message so far
-        self.kept: list[tuple[float, bytes]] | None = None  # reads not parsed yet (see defer)
+        self.kept: list[tuple[float, bytes | None]] | None = None  # reads not parsed yet (None: the end); see defer
 
     # -- asyncio.Protocol ------------------------------------------------------------------
 
@@ -58,7 +60,10 @@ class ViewerSocket(asyncio.Protocol):
             return
         self._parse(now, data)
 
-    def _parse(self, now: float, data: bytes) -> None:
+    def _parse(self, now: float, data: bytes | None) -> None:
+        if data is None:
+            self._end()
+            return
         self.protocol.receive_data(data)
         for event in self.protocol.events_received():
             if isinstance(event, Response):
@@ -74,12 +79,20 @@ class ViewerSocket(asyncio.Protocol):
         self._flush()
 
     def eof_received(self) -> bool | None:
-        self.protocol.receive_eof()
-        self._flush()
+        if self.kept is not None:
+            self.kept.append((time.time(), None))  # after the reads before it
+            return None
+        self._end()
         return None
 
+    def _end(self) -> None:
+        if self.protocol.state is not State.CLOSED:
+            self.protocol.receive_eof()
+            self._flush()
+        self._fail(self.protocol.handshake_exc or ConnectionError("the server closed the connection"))
+
     def connection_lost(self, exc: Exception | None) -> None:
-        self._fail(exc or ConnectionError("the server closed the connection"))
+        self._fail(self.protocol.handshake_exc or exc or ConnectionError("the server closed the connection"))
         if not self.closed.done():
             self.closed.set_result(None)
 
@@ -105,8 +118,9 @@ class ViewerSocket(asyncio.Protocol):
         if self.transport is None or self.transport.is_closing():
             return
         try:
-            self.protocol.send_close()
-            self._flush()
+            if self.protocol.state is State.OPEN:
+                self.protocol.send_close()
+                self._flush()
         finally:
             self.transport.close()
 
@@ -133,10 +147,14 @@ async def open_viewer(url: str, *, origin: str, cookie: str, on_frame: OnFrame, 
     loop = asyncio.get_running_loop()
 
     async def opening() -> ViewerSocket:
-        _, socket = await loop.create_connection(
+        transport, socket = await loop.create_connection(
             lambda: ViewerSocket(url, origin=origin, cookie=cookie, on_frame=on_frame), uri.host, uri.port,
         )
-        await socket.opened
+        try:
+            await socket.opened
+        except BaseException:  # refused, dropped, timed out or cancelled: no socket left open
+            transport.close()
+            raise
         return socket
 
     return await asyncio.wait_for(opening(), timeout)

@@ -123,14 +123,14 @@ class RenderBatch:
 
     def contribution(self, pk: int) -> Contribution | None:
         if self._contributions is None:
-            self._contributions = Contribution.objects.select_related("round").in_bulk(self._ids(_CARD_EVENTS, "contribution_id"))
+            self._contributions = _read_all(Contribution.objects.select_related("round"), self._ids(_CARD_EVENTS, "contribution_id"))
         if pk not in self._contributions:
             self._contributions[pk] = Contribution.objects.select_related("round").filter(pk=pk).first()
         return self._contributions[pk]
 
     def round(self, pk: int) -> Round | None:
         if self._rounds is None:
-            self._rounds = Round.objects.select_related("synthesis").in_bulk(self._ids(_ROUND_EVENTS, "round_id"))
+            self._rounds = _read_all(Round.objects.select_related("synthesis"), self._ids(_ROUND_EVENTS, "round_id"))
         if pk not in self._rounds:
             self._rounds[pk] = Round.objects.select_related("synthesis").filter(pk=pk).first()
         return self._rounds[pk]
@@ -148,6 +148,12 @@ class RenderBatch:
         if key not in self._parts:
             self._parts[key] = str(render())
         return self._parts[key]
+
+
+def _read_all(rows, ids: list[int]) -> dict:
+    """{id: row, or None for one that is gone}, in one query."""
+    found = rows.in_bulk(ids) if ids else {}
+    return {pk: found.get(pk) for pk in ids}
 
 
 def render_event(row: SessionEvent, batch: RenderBatch | None = None) -> str:
@@ -276,7 +282,9 @@ def render_events_after(*, session_id: int, after: int, until: int | None, limit
 
     def rendered_here(row: SessionEvent) -> bool:
         key = _state_key(row)
-        return not row.html and row.type != LEGACY_DELTA and (key is None or last_of[key] == row.seq)
+        if row.html or row.type == LEGACY_DELTA or (key is not None and last_of[key] != row.seq):
+            return False
+        return not (key is not None and key[0] == "card" and key[1] in streaming)  # (rendered from its row above)
 
     batch = RenderBatch([row for row in rows if rendered_here(row)])  # what they read alike, read once
     for row in rows:

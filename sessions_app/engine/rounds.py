@@ -7,6 +7,7 @@ synthesis (exactly once, by a conditional UPDATE).
 
 from __future__ import annotations
 
+from django.db import connection
 from django.utils import timezone
 
 from sessions_app import events
@@ -97,11 +98,21 @@ def open_round(
         ), attempt=1)
         for member in members
     ]
-    created = Contribution.objects.bulk_create(rows)  # one INSERT for the round's calls (ids returned)
+    created = _insert_all(rows)
     events.event_emit(session_id=session.pk, event=events.RoundProgress(round_id=rnd.pk, done=0, total=len(created)))
     status_set(session, S.RUNNING)
     dispatcher().contributions([c.pk for c in created])
     return rnd
+
+
+def _insert_all(rows: list[Contribution]) -> list[Contribution]:
+    """One INSERT for a round's calls, where the database returns the new rows' ids from it
+    (PostgreSQL; SQLite from 3.35); else one per call."""
+    if connection.features.can_return_rows_from_bulk_insert:
+        return Contribution.objects.bulk_create(rows)
+    for row in rows:
+        row.save(force_insert=True)
+    return rows
 
 
 def contribution_pending(session: DesignSession, rnd: Round, member: dict, brief: str, *, attempt: int) -> Contribution:
