@@ -110,30 +110,31 @@ class RenderBatch:
 
     def __init__(self, rows: Sequence[SessionEvent] = ()) -> None:
         self.rows = list(rows)
-        self._contributions: dict[int, Contribution] | None = None
-        self._rounds: dict[int, Round] | None = None
+        self._read: dict[str, dict[int, object]] = {}  # by what: {id: row, or None for one that is gone}
         self._sessions: dict[int, tuple[DesignSession, SessionContext]] = {}
         self._parts: dict[tuple, str] = {}
 
-    def _ids(self, kinds: tuple[str, ...], field: str) -> list[int]:
-        return sorted({
-            row.payload[field] for row in self.rows
-            if row.type in kinds and isinstance(row.payload, dict) and isinstance(row.payload.get(field), int)
-        })
-
     def contribution(self, pk: int) -> Contribution | None:
-        if self._contributions is None:
-            self._contributions = _read_all(Contribution.objects.select_related("round"), self._ids(_CARD_EVENTS, "contribution_id"))
-        if pk not in self._contributions:
-            self._contributions[pk] = Contribution.objects.select_related("round").filter(pk=pk).first()
-        return self._contributions[pk]
+        return self._row("contribution", Contribution.objects.select_related("round"), _CARD_EVENTS, pk)
 
     def round(self, pk: int) -> Round | None:
-        if self._rounds is None:
-            self._rounds = _read_all(Round.objects.select_related("synthesis"), self._ids(_ROUND_EVENTS, "round_id"))
-        if pk not in self._rounds:
-            self._rounds[pk] = Round.objects.select_related("synthesis").filter(pk=pk).first()
-        return self._rounds[pk]
+        return self._row("round", Round.objects.select_related("synthesis"), _ROUND_EVENTS, pk)
+
+    def _row(self, what: str, rows, kinds: tuple[str, ...], pk: int):
+        """The row ``pk`` of ``rows``: those the batch's events of ``kinds`` name are read together
+        the first time one is asked for; any other on its own."""
+        read = self._read.get(what)
+        if read is None:
+            field = f"{what}_id"
+            ids = sorted({
+                row.payload[field] for row in self.rows
+                if row.type in kinds and isinstance(row.payload, dict) and isinstance(row.payload.get(field), int)
+            })
+            found = rows.in_bulk(ids) if ids else {}
+            read = self._read[what] = {i: found.get(i) for i in ids}
+        if pk not in read:
+            read[pk] = rows.filter(pk=pk).first()
+        return read[pk]
 
     def session(self, session_id: int) -> tuple[DesignSession, SessionContext]:
         found = self._sessions.get(session_id)
@@ -148,12 +149,6 @@ class RenderBatch:
         if key not in self._parts:
             self._parts[key] = str(render())
         return self._parts[key]
-
-
-def _read_all(rows, ids: list[int]) -> dict:
-    """{id: row, or None for one that is gone}, in one query."""
-    found = rows.in_bulk(ids) if ids else {}
-    return {pk: found.get(pk) for pk in ids}
 
 
 def render_event(row: SessionEvent, batch: RenderBatch | None = None) -> str:
