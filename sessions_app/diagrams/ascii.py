@@ -29,6 +29,8 @@ MARK = "*"
 
 def _clean(text: str) -> str:
     """Control characters (newlines, tabs, escapes) from user files would break the grid."""
+    if text.isascii() and text.isprintable():
+        return text
     return "".join(" " if unicodedata.category(ch)[0] == "C" else ch for ch in text)
 
 
@@ -39,6 +41,8 @@ def _char_width(ch: str) -> int:
 
 
 def display_width(text: str) -> int:
+    if text.isascii():  # one column per character (control characters are cleaned out before)
+        return len(text)
     return sum(_char_width(ch) for ch in text)
 
 

@@ -77,11 +77,15 @@ def specialist_members(session: DesignSession) -> list[dict]:
     return [m for m in session.team if not m.get("is_user")]
 
 
-def attempts_latest(rnd: Round) -> list[Contribution]:
-    """Each addressed specialist's latest attempt in the round (a re-run replaces a failure)."""
+def attempts_latest(rnd: Round, contributions: list[Contribution] | None = None) -> list[Contribution]:
+    """Each addressed specialist's latest attempt in the round (a re-run replaces a failure).
+    ``contributions``: the round's contributions in ``attempt, id`` order, when the caller has read them."""
+    if contributions is None:
+        contributions = rnd.contributions.filter(author=Contribution.Author.SPECIALIST).order_by("attempt", "id")
     by_slug: dict[str, Contribution] = {}
-    for c in rnd.contributions.filter(author=Contribution.Author.SPECIALIST).order_by("attempt", "id"):
-        by_slug[c.specialist_slug] = c
+    for c in contributions:
+        if c.author == Contribution.Author.SPECIALIST:
+            by_slug[c.specialist_slug] = c
     return list(by_slug.values())
 
 

@@ -57,7 +57,9 @@ def synthesis_write(round_id: int, *, session_id: int | None = None) -> Synthesi
 
 def _synthesis_write(session: DesignSession, rnd: Round) -> Synthesis:
     ctx = SessionContext.load(session)
-    latest = attempts_latest(rnd)
+    contributions = list(rnd.contributions.order_by("attempt", "id"))  # the specialists' and the user's
+    latest = attempts_latest(rnd, contributions)
+    said = [c.text for c in contributions if c.author == Contribution.Author.USER]
     done = [c for c in latest if c.status == Contribution.Status.DONE]
     if rnd.kind in (Round.Kind.DESIGN, Round.Kind.DISCUSSION, Round.Kind.FOLLOW_UP):
         _merge_proposal(session, rnd, ctx, done)
@@ -65,7 +67,7 @@ def _synthesis_write(session: DesignSession, rnd: Round) -> Synthesis:
         _merge_plan(session, rnd, ctx, done)
     elif rnd.kind == Round.Kind.VALIDATION:
         _merge_checklist(session, ctx, done)
-    synthesis = _write_synthesis(session, rnd, ctx, latest)
+    synthesis = _write_synthesis(session, rnd, ctx, latest, said)
     rnd.status = Round.Status.DONE
     rnd.finished_at = timezone.now()
     rnd.advance_due = True
@@ -159,7 +161,10 @@ def _merge_checklist(session: DesignSession, ctx: SessionContext, done: list[Con
     design.checklist_record(session=session, checks=checks)
 
 
-def _write_synthesis(session: DesignSession, rnd: Round, ctx: SessionContext, latest: list[Contribution]) -> Synthesis:
+def _write_synthesis(
+    session: DesignSession, rnd: Round, ctx: SessionContext, latest: list[Contribution], said: list[str]
+) -> Synthesis:
+    """``latest``: each specialist's latest attempt; ``said``: what the user wrote in the round."""
     findings: list[tuple[str, str]] = []
     for c in latest:
         if c.status == Contribution.Status.FAILED:
@@ -167,7 +172,7 @@ def _write_synthesis(session: DesignSession, rnd: Round, ctx: SessionContext, la
             continue
         summary = (c.payload or {}).get("summary") or _first_line(c.text)
         findings.append((c.author_name, summary))
-    for user_msg in Contribution.objects.filter(round=rnd, author=Contribution.Author.USER).values_list("text", flat=True):
+    for user_msg in said:
         findings.append(("USER", _first_line(user_msg)))
     checks = pattern_checks(ctx)
     requested = sorted({c.author_name for c in latest if c.status == Contribution.Status.FAILED})

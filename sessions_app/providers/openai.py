@@ -1,5 +1,10 @@
-"""Any OpenAI-compatible chat-completions endpoint (Ollama, vLLM, LM Studio, llama.cpp server)
-through the official ``openai`` SDK, with the structured part by JSON-schema response format.
+"""Any OpenAI-compatible chat-completions endpoint (Ollama, vLLM, LM Studio, llama.cpp server),
+with the structured part by JSON-schema response format.
+
+The request is the SDK's wire format, posted and read by :mod:`sessions_app.providers.http`
+(urllib3): the ``openai`` SDK's per-call CPU is about four times as much, paid one call after
+another by a round's calls (see that module); the local vendor server the tests run against is
+itself checked with the SDK (``tests/support/test_vendors.py``).
 
 How the reply streams. ``response_format={"type": "json_schema", ...}`` constrains the *whole*
 reply to JSON, so the markdown text cannot come before it as with Anthropic's tool use. The
@@ -22,23 +27,20 @@ and the text already shown stands. If that fails too, the call ends with a perma
 ProviderError naming the field.
 
 Usage comes from the final chunk when the server honours ``stream_options.include_usage``;
-otherwise it is recorded as 0. The SDK's own retries are off: Celery retries transient errors.
+otherwise it is recorded as 0. Nothing is retried here: Celery retries transient errors.
 """
 
 from __future__ import annotations
 
 import functools
 import json
-import threading
 from collections.abc import Iterator
 from typing import Any
 
-import httpx2
 import jiter
-import openai
 
 from sessions_app.design.schema import SpecialistOutput, specialist_output_schema
-from sessions_app.providers import vendor
+from sessions_app.providers import http, vendor
 from sessions_app.providers.base import (
     DeltaCallback,
     Provider,
@@ -59,8 +61,8 @@ DEFAULT_TIMEOUT = 120.0
 KEY_SETTING = "OPENAI_API_KEY"
 TEXT_FIELD = "text"
 NOT_CONFIGURED = "The openai provider is not configured: set OPENAI_BASE_URL."
-# Local servers ignore the key, but the SDK refuses to build a client without one; this value
-# is only ever sent to the configured base URL.
+# Local servers ignore the key, but some proxies in front of them refuse a request without one;
+# this value is only ever sent to the configured base URL.
 PLACEHOLDER_KEY = "not-needed"
 
 # USD per million tokens (input, output), an estimate from OpenAI's public price list for its
@@ -84,26 +86,16 @@ class OpenAIProvider(Provider):
         api_key: str | None = None,
         model: str = DEFAULT_MODEL,
         timeout: float | None = DEFAULT_TIMEOUT,
-        max_retries: int = 0,
     ) -> None:
         self.base_url = (base_url or "").strip() or None
         self.api_key = (api_key or "").strip() or None
         self.model = model or DEFAULT_MODEL
         self.timeout = timeout
-        self.max_retries = max_retries
-        self._client: openai.OpenAI | None = None
-        self._client_lock = threading.Lock()
+        self._client = http.Client()  # its connections are kept between calls
 
-    def _get_client(self) -> openai.OpenAI:
-        with self._client_lock:
-            if self._client is None:
-                self._client = openai.OpenAI(
-                    base_url=self.base_url,
-                    api_key=self.api_key or PLACEHOLDER_KEY,
-                    max_retries=self.max_retries,
-                    timeout=self.timeout or DEFAULT_TIMEOUT,
-                )
-            return self._client
+    @property
+    def endpoint(self) -> str:
+        return f"{(self.base_url or '').rstrip('/')}/chat/completions"
 
     def run(self, request: ProviderRequest, on_delta: DeltaCallback) -> ProviderResult:
         if not self.base_url:
@@ -148,26 +140,23 @@ class OpenAIProvider(Provider):
             "max_tokens": request.max_tokens,
             "stream": True,
             "stream_options": {"include_usage": True},
-            "timeout": timeout,
         }
-        # The raw response, read here: the SDK's own stream builds a pydantic model per chunk,
-        # about ten times the CPU of parsing the chunk's JSON (see :func:`_chunks`).
-        create = self._get_client().chat.completions.with_streaming_response.create
+        headers = {"Authorization": f"Bearer {self.api_key or PLACEHOLDER_KEY}"}
+        post = functools.partial(self._client.post_stream, self.endpoint, headers=headers, timeout=timeout)
+        reply = _Reply(_StreamState(model=model), on_delta)
         try:
             try:
-                opened = create(response_format=response_format, **call)
+                opened = post({**call, "response_format": response_format})
                 response = opened.__enter__()
-            except openai.BadRequestError as exc:
+            except http.StatusError as exc:
                 if not _rejects_format(exc):
                     raise
                 # A server without JSON-schema response formats: ask again without one; the
                 # reply is then read as JSON if the model still writes it, or as markdown.
-                opened = create(**call)
+                opened = post(call)
                 response = opened.__enter__()
         except Exception as exc:
             raise self._map_error(exc, model, timeout) from exc
-
-        reply = _Reply(_StreamState(model=model), on_delta)
         try:
             for piece in self._text_deltas(response, reply.state, timeout):
                 reply.feed(piece)
@@ -200,8 +189,8 @@ class OpenAIProvider(Provider):
         if isinstance(exc, ProviderError):
             return exc
         endpoint = self.base_url or ""
-        if isinstance(exc, openai.APIStatusError):
-            if exc.code == "insufficient_quota":
+        if isinstance(exc, http.StatusError):
+            if exc.field("code") == "insufficient_quota":
                 # OpenAI says 429 for an exhausted quota too, and no retry will refill it.
                 return ProviderError(
                     f"The {self.name} provider has no quota left on this API key: check the billing of {KEY_SETTING}.",
@@ -209,22 +198,22 @@ class OpenAIProvider(Provider):
                 )
             return vendor.status_error(
                 provider=self.name,
-                status=exc.status_code,
+                status=exc.status,
                 model=model,
                 key_setting=KEY_SETTING,
-                error_type=_error_field(exc.body, "type"),
-                detail=_error_field(exc.body, "message") or exc.message,
-                headers=exc.response.headers,
+                error_type=exc.field("type"),
+                detail=exc.field("message") or exc.text or f"Error code: {exc.status}",
+                headers=exc.headers,
                 endpoint=endpoint,
             )
-        if isinstance(exc, (openai.APITimeoutError, httpx2.TimeoutException)):
+        if isinstance(exc, http.Timeout):
             return vendor.timeout_error(self.name, timeout)
-        if isinstance(exc, (openai.APIConnectionError, httpx2.TransportError)):
+        if isinstance(exc, http.ConnectionLost):
             return vendor.connection_error(self.name, endpoint)
-        if type(exc) is openai.APIError:
+        if isinstance(exc, _StreamError):
             # An {"error": ...} object inside the stream: the server failed while generating.
             return ProviderError(
-                f"The {self.name} provider reported an error while answering: {exc.message}",
+                f"The {self.name} provider reported an error while answering: {exc}",
                 transient=True,
             )
         return vendor.malformed_error(self.name, f"{type(exc).__name__}: {exc}")
@@ -248,9 +237,14 @@ def reply_format(*, with_text: bool) -> dict[str, Any]:
     return {"type": "json_schema", "json_schema": {"name": name, "schema": schema, "strict": False}}
 
 
-def _rejects_format(exc: openai.BadRequestError) -> bool:
-    message = (_error_field(exc.body, "message") or exc.message or "").lower()
-    return "response_format" in message or "json_schema" in message
+def _rejects_format(exc: http.StatusError) -> bool:
+    """A 400 that names the response format: the server does not support it."""
+    message = (exc.field("message") or exc.text).lower()
+    return exc.status == 400 and ("response_format" in message or "json_schema" in message)
+
+
+class _StreamError(Exception):
+    """An ``error`` object sent inside the stream; its message is the exception's."""
 
 
 class _Reply:
@@ -355,16 +349,15 @@ class _Reply:
             self.on_delta(delta)
 
 
-def _chunks(response: Any) -> Iterator[dict[str, Any]]:
+def _chunks(response: http.Response) -> Iterator[dict[str, Any]]:
     """The chunks of a chat-completions stream, as the JSON objects the server sent.
 
     Server-sent events as the SDK reads them: ``data:`` lines up to a blank line make one
     event; ``[DONE]`` ends the stream; an ``error`` object, in a chunk or as an ``error``
-    event, is raised as the SDK's :class:`openai.APIError`. A chunk that is not JSON raises
-    ``ValueError``."""
+    event, is raised as :class:`_StreamError`. A chunk that is not JSON raises ``ValueError``."""
     data: list[str] = []
     event: str | None = None
-    for line in response.iter_lines():
+    for line in response.lines():
         if line:
             name, _, value = line.partition(":")
             value = value[1:] if value.startswith(" ") else value
@@ -383,11 +376,7 @@ def _chunks(response: Any) -> Iterator[dict[str, Any]]:
         if isinstance(chunk, dict) and chunk.get("error") and kind in (None, "error"):
             error = chunk["error"]
             message = error.get("message") if isinstance(error, dict) else None
-            raise openai.APIError(
-                message if isinstance(message, str) and message else "An error occurred during streaming",
-                response.http_request,
-                body=error,
-            )
+            raise _StreamError(message if isinstance(message, str) and message else "An error occurred during streaming")
         if kind is None and isinstance(chunk, dict):
             yield chunk
 
@@ -417,9 +406,3 @@ class _StreamState:
                 content += delta["content"]
         return content
 
-
-def _error_field(body: object, name: str) -> str | None:
-    # The SDK hands over the "error" object itself for status errors; some servers nest it.
-    error = body.get("error", body) if isinstance(body, dict) else None
-    value = error.get(name) if isinstance(error, dict) else None
-    return value if isinstance(value, str) else None

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import socket
 import time
 
 import pytest
@@ -292,3 +293,15 @@ def test_an_empty_reply_is_an_error(fake_vendor, make_request):
 
     assert caught.value.transient is False
     assert "empty reply (stop reason: length)" in caught.value.message
+
+
+def test_a_server_that_is_not_there_is_transient(make_request):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed again: nothing listens there
+
+    with pytest.raises(ProviderError) as caught:
+        OpenAIProvider(base_url=f"http://127.0.0.1:{port}/v1").run(make_request(), lambda _: None)
+
+    assert caught.value.transient is True
+    assert "unreachable" in caught.value.message
