@@ -140,7 +140,10 @@ def round_maybe_complete(rnd: Round) -> bool:
     events.event_emit(session_id=rnd.session_id, event=events.RoundProgress(round_id=rnd.pk, done=done, total=total))
     if done < total:
         return False
-    return bool(Round.objects.filter(pk=rnd.pk, status=Round.Status.RUNNING).update(status=Round.Status.SYNTHESIZING))
+    if not Round.objects.filter(pk=rnd.pk, status=Round.Status.RUNNING).update(status=Round.Status.SYNTHESIZING):
+        return False
+    rnd.status = Round.Status.SYNTHESIZING
+    return True
 
 
 def user_message_record(session: DesignSession, text: str, user) -> Contribution:

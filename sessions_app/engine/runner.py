@@ -499,12 +499,15 @@ def finish_many(results: list[Finished]) -> None:
 
 @transaction.atomic
 def _finish_in_session(session_id: int, results: list[Finished]) -> None:
-    state.session_hold(session_id)
+    # The whole row, not only its lock: the round these results complete is synthesized below,
+    # in this transaction, from it.
+    session = state.session_lock(session_id)
     with events.events_gathered(session_id):  # the results' events, the progress and the synthesis's
-        _results_record(session_id, results)
+        _results_record(session, results)
 
 
-def _results_record(session_id: int, results: list[Finished]) -> None:
+def _results_record(session: DesignSession, results: list[Finished]) -> None:
+    session_id = session.pk
     rows = Contribution.objects.select_for_update(of=("self",)).select_related("round")
     contributions = rows.in_bulk([r.contribution_id for r in results])
     settled: dict[int, Round] = {}
@@ -525,9 +528,9 @@ def _results_record(session_id: int, results: list[Finished]) -> None:
         settled[c.round_id] = c.round
     events.events_emit(session_id=session_id, events=finished)
     if settled:
-        state.usage_add(session_id, tokens_in=usage[0], tokens_out=usage[1], cost=usage[2])
+        state.usage_add(session_id, tokens_in=usage[0], tokens_out=usage[1], cost=usage[2], held=session)
     for rnd in settled.values():
-        _settled(rnd)
+        _settled(rnd, session)
 
 
 RESULT_FIELDS = (
@@ -581,7 +584,7 @@ def _result_apply(c: Contribution, result: ProviderResult, latency_ms: int) -> N
 
 @transaction.atomic
 def fail(contribution_id: int, message: str, *, provider: str = "", tries: int | None = None) -> None:
-    _, c = _lock_session_then(contribution_id)
+    session, c = _lock_session_then(contribution_id)
     if c.status in (C.DONE, C.FAILED, C.CANCELLED) or (tries is not None and c.tries != tries):
         return
     c.status = C.FAILED
@@ -593,20 +596,21 @@ def fail(contribution_id: int, message: str, *, provider: str = "", tries: int |
     events.event_emit(
         session_id=c.session_id, event=events.ContributionFailed(contribution_id=c.pk, round_id=c.round_id, error=message)
     )
-    _settled(c.round)
+    _settled(c.round, session)
 
 
-def _settled(rnd: Round) -> None:
+def _settled(rnd: Round, session: DesignSession) -> None:
     """After a contribution settles: the one that completes its round writes the round's
     synthesis here, in the same transaction (the round's last results and its synthesis reach
     the pages with one commit), and the session's next step follows after commit. A synthesis
     that fails is undone alone (its own savepoint): the results stand, and the synthesis is
-    tried again after commit, then by the sweeper."""
+    tried again after commit, then by the sweeper. ``session``: the round's session, locked and
+    read in this transaction."""
     if not rounds.round_maybe_complete(rnd):
         return
     round_id = rnd.pk
     try:
-        synthesis.synthesis_write(round_id, session_id=rnd.session_id)
+        synthesis.synthesis_write(round_id, session_id=rnd.session_id, rnd=rnd, session=session)
     except Exception:
         if transaction.get_rollback():  # not even its savepoint could be undone: nothing here holds
             raise

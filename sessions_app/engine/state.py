@@ -65,11 +65,18 @@ def budget_spent(session: DesignSession) -> bool:
     return session.budget_cost is not None and session.cost >= session.budget_cost
 
 
-def usage_add(session_id: int, *, tokens_in: int, tokens_out: int, cost: Decimal) -> None:
-    """Add one call's usage to the session's totals (an UPDATE, safe for concurrent calls)."""
+def usage_add(
+    session_id: int, *, tokens_in: int, tokens_out: int, cost: Decimal, held: DesignSession | None = None
+) -> None:
+    """Add one call's usage to the session's totals (an UPDATE, safe for concurrent calls).
+    ``held``: the caller's copy of the row, read under its lock, kept in step."""
     DesignSession.objects.filter(pk=session_id).update(
         tokens_in=F("tokens_in") + tokens_in, tokens_out=F("tokens_out") + tokens_out, cost=F("cost") + cost
     )
+    if held is not None:
+        held.tokens_in += tokens_in
+        held.tokens_out += tokens_out
+        held.cost += cost
 
 
 def specialist_members(session: DesignSession) -> list[dict]:

@@ -39,16 +39,22 @@ def round_synthesize(*, round_id: int) -> Synthesis | None:
 
 
 @transaction.atomic
-def synthesis_write(round_id: int, *, session_id: int | None = None) -> Synthesis | None:
+def synthesis_write(
+    round_id: int, *, session_id: int | None = None, rnd: Round | None = None, session: DesignSession | None = None
+) -> Synthesis | None:
     """Write the round's synthesis and merge the design, mark the round done with its next step
     due (``advance_due``, taken by :func:`~sessions_app.engine.flow.after_round`). Nothing when
     the round is no longer synthesizing. Inside a transaction it is a savepoint of its own: a
     failure undoes only what it wrote, its events included. ``session_id``: the round's session,
-    when the caller knows it (one read fewer)."""
+    when the caller knows it; ``session`` and ``rnd``: the session and the round as read (and
+    changed) in this transaction under the session's lock, when the caller holds it (one read
+    fewer each)."""
     if session_id is None:
         session_id = Round.objects.values_list("session_id", flat=True).get(pk=round_id)
-    session = session_lock(session_id)
-    rnd = Round.objects.get(pk=round_id)  # read under the lock
+    if session is None or session.pk != session_id:
+        session = session_lock(session_id)
+    if rnd is None or rnd.pk != round_id:
+        rnd = Round.objects.get(pk=round_id)  # read under the lock
     if rnd.status != Round.Status.SYNTHESIZING:
         return None  # a duplicate delivery, or the round was re-opened
     with events.events_gathered(session.pk):
@@ -196,16 +202,10 @@ def _write_synthesis(
         "session": session, "text": text, "ascii": ascii_state, "pattern_checks": checks,
         "integration_plan": plan, "requested_from": requested,
     }
-    # Under the session lock: no other writer, so no savepoint and no row lock are needed (a round
-    # synthesized again, after a re-run, has its synthesis already).
-    try:
-        synthesis = Synthesis.objects.get(round=rnd)
-    except Synthesis.DoesNotExist:
-        synthesis = Synthesis.objects.create(round=rnd, **fields)
-    else:
-        for name, value in fields.items():
-            setattr(synthesis, name, value)
-        synthesis.save(update_fields=list(fields))
+    # One statement, written or written again (a round synthesized again after a re-run has its
+    # synthesis already: it is updated in place, keeping its id and creation time).
+    synthesis = Synthesis(round=rnd, **fields)
+    Synthesis.objects.bulk_create([synthesis], update_conflicts=True, unique_fields=["round"], update_fields=list(fields))
     events.event_emit(session_id=session.pk, event=events.SynthesisReady(round_id=rnd.pk, synthesis_id=synthesis.pk))
     return synthesis
 

@@ -7,7 +7,7 @@ import pytest
 from sessions_app import services
 from sessions_app.decisions.models import Decision
 from sessions_app.engine.checklist import DESIGN_GATE, DISCOVERY_INPUT, VALIDATION_GATE
-from sessions_app.models import Contribution, DesignSession, KeyQuestion, Position, Round, SessionEvent
+from sessions_app.models import Contribution, DesignSession, KeyQuestion, Position, Round, SessionEvent, Synthesis
 from sessions_app.tasks import synthesize_round
 from sessions_app.validation import validation_respond
 from teams_app.errors import ApplicationError
@@ -335,11 +335,15 @@ def test_failed_specialist_can_be_rerun(run_engine, demo, nsi, settings, monkeyp
     assert failed.error == "The model rejected the API key."
     assert session.status == S.AWAITING_USER and "Security Guardian could not contribute" in session.status_reason
     assert session.phase == "discovery"  # does not advance past a failure on its own
+    first = Synthesis.objects.get(round=failed.round)
+    assert "no contribution (The model rejected the API key.)" in first.text
     rerun = run_engine(services.contribution_rerun, contribution=failed)
     assert rerun.attempt == 2 and rerun.idempotency_key.endswith(":attempt:2")
     session = fresh(session)
     assert session.contributions.get(pk=rerun.pk).status == "done"
     assert session.phase == "design"  # the round completed and the session advanced
+    again = Synthesis.objects.get(round=failed.round)  # written again in place: one per round
+    assert (again.pk, again.created_at) == (first.pk, first.created_at) and "no contribution" not in again.text
     with pytest.raises(ApplicationError):
         services.contribution_rerun(contribution=Contribution.objects.get(pk=rerun.pk))
 
