@@ -134,8 +134,8 @@ def _pending(session: DesignSession, rnd: Round, member: dict, brief: str, *, at
 
 def round_maybe_complete(rnd: Round) -> bool:
     """Called after a contribution settles. Exactly one caller wins the running→synthesizing
-    transition (a conditional UPDATE) and gets True: it synthesizes the round after commit (a
-    synthesis that never runs is found by the sweeper)."""
+    transition (a conditional UPDATE) and gets True (and ``rnd`` shows the new status): it
+    synthesizes the round (a synthesis that never runs is found by the sweeper)."""
     done, total = round_progress(rnd)
     events.event_emit(session_id=rnd.session_id, event=events.RoundProgress(round_id=rnd.pk, done=done, total=total))
     if done < total:

@@ -484,8 +484,8 @@ def finish(contribution_id: int, result: ProviderResult, latency_ms: int, *, tri
 
 def finish_many(results: list[Finished]) -> None:
     """Record several calls' results: one transaction per session, which locks the session row
-    once for all of them and advances each round once (a round they complete is synthesized
-    after the commit). Each result is fenced by its try, as in :func:`finish`."""
+    once for all of them and advances each round once (a round they complete is synthesized in
+    that transaction, and the session's next step is taken after its commit). Each result is fenced by its try, as in :func:`finish`."""
     sessions: dict[int, list[Finished]] = {}
     unknown = [r.contribution_id for r in results if r.session_id is None]
     owners = dict(Contribution.objects.filter(pk__in=unknown).values_list("pk", "session_id")) if unknown else {}
@@ -501,7 +501,10 @@ def finish_many(results: list[Finished]) -> None:
 def _finish_in_session(session_id: int, results: list[Finished]) -> None:
     # The whole row, not only its lock: the round these results complete is synthesized below,
     # in this transaction, from it.
-    session = state.session_lock(session_id)
+    try:
+        session = state.session_lock(session_id)
+    except DesignSession.DoesNotExist:
+        return  # deleted meanwhile, with its contributions: nothing to record
     with events.events_gathered(session_id):  # the results' events, the progress and the synthesis's
         _results_record(session, results)
 
@@ -614,6 +617,7 @@ def _settled(rnd: Round, session: DesignSession) -> None:
     except Exception:
         if transaction.get_rollback():  # not even its savepoint could be undone: nothing here holds
             raise
+        session.refresh_from_db()  # what the synthesis changed on it was undone with its savepoint
         logger.exception("synthesis of round %s failed; it is tried again after commit", round_id)
         transaction.on_commit(lambda: _synthesize(round_id))
         return

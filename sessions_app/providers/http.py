@@ -6,7 +6,8 @@ the adapter maps to a :class:`~sessions_app.providers.base.ProviderError`:
 
 * :class:`StatusError`: the server answered with an error status (its body read and kept);
 * :class:`Timeout`: no connection, or no byte, within the call's timeout;
-* :class:`ConnectionLost`: the server could not be reached, or the answer was cut off.
+* :class:`ConnectionLost`: the server could not be reached, or the answer was cut off;
+* :class:`ProxyUnsupported`: the environment names a proxy this transport cannot use.
 
 Why urllib3 and not a vendor's SDK: the calls of a round start together and end together in
 one process, under one interpreter lock, so what each call costs in CPU is paid one call after
@@ -14,8 +15,10 @@ another before the last call starts and after the last answer ends. Measured on 
 streamed answer from the local vendor server, the ``openai`` SDK over its HTTP stack took about
 2.5 ms of CPU per call, urllib3 about 0.6 ms.
 
-Proxies are taken from the environment (``HTTPS_PROXY``, ``HTTP_PROXY``, ``NO_PROXY``), as the
-SDKs do. Redirects and retries are off: a caller retries transient errors itself.
+Proxies are taken from the environment (``HTTPS_PROXY``, ``HTTP_PROXY``, ``ALL_PROXY``,
+``NO_PROXY``; ``http://`` and ``https://`` proxies, with ``user:password@`` when given).
+Redirects and retries are off: a redirect is an error status, and a caller retries transient
+errors itself. Certificates are verified against the system's store.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ import threading
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 from urllib.request import getproxies, proxy_bypass
 
 import urllib3
@@ -70,6 +73,10 @@ class ConnectionLost(HTTPError):
     """The server could not be reached, or closed the connection before the answer ended."""
 
 
+class ProxyUnsupported(HTTPError):
+    """The proxy the environment names is not an ``http://`` or ``https://`` one."""
+
+
 class Response:
     """An answer with a success status, read as it arrives."""
 
@@ -102,8 +109,8 @@ class Response:
 
 def lines_of(chunks: Iterable[bytes]) -> Iterator[str]:
     """Split a byte stream into lines at ``\\n``, ``\\r\\n`` or ``\\r`` (the line breaks of
-    server-sent events), decoding each complete line as UTF-8; a last line without a break is
-    yielded at the end."""
+    server-sent events), decoding each complete line as UTF-8 (a byte that is not becomes
+    U+FFFD); a last line without a break is yielded at the end."""
     pending = b""
     for chunk in chunks:
         if pending:
@@ -112,9 +119,9 @@ def lines_of(chunks: Iterable[bytes]) -> Iterator[str]:
         # An unfinished line, or one ending in "\r" whose "\n" may come with the next chunk, waits.
         pending = parts.pop() if parts and not parts[-1].endswith(b"\n") else b""
         for part in parts:
-            yield part.rstrip(b"\r\n").decode()
+            yield part.rstrip(b"\r\n").decode(errors="replace")
     if pending:
-        yield pending.rstrip(b"\r\n").decode()
+        yield pending.rstrip(b"\r\n").decode(errors="replace")
 
 
 class Client:
@@ -149,7 +156,7 @@ class Client:
             raise ConnectionLost(str(exc)) from exc
         response = Response(raw)
         try:
-            if raw.status >= 400:
+            if raw.status >= 300:  # redirects are not followed: a moved endpoint is configured anew
                 try:
                     text = raw.read(decode_content=True).decode(errors="replace")
                     response.complete = True
@@ -164,13 +171,26 @@ class Client:
 
     def _manager(self, url: str) -> urllib3.PoolManager:
         parts = urlsplit(url)
-        proxy = getproxies().get(parts.scheme)
+        proxies = getproxies()
+        proxy = proxies.get(parts.scheme) or proxies.get("all")
         if proxy and proxy_bypass(parts.hostname or ""):
             proxy = None
         with self._lock:
             manager = self._managers.get(proxy)
             if manager is None:
-                options = {"num_pools": 8, "maxsize": self.max_connections, "block": False}
-                manager = urllib3.ProxyManager(proxy, **options) if proxy else urllib3.PoolManager(**options)
-                self._managers[proxy] = manager
+                manager = self._managers[proxy] = self._new_manager(proxy)
             return manager
+
+    def _new_manager(self, proxy: str | None) -> urllib3.PoolManager:
+        options: dict[str, Any] = {"num_pools": 8, "maxsize": self.max_connections, "block": False}
+        if not proxy:
+            return urllib3.PoolManager(**options)
+        parts = urlsplit(proxy if "://" in proxy else f"http://{proxy}")
+        if parts.scheme not in ("http", "https"):
+            raise ProxyUnsupported(f"the proxy {parts.scheme}://{parts.hostname} is not an http:// or https:// proxy")
+        if parts.username is not None:  # urllib3 sends no credentials from the URL itself
+            credentials = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
+            options["proxy_headers"] = urllib3.make_headers(proxy_basic_auth=credentials)
+        host = parts.hostname or ""
+        netloc = f"[{host}]" if ":" in host else host
+        return urllib3.ProxyManager(f"{parts.scheme}://{netloc}{f':{parts.port}' if parts.port else ''}", **options)

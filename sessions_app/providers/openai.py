@@ -206,6 +206,8 @@ class OpenAIProvider(Provider):
                 headers=exc.headers,
                 endpoint=endpoint,
             )
+        if isinstance(exc, http.ProxyUnsupported):
+            return ProviderError(f"The {self.name} provider cannot be reached: {exc}", transient=False)
         if isinstance(exc, http.Timeout):
             return vendor.timeout_error(self.name, timeout)
         if isinstance(exc, http.ConnectionLost):
@@ -357,7 +359,8 @@ def _chunks(response: http.Response) -> Iterator[dict[str, Any]]:
     event, is raised as :class:`_StreamError`. A chunk that is not JSON raises ``ValueError``."""
     data: list[str] = []
     event: str | None = None
-    for line in response.lines():
+    lines = response.lines()
+    for line in lines:
         if line:
             name, _, value = line.partition(":")
             value = value[1:] if value.startswith(" ") else value
@@ -371,6 +374,8 @@ def _chunks(response: http.Response) -> Iterator[dict[str, Any]]:
         text, kind = "\n".join(data), event
         data, event = [], None
         if text.startswith("[DONE]"):
+            for _ in lines:  # the end of the body follows at once: read, the connection serves the next call
+                pass
             return
         chunk = json.loads(text)
         if isinstance(chunk, dict) and chunk.get("error") and kind in (None, "error"):

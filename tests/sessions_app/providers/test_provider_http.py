@@ -171,3 +171,70 @@ def test_a_proxy_named_in_the_environment_is_used_unless_the_host_is_excepted(fa
 
     assert caught.value.status == 404 and "no route http://vendor.example/v1/chat/completions" in caught.value.text
     assert lines[-2] == "data: [DONE]" and fake_vendor.received[-1].path == OPENAI_PATH
+
+
+class _KeepAlive(BaseHTTPRequestHandler):
+    """An HTTP/1.1 server that keeps connections open and streams an OpenAI answer in chunks;
+    it counts the connections it was asked on."""
+
+    protocol_version = "HTTP/1.1"
+    connections: set[int] = set()
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("content-length") or 0))
+        type(self).connections.add(self.client_address[1])
+        self.send_response(200)
+        self.send_header("content-type", "text/event-stream")
+        self.send_header("transfer-encoding", "chunked")
+        self.end_headers()
+        for frame in openai_events(TEXT):
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(frame), frame))
+        self.wfile.write(b"0\r\n\r\n")
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+def test_calls_one_after_another_share_one_connection(make_request):
+    from sessions_app.providers.openai import OpenAIProvider
+
+    _KeepAlive.connections = set()
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _KeepAlive)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        adapter = OpenAIProvider(base_url=f"http://127.0.0.1:{server.server_port}/v1")
+        texts = [adapter.run(make_request(), lambda _: None).text for _ in range(3)]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+    assert texts == ["".join(TEXT)] * 3
+    assert len(_KeepAlive.connections) == 1
+
+
+def test_proxy_credentials_are_sent_and_other_proxies_are_refused(fake_vendor, monkeypatch):
+    for name in ("HTTP_PROXY", "http_proxy", "NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    port = fake_vendor.url.rsplit(":", 1)[1]
+    monkeypatch.setenv("ALL_PROXY", f"http://maestro:s%40cret@127.0.0.1:{port}")
+
+    with pytest.raises(http.StatusError):  # the local server, as the proxy, has no route for the absolute form
+        with http.Client().post_stream("http://vendor.example/v1/chat/completions", {}, headers={}, timeout=5):
+            pass
+    monkeypatch.setenv("ALL_PROXY", "socks5://127.0.0.1:1080")
+    with pytest.raises(http.ProxyUnsupported, match="socks5://127.0.0.1"):
+        with http.Client().post_stream("http://vendor.example/v1/chat/completions", {}, headers={}, timeout=5):
+            pass
+
+    assert fake_vendor.received[-1].headers["proxy-authorization"] == "Basic bWFlc3RybzpzQGNyZXQ="  # maestro:s@cret
+
+
+def test_a_redirect_is_an_error_status_and_bad_bytes_do_not_end_the_stream(fake_vendor):
+    fake_vendor.script(Reply(status=307, headers={"location": "https://elsewhere.example/v1/chat/completions"}, json_body={}))
+
+    with pytest.raises(http.StatusError) as caught:
+        with http.Client().post_stream(url(fake_vendor), {}, headers={}, timeout=5):
+            pass
+
+    assert caught.value.status == 307
+    assert list(http.lines_of([b"data: caf\xe9\n"])) == ["data: caf\ufffd"]
