@@ -79,22 +79,37 @@ async def socket_db_write(fn, *args, **kwargs):
 
 RECENT_SECONDS = 2.0
 _recent: dict[tuple, tuple[float, object]] = {}
+_asking: dict[tuple, asyncio.Future] = {}
 
 
 async def socket_db_recent(key: tuple, fn, *args, **kwargs):
     """:func:`socket_db`, but a result read less than ``RECENT_SECONDS`` ago for the same ``key``
-    is reused: a crowd reconnecting at once (a daphne restart) asks the same questions (who is
-    this cookie, may this user see that session) many times within a second. A sign-out or a
-    removed membership therefore reaches new sockets within that time."""
+    is reused, and callers asking while it is being read wait for that read: a crowd reconnecting
+    at once (a daphne restart) asks the same questions (who is this cookie, may this user see that
+    session) hundreds of times within a second, and would otherwise all ask the database before
+    the first answer came back. A sign-out or a removed membership therefore reaches new sockets
+    within that time. A read that fails is not kept: the next caller asks again."""
     now = time.monotonic()
     hit = _recent.get(key)
     if hit is not None and now - hit[0] < RECENT_SECONDS:
         return hit[1]
-    value = await socket_db(fn, *args, **kwargs)
+    loop = asyncio.get_running_loop()
+    asking = _asking.get(key)
+    if asking is None or asking.get_loop() is not loop:  # (a future of another, finished loop is not waited for)
+        asking = _asking[key] = loop.create_task(socket_db(fn, *args, **kwargs))
+        asking.add_done_callback(functools.partial(_answered, key, now))
+    # Shielded: a caller that goes away (its socket closed) does not cancel the others' answer.
+    return await asyncio.shield(asking)
+
+
+def _answered(key: tuple, asked_at: float, asking: asyncio.Future) -> None:
+    if _asking.get(key) is asking:
+        del _asking[key]
+    if asking.cancelled() or asking.exception() is not None:
+        return
     if len(_recent) > 10_000:
         _recent.clear()
-    _recent[key] = (now, value)
-    return value
+    _recent[key] = (asked_at, asking.result())
 
 
 def _signed_in(session_key: str | None):
