@@ -151,6 +151,12 @@ class Round(models.Model):
     def __str__(self) -> str:
         return f"Round {self.number} ({self.kind})"
 
+    @property
+    def opens_the_work(self) -> bool:
+        """The session's first round of specialists, opened once, after the Maestro's assembly
+        (which has no calls and no synthesis): nothing was reported or synthesized before it."""
+        return self.kind == self.Kind.ANALYSIS
+
 
 class Contribution(models.Model):
     class Author(models.TextChoices):

@@ -169,8 +169,8 @@ class SessionContext:
         """The last synthesis before ``before`` (read once per round number for this context)."""
         memo = self.__dict__.setdefault("_previous", {})
         key = before.number if before is not None else None
-        if key not in memo and before is not None and before.number <= 1:
-            memo[key] = None  # the first round: nothing came before it
+        if key not in memo and before is not None and before.opens_the_work:
+            memo[key] = None  # nothing was synthesized before it
         if key not in memo:
             qs = Synthesis.objects.filter(session=self.session).select_related("round")
             if before is not None:

@@ -295,7 +295,7 @@ def round_basis(contribution: Contribution) -> RoundBasis:
             session=session, round__number__lt=rnd.number, status=C.DONE, author=Contribution.Author.SPECIALIST,
         ).values_list("payload", flat=True)
         for f in (payload or {}).get("findings") or [] if f.get("rule")
-    }) if rnd.number > 1 else []  # the first round: nothing was reported before it
+    }) if not rnd.opens_the_work else []
     feedback = [rnd.feedback] if rnd.feedback else []
     if rnd.kind == "planning":
         feedback = [f for f in session.rounds.filter(kind="follow_up").values_list("feedback", flat=True) if f]

@@ -399,3 +399,27 @@ def test_the_final_report_says_the_session_is_completed(run_engine, demo, nsi, p
     report = fresh(session).report
     assert "**Status**: Completed" in report
     assert "Awaiting: nothing: the design is complete" in report
+
+
+def test_the_first_round_of_specialists_reads_nothing_from_before_it(run_engine, demo, nsi):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from sessions_app.engine.runner import round_basis
+
+    session = fresh(start(run_engine, demo, nsi))
+    analysis = session.contributions.filter(round__kind="analysis", author="specialist").first()
+    design = session.contributions.filter(round__kind="design", author="specialist").first()
+
+    with CaptureQueriesContext(connection) as first:
+        basis = round_basis(analysis)
+        text = basis.ctx.as_text(focus=[], round=analysis.round)
+    with CaptureQueriesContext(connection) as later:
+        after = round_basis(design)
+        later_text = after.ctx.as_text(focus=[], round=design.round)
+
+    assert analysis.round.opens_the_work and not design.round.opens_the_work
+    assert basis.reported == [] and "PREVIOUS SYNTHESIS" not in text
+    assert not any("sessions_app_synthesis" in q["sql"] for q in first.captured_queries)  # none can exist yet
+    assert after.reported and "PREVIOUS SYNTHESIS (round 2)" in later_text  # the analysis round's rules and synthesis
+    assert any("sessions_app_synthesis" in q["sql"] for q in later.captured_queries)
