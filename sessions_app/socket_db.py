@@ -87,8 +87,8 @@ async def socket_db_recent(key: tuple, fn, *args, **kwargs):
     is reused, and callers asking while it is being read wait for that read: a crowd reconnecting
     at once (a daphne restart) asks the same questions (who is this cookie, may this user see that
     session) hundreds of times within a second, and would otherwise all ask the database before
-    the first answer came back. A sign-out or a removed membership therefore reaches new sockets
-    within that time. A read that fails is not kept: the next caller asks again."""
+    the first answer came back. A sign-out, a removed membership or a new one therefore reaches
+    new sockets within that time. A read that fails is not kept: the next caller asks again."""
     now = time.monotonic()
     hit = _recent.get(key)
     if hit is not None and now - hit[0] < RECENT_SECONDS:

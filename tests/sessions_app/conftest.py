@@ -4,7 +4,19 @@ from __future__ import annotations
 
 import pytest
 
+from sessions_app import socket_db
 from teams_app.models import Membership
+
+
+@pytest.fixture(autouse=True)
+def _sockets_forget():
+    """The sockets' remembered answers (who a cookie is, who may see a session) do not carry from
+    one test to the next: ids are used again after a rollback."""
+    socket_db._recent.clear()
+    socket_db._asking.clear()
+    yield
+    socket_db._recent.clear()
+    socket_db._asking.clear()
 
 
 @pytest.fixture

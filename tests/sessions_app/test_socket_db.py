@@ -6,16 +6,7 @@ import asyncio
 import threading
 import time
 
-import pytest
-
 from sessions_app import socket_db
-
-
-@pytest.fixture(autouse=True)
-def _forget():
-    socket_db._recent.clear()
-    yield
-    socket_db._recent.clear()
 
 
 class Slow:

@@ -9,6 +9,7 @@ import anthropic
 import openai
 import pytest
 
+from tests.support.processes import wait_for
 from tests.support.vendors import (
     ANTHROPIC_PATH,
     DEFAULT_REPLY,
@@ -63,6 +64,7 @@ def test_the_default_answer_streams_word_by_word_after_the_delay(started):
     assert (usage.prompt_tokens, usage.completion_tokens) == (100, len(words))
     [call] = server.calls
     assert (call.index, call.path, call.model, call.user) == (0, OPENAI_PATH, "llama3.1:8b", USER)
+    wait_for(lambda: call.finished, 5.0, interval=0.01, what="the call to end on the server")  # (after its last byte)
     assert call.finished - call.started >= 0.3 and call.stamps == []
 
 
@@ -84,7 +86,8 @@ def test_the_default_answer_speaks_both_wire_formats_streamed_or_not(started):
     assert [(c.path, c.model, c.user) for c in server.calls] == [
         (OPENAI_PATH, "gpt-4o-mini", USER), (ANTHROPIC_PATH, "claude-local", USER), (ANTHROPIC_PATH, "claude-haiku-4-5", USER),
     ]
-    assert all(c.finished for c in server.calls)
+    # The server records a call's end after its last byte went out: a client may have read it first.
+    wait_for(lambda: all(c.finished for c in server.calls), 5.0, interval=0.01, what="every call to end on the server")
 
 
 def test_a_scripted_reply_comes_before_the_default_answer(started):
