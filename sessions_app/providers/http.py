@@ -16,7 +16,8 @@ streamed answer from the local vendor server, the ``openai`` SDK over its HTTP s
 2.5 ms of CPU per call, urllib3 about 0.6 ms.
 
 Proxies are taken from the environment (``HTTPS_PROXY``, ``HTTP_PROXY``, ``ALL_PROXY``,
-``NO_PROXY``; ``http://`` and ``https://`` proxies, with ``user:password@`` when given).
+``NO_PROXY``; ``http://`` and ``https://`` proxies, with ``user:password@`` when given), and
+decided once per host for as long as those variables keep their values.
 Redirects and retries are off: a redirect is an error status, and a caller retries transient
 errors itself. Certificates are verified against the system's store.
 """
@@ -24,6 +25,7 @@ errors itself. Certificates are verified against the system's store.
 from __future__ import annotations
 
 import json
+import os
 import threading
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -37,6 +39,9 @@ from urllib3.exceptions import NewConnectionError as _Refused
 from urllib3.exceptions import TimeoutError as _Urllib3Timeout
 
 READ_SIZE = 64 * 1024
+PROXY_VARIABLES = tuple(
+    variant for name in ("http_proxy", "https_proxy", "all_proxy", "no_proxy") for variant in (name, name.upper())
+) + ("REQUEST_METHOD",)  # (urllib ignores HTTP_PROXY when REQUEST_METHOD says it runs as a CGI script)
 
 
 class HTTPError(Exception):
@@ -132,6 +137,7 @@ class Client:
     def __init__(self, *, max_connections: int = 16) -> None:
         self.max_connections = max_connections
         self._managers: dict[str | None, urllib3.PoolManager] = {}
+        self._routes: dict[tuple, str | None] = {}  # (scheme, host, the proxy variables) -> proxy
         self._lock = threading.Lock()
 
     @contextmanager
@@ -171,10 +177,17 @@ class Client:
 
     def _manager(self, url: str) -> urllib3.PoolManager:
         parts = urlsplit(url)
-        proxies = getproxies()
-        proxy = proxies.get(parts.scheme) or proxies.get("all")
-        if proxy and proxy_bypass(parts.hostname or ""):
-            proxy = None
+        # The proxy is decided again whenever a proxy variable changes, but the environment is
+        # not scanned for each call (urllib's lookup reads every variable: about 0.1 ms a call).
+        route = (parts.scheme, parts.hostname, tuple(os.environ.get(name) for name in PROXY_VARIABLES))
+        if route in self._routes:
+            proxy = self._routes[route]
+        else:
+            proxies = getproxies()
+            proxy = proxies.get(parts.scheme) or proxies.get("all")
+            if proxy and proxy_bypass(parts.hostname or ""):
+                proxy = None
+            self._routes[route] = proxy
         with self._lock:
             manager = self._managers.get(proxy)
             if manager is None:

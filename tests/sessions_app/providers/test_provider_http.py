@@ -212,6 +212,30 @@ def test_calls_one_after_another_share_one_connection(make_request):
     assert len(_KeepAlive.connections) == 1
 
 
+def test_the_environment_is_read_for_proxies_once_until_a_proxy_variable_changes(fake_vendor, monkeypatch):
+    for name in http.PROXY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    lookups = []
+    real = http.getproxies
+
+    def getproxies():
+        lookups.append(1)
+        return real()
+
+    monkeypatch.setattr(http, "getproxies", getproxies)
+    client = http.Client()
+    for _ in range(3):
+        fake_vendor.script(Reply(events=openai_events(TEXT)))
+        with client.post_stream(url(fake_vendor), {}, headers={}, timeout=5) as response:
+            list(response.lines())
+    assert len(lookups) == 1
+    monkeypatch.setenv("no_proxy", "example.org")  # any proxy variable: the route is decided again
+    fake_vendor.script(Reply(events=openai_events(TEXT)))
+    with client.post_stream(url(fake_vendor), {}, headers={}, timeout=5) as response:
+        list(response.lines())
+    assert len(lookups) == 2
+
+
 def test_proxy_credentials_are_sent_and_other_proxies_are_refused(fake_vendor, monkeypatch):
     for name in ("HTTP_PROXY", "http_proxy", "NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy"):
         monkeypatch.delenv(name, raising=False)
