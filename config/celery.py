@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import gc
 import os
 
 from celery import Celery, signals
@@ -58,9 +57,7 @@ def _close_old_connections(sender=None, **_kwargs) -> None:
 
 @signals.worker_ready.connect
 def _freeze_startup_objects(**_kwargs) -> None:
-    """Once the worker has started, what it loaded (Django, the apps, Celery) lives as long as the
-    process: moved out of the collector's reach, a full collection no longer walks it. Without
-    this, each full collection paused every thread of the worker, a round's calls included, for
-    about 100 ms on a 2-core machine."""
-    gc.collect()
-    gc.freeze()
+    """A started worker's startup objects stay out of full collections (see config/heap.py)."""
+    from config.heap import startup_objects_freeze
+
+    startup_objects_freeze()

@@ -132,14 +132,18 @@ def _pending(session: DesignSession, rnd: Round, member: dict, brief: str, *, at
     )
 
 
-def round_maybe_complete(rnd: Round) -> bool:
-    """Called after a contribution settles. Exactly one caller wins the running→synthesizing
-    transition (a conditional UPDATE) and gets True (and ``rnd`` shows the new status): it
-    synthesizes the round (a synthesis that never runs is found by the sweeper)."""
+def round_all_settled(rnd: Round) -> bool:
+    """Called after a contribution settles: records the round's progress, and says whether every
+    addressed specialist's latest attempt has finished or failed (the round is then synthesized)."""
     done, total = round_progress(rnd)
     events.event_emit(session_id=rnd.session_id, event=events.RoundProgress(round_id=rnd.pk, done=done, total=total))
-    if done < total:
-        return False
+    return done >= total
+
+
+def round_synthesis_due(rnd: Round) -> bool:
+    """Mark a settled round as waiting for its synthesis (running → synthesizing, a conditional
+    UPDATE: exactly one caller wins and gets True, and ``rnd`` shows the new status). The
+    sweeper finds a round left synthesizing and delivers its synthesis again."""
     if not Round.objects.filter(pk=rnd.pk, status=Round.Status.RUNNING).update(status=Round.Status.SYNTHESIZING):
         return False
     rnd.status = Round.Status.SYNTHESIZING

@@ -605,23 +605,26 @@ def fail(contribution_id: int, message: str, *, provider: str = "", tries: int |
 def _settled(rnd: Round, session: DesignSession) -> None:
     """After a contribution settles: the one that completes its round writes the round's
     synthesis here, in the same transaction (the round's last results and its synthesis reach
-    the pages with one commit), and the session's next step follows after commit. A synthesis
-    that fails is undone alone (its own savepoint): the results stand, and the synthesis is
-    tried again after commit, then by the sweeper. ``session``: the round's session, locked and
-    read in this transaction."""
-    if not rounds.round_maybe_complete(rnd):
+    the pages with one commit), taking the round from running to done, and the session's next
+    step follows after commit. A synthesis that fails is undone alone (its own savepoint): the
+    results stand, the round is left synthesizing, and the synthesis is tried again after
+    commit, then by the sweeper. ``session`` and ``rnd``: the round's session and the round,
+    read in this transaction under the session's lock."""
+    if not rounds.round_all_settled(rnd) or rnd.status != Round.Status.RUNNING:
         return
     round_id = rnd.pk
     try:
-        synthesis.synthesis_write(round_id, session_id=rnd.session_id, rnd=rnd, session=session)
+        written = synthesis.synthesis_write(round_id, session_id=rnd.session_id, rnd=rnd, session=session, settled=True)
     except Exception:
         if transaction.get_rollback():  # not even its savepoint could be undone: nothing here holds
             raise
         session.refresh_from_db()  # what the synthesis changed on it was undone with its savepoint
         logger.exception("synthesis of round %s failed; it is tried again after commit", round_id)
-        transaction.on_commit(lambda: _synthesize(round_id))
+        if rounds.round_synthesis_due(rnd):
+            transaction.on_commit(lambda: _synthesize(round_id))
         return
-    transaction.on_commit(lambda: _advance(round_id))
+    if written is not None:
+        transaction.on_commit(lambda: _advance(round_id))
 
 
 def _synthesize(round_id: int) -> None:

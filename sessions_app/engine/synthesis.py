@@ -38,9 +38,9 @@ def round_synthesize(*, round_id: int) -> Synthesis | None:
     return synthesis
 
 
-@transaction.atomic
 def synthesis_write(
-    round_id: int, *, session_id: int | None = None, rnd: Round | None = None, session: DesignSession | None = None
+    round_id: int, *, session_id: int | None = None, rnd: Round | None = None, session: DesignSession | None = None,
+    settled: bool = False,
 ) -> Synthesis | None:
     """Write the round's synthesis and merge the design, mark the round done with its next step
     due (``advance_due``, taken by :func:`~sessions_app.engine.flow.after_round`). Nothing when
@@ -48,14 +48,30 @@ def synthesis_write(
     failure undoes only what it wrote, its events included. ``session_id``: the round's session,
     when the caller knows it; ``session`` and ``rnd``: the session and the round as read (and
     changed) in this transaction under the session's lock, when the caller holds it (one read
-    fewer each)."""
+    fewer each). ``settled``: the caller has just seen, under that lock, every call of the
+    round settled, so a round still running is synthesized too (it goes from running to done)."""
+    try:
+        return _synthesis_write_locked(round_id, session_id, rnd, session, settled)
+    except _RoundMoved:  # changed by a writer that did not hold the session's lock: undone, nothing to do
+        return None
+
+
+class _RoundMoved(Exception):
+    """The round was no longer in the status it was read in when the synthesis marked it done."""
+
+
+@transaction.atomic
+def _synthesis_write_locked(
+    round_id: int, session_id: int | None, rnd: Round | None, session: DesignSession | None, settled: bool
+) -> Synthesis | None:
     if session_id is None:
         session_id = Round.objects.values_list("session_id", flat=True).get(pk=round_id)
     if session is None or session.pk != session_id:
         session = session_lock(session_id)
     if rnd is None or rnd.pk != round_id:
         rnd = Round.objects.get(pk=round_id)  # read under the lock
-    if rnd.status != Round.Status.SYNTHESIZING:
+    due = (Round.Status.SYNTHESIZING, Round.Status.RUNNING) if settled else (Round.Status.SYNTHESIZING,)
+    if rnd.status not in due:
         return None  # a duplicate delivery, or the round was re-opened
     with events.events_gathered(session.pk):
         return _synthesis_write(session, rnd)
@@ -74,10 +90,13 @@ def _synthesis_write(session: DesignSession, rnd: Round) -> Synthesis:
     elif rnd.kind == Round.Kind.VALIDATION:
         _merge_checklist(session, ctx, done)
     synthesis = _write_synthesis(session, rnd, ctx, latest, said)
-    rnd.status = Round.Status.DONE
-    rnd.finished_at = timezone.now()
-    rnd.advance_due = True
-    rnd.save(update_fields=["status", "finished_at", "advance_due"])
+    # From the status it was read in (running, when written with the round's last result), in one
+    # conditional UPDATE.
+    finished = {"status": Round.Status.DONE, "finished_at": timezone.now(), "advance_due": True}
+    if not Round.objects.filter(pk=rnd.pk, status=rnd.status).update(**finished):
+        raise _RoundMoved(rnd.pk)
+    for name, value in finished.items():
+        setattr(rnd, name, value)
     if rnd.kind in (Round.Kind.DESIGN, Round.Kind.DISCUSSION):
         positions_tally(session, rnd)
         apply_decided_edges(session, ctx, rnd=rnd)

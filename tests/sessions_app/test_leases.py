@@ -171,6 +171,34 @@ def test_the_last_result_and_the_synthesis_commit_together(analysis):
     assert types.index("synthesis.ready") > max(i for i, t in enumerate(types) if t == "contribution.finished")
 
 
+def test_the_last_result_takes_the_round_from_running_to_done_in_one_update(analysis):
+    """Written with the round's last result, the synthesis marks the round done from running: the
+    round is never written as synthesizing on the way (one statement fewer at a round's end)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    *first, last = list(analysis.contributions.all())
+    answer = ProviderResult(text="An answer.", provider="openai", model="m")
+    for c in first:
+        runner.finish(c.pk, answer, 10, tries=runner.claim(c.pk).tries)
+    claim_ = runner.claim(last.pk)
+    with CaptureQueriesContext(connection) as queries:
+        runner.finish(last.pk, answer, 10, tries=claim_.tries)
+    round_writes = [q["sql"] for q in queries if q["sql"].startswith('UPDATE "sessions_app_round"')]
+    assert len(round_writes) == 1 and "'done'" in round_writes[0] and "'running'" in round_writes[0]
+    assert Round.objects.get(pk=analysis.pk).status == Round.Status.DONE
+
+
+def test_a_synthesis_delivered_while_the_round_still_runs_writes_nothing(analysis):
+    """Only the transaction that sees every call settled may synthesize a running round; a
+    delivery of the synthesis (a duplicate, the sweeper's) needs the round synthesizing."""
+    from sessions_app.engine import synthesis
+
+    assert synthesis.synthesis_write(analysis.pk) is None
+    assert Round.objects.get(pk=analysis.pk).status == Round.Status.RUNNING
+    assert not Synthesis.objects.filter(round=analysis).exists()
+
+
 def test_a_failed_synthesis_leaves_the_round_results_recorded(analysis):
     """The synthesis is undone alone: every result stays recorded and the round waits,
     synthesizing, for the synthesis to be tried again."""
