@@ -15,7 +15,6 @@ from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: 
 
 from config import socket_writes  # noqa: E402
 from config.env import env_bool  # noqa: E402
-from config.heap import startup_objects_freeze  # noqa: E402
 from sessions_app import live  # noqa: E402
 from sessions_app.hub.mcp_http import with_mcp  # noqa: E402
 from sessions_app.routing import websocket_urlpatterns  # noqa: E402
@@ -33,4 +32,3 @@ application = ProtocolTypeRouter(
         "websocket": AllowedHostsOriginValidator(SocketAuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
     }
 )
-startup_objects_freeze()  # what was loaded to serve stays out of full collections (config/heap.py)

@@ -1,4 +1,4 @@
-"""A started worker or daphne moves what it loaded out of the cyclic collector's reach
+"""A started worker moves what it loaded out of the cyclic collector's reach
 (config/heap.py): a full collection then walks only what was made since, instead of pausing every
 thread of the process while it walks all of Django."""
 
