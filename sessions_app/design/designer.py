@@ -17,6 +17,7 @@ from sessions_app.design.cluster import Cluster
 from sessions_app.design.drafts import assign_tasks, drafts_for, feedback_drafts
 from sessions_app.design.proposal import merge, proposal_diff, proposal_lines
 from sessions_app.design.schema import Brief, PlanItem, ProposalChanges, ProposalContent, StructuredPosition
+from teams_app.inventory.rules.base import plural
 from teams_app.inventory.types import ROLE_LABELS, ROLES, Finding
 
 LABEL = "rule-based designer"
@@ -98,7 +99,7 @@ def _analysis(req: DesignRequest) -> DesignReply:
     if questions:
         sections.append("\n".join(["## Questions for the USER", "", *questions]))
     counts = ", ".join(f"{sum(1 for f in findings if f.severity == s)} {s}" for s in ("critical", "warning", "info") if any(f.severity == s for f in findings))
-    summary = f"{len(findings)} findings for {_labels(req.roles)}" + (f" ({counts})" if counts else "") + "; " + (_needs(req) or ["no brief items"])[0]
+    summary = f"{plural(len(findings), 'finding')} for {_labels(req.roles)}" + (f" ({counts})" if counts else "") + "; " + (_needs(req) or ["no brief items"])[0]
     return DesignReply(sections=sections, summary=summary[:240], findings=findings)
 
 
@@ -228,7 +229,7 @@ def _design(req: DesignRequest) -> DesignReply:
     if abstained:
         pos += ["", f"No evidence for {_labels(req.roles)} separates the options of {', '.join(abstained)}: no position; they stay open for the USER."]
     sections.append("\n".join(pos))
-    summary = f"Proposes {len(lines)} changes" + (f" and takes {len(positions)} positions" if positions else "") + f" for {_labels(req.roles)}."
+    summary = f"Proposes {plural(len(lines), 'change')}" + (f" and takes {plural(len(positions), 'position')}" if positions else "") + f" for {_labels(req.roles)}."
     return DesignReply(sections=sections, summary=summary, positions=positions, changes=changes)
 
 

@@ -566,7 +566,7 @@ def _result_apply(c: Contribution, result: ProviderResult, latency_ms: int) -> N
     c.status = C.DONE
     c.text = result.text
     c.payload = {
-        "summary": _summary(result.text),
+        "summary": result.summary.strip()[:240] or _summary(result.text),
         "findings": result.findings,
         "positions": [
             {"question": p.question, "option": p.option, "rationale": p.rationale, "evidence": list(p.evidence)}
@@ -705,8 +705,13 @@ def rounds_stalled(*, limit: int = 100) -> list[int]:
 
 
 def _summary(text: str) -> str:
+    """The text's first line of substance: not a heading of its own sections, and not a byline
+    (a line wholly in italics, such as the rule-based designer's note on how it was written)."""
     for line in text.splitlines():
-        line = line.strip().lstrip("#>*- ").strip()
+        line = line.strip()
+        if len(line) > 2 and line[0] == line[-1] and line[0] in "_*" and line[:2] != "**":
+            continue
+        line = line.lstrip("#>*- ").strip()
         if line and not line.lower().startswith(("findings", "recommendations", "open questions", "positions")):
             return line[:240]
     return ""

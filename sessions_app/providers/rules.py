@@ -23,6 +23,7 @@ from sessions_app.providers.base import (
     ProviderRequest,
     ProviderResult,
 )
+from teams_app.inventory.rules.base import plural
 from teams_app.inventory.types import ROLE_LABELS, ROLES, Finding, ParsedInventory
 
 MODEL = "rules-v1"
@@ -518,4 +519,4 @@ def _summary(findings: list[Finding], roles: list[str]) -> str:
         for sev in ("critical", "warning", "info")
         if any(f.severity == sev for f in findings)
     ]
-    return f"Rule-based analysis: {len(findings)} findings for {_role_labels(roles)} ({', '.join(counts)})."
+    return f"Rule-based analysis: {plural(len(findings), 'finding')} for {_role_labels(roles)} ({', '.join(counts)})."

@@ -189,6 +189,19 @@ def test_the_last_result_takes_the_round_from_running_to_done_in_one_update(anal
     assert Round.objects.get(pk=analysis.pk).status == Round.Status.DONE
 
 
+def test_a_contributions_summary_is_its_providers_or_its_first_line_of_substance(analysis):
+    """The synthesis lists each specialist's summary: the one the provider gave, else the text's
+    first line that is neither a section heading nor a byline in italics."""
+    given, derived = list(analysis.contributions.all())[:2]
+    byline = "_Written by the rule-based designer: no language model was involved._\n\n## Findings\n\n"
+    runner.finish(given.pk, ProviderResult(text=byline + "- orders owns the order rows", provider="rules", model="m",
+                                           summary="Rule-based analysis: 2 findings."), 10, tries=runner.claim(given.pk).tries)
+    runner.finish(derived.pk, ProviderResult(text=byline + "- orders owns the order rows", provider="rules", model="m"),
+                  10, tries=runner.claim(derived.pk).tries)
+    assert Contribution.objects.get(pk=given.pk).payload["summary"] == "Rule-based analysis: 2 findings."
+    assert Contribution.objects.get(pk=derived.pk).payload["summary"] == "orders owns the order rows"
+
+
 def test_a_synthesis_delivered_while_the_round_still_runs_writes_nothing(analysis):
     """Only the transaction that sees every call settled may synthesize a running round; a
     delivery of the synthesis (a duplicate, the sweeper's) needs the round synthesizing."""
