@@ -195,16 +195,18 @@ def session_set_budget(*, session: DesignSession, budget_tokens: int | None) -> 
 def session_cancel(*, session: DesignSession) -> DesignSession:
     session = state.session_lock(session.pk)
     _require_active(session)
-    pending = Contribution.objects.filter(session=session, status=Contribution.Status.PENDING)
-    for c in pending:
-        c.status = Contribution.Status.CANCELLED
-        c.save(update_fields=["status"])
-        events.event_emit(
-            session_id=session.pk,
-            event=events.ContributionFailed(contribution_id=c.pk, round_id=c.round_id, error="Cancelled."),
-        )
-    points.close_open_points(session)
-    state.status_set(session, S.CANCELLED, "Cancelled by a team member.")
+    pending = list(
+        Contribution.objects.filter(session=session, status=Contribution.Status.PENDING).order_by("pk").values_list("pk", "round_id")
+    )
+    # One append and one message for the whole cancellation: pages get it as one burst.
+    with events.events_gathered(session.pk):
+        if pending:
+            Contribution.objects.filter(pk__in=[pk for pk, _ in pending]).update(status=Contribution.Status.CANCELLED)
+        events.events_emit(session_id=session.pk, events=[
+            events.ContributionFailed(contribution_id=pk, round_id=round_id, error="Cancelled.") for pk, round_id in pending
+        ])
+        points.close_open_points(session)
+        state.status_set(session, S.CANCELLED, "Cancelled by a team member.")
     return session
 
 

@@ -4,8 +4,10 @@ The calls of a round are handed over in one message, so they start together inst
 message, one claim and one start event after another. Here they are claimed, and their
 started events appended, in one transaction; their calls run side by side on threads of
 this process, and their results recorded as they arrive: the results that arrived together in
-one transaction per session (:func:`runner.finish_many`), so a round's calls do not queue one
-by one on the session row's lock.
+one transaction per session (:func:`runner.results_recording`), so a round's calls do not queue
+one by one on the session row's lock. That transaction is opened by the first result, while
+the calls started with it are still ending: the round's last result then finds the session
+locked and the round read.
 
 Leases, the try fence and the sweeper work as for one call (:mod:`sessions_app.engine.runner`):
 the heartbeat renews every claim's lease, and when the worker dies mid-batch the leases expire
@@ -83,22 +85,52 @@ def execute_many(ids: list[int], *, on_busy: OnBusy, on_error: OnError) -> int:
             outcomes.put(_Outcome(claim_, error=_tagged(exc, claim_)))
         else:
             _threads().submit(_call, claim_, request, provider_name, beat.started, outcomes)
+    rounds: dict[int, set[int]] = {}  # session -> the rounds of its claims
+    for claim_ in claims:
+        rounds.setdefault(claim_.session_id, set()).add(claim_.round_id)
     with beat:
         running = len(claims)
         while running:
-            arrived = _arrivals(outcomes, running)
-            running -= len(arrived)
-            beat.started.wait(5)
-            _record(arrived, on_error)
+            running -= _record_next(outcomes, running, rounds, beat.started, on_error)
     return len(claims)
 
 
-def _arrivals(outcomes: queue.SimpleQueue, running: int) -> list[_Outcome]:
-    """The next outcomes to record: the first to arrive, and those that follow it within
-    ``MAESTRO_RESULT_GATHER_MS`` while calls are still running. Calls started together end
-    close together, and one transaction for several results costs little more than for one;
-    the last result never waits (nothing runs after it)."""
-    arrived = [outcomes.get()]
+def _record_next(
+    outcomes: queue.SimpleQueue, running: int, rounds: dict[int, set[int]], started: threading.Event, on_error: OnError
+) -> int:
+    """Wait for the next outcome, record it with those that arrive close behind it
+    (:func:`_arrivals`), and return how many were recorded. When a result comes first and
+    more calls are running, its session's transaction is opened at once
+    (:func:`runner.results_recording`: the session row locked, its rounds' rows read) while
+    the others are awaited, so that work is done by the time the last of them arrives."""
+    first = outcomes.get()
+    started.wait(5)  # a result is never recorded before its start
+    if first.error is not None or running == 1:
+        arrived = _arrivals(outcomes, running, first)
+        _record(arrived, on_error)
+        return len(arrived)
+    session_id = first.claim.session_id
+    arrived, mine = [first], []
+    try:
+        with runner.results_recording(session_id, rounds[session_id]) as record:
+            arrived = _arrivals(outcomes, running, first)
+            mine = [o for o in arrived if o.error is None and o.claim.session_id == session_id]
+            if record is not None:
+                record(_finished(mine))
+    except Exception:  # recorded again below, together, then one by one
+        logger.exception("recording contributions %s failed", [o.claim.contribution_id for o in arrived])
+        close_old_connections()
+        mine = []
+    _record([o for o in arrived if not any(o is m for m in mine)], on_error)
+    return len(arrived)
+
+
+def _arrivals(outcomes: queue.SimpleQueue, running: int, first: _Outcome | None = None) -> list[_Outcome]:
+    """The next outcomes to record: the first to arrive (``first``, when already taken), and
+    those that follow it within ``MAESTRO_RESULT_GATHER_MS`` while calls are still running.
+    Calls started together end close together, and one transaction for several results costs
+    little more than for one; the last result never waits (nothing runs after it)."""
+    arrived = [outcomes.get() if first is None else first]
     until = time.monotonic() + settings.MAESTRO_RESULT_GATHER_MS / 1000
     while len(arrived) < running:
         try:
@@ -125,10 +157,7 @@ def _tagged(exc: BaseException, claim_: runner.Claim) -> BaseException:
 
 def _record(arrived: list[_Outcome], on_error: OnError) -> None:
     """Record what arrived: the results together, then each failure."""
-    results = [
-        runner.Finished(o.claim.contribution_id, o.result, o.latency_ms, o.claim.tries, o.claim.session_id)
-        for o in arrived if o.error is None
-    ]
+    results = _finished([o for o in arrived if o.error is None])
     if results:
         try:
             runner.finish_many(results)
@@ -144,6 +173,13 @@ def _record(arrived: list[_Outcome], on_error: OnError) -> None:
     for o in arrived:
         if o.error is not None:
             _settle(on_error, o.claim.contribution_id, o.error)
+
+
+def _finished(arrived: list[_Outcome]) -> list[runner.Finished]:
+    return [
+        runner.Finished(o.claim.contribution_id, o.result, o.latency_ms, o.claim.tries, o.claim.session_id, o.claim.round_id)
+        for o in arrived
+    ]
 
 
 def _settle(on_error: OnError, contribution_id: int, exc: BaseException) -> None:

@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
-from django.db.models import BooleanField, Exists, OuterRef, Value
+from django.db.models import Exists, OuterRef
 
 from sessions_app.engine.context import SessionContext
 from sessions_app.models import Contribution, DesignSession, Synthesis, ValidationPoint
@@ -27,20 +27,31 @@ def _focus_slugs(session: DesignSession, role: str) -> list[str]:
     return [m["specialist"] for m in session.team if m.get("specialist") and role in (m.get("focus") or [])]
 
 
-def gate_state(session: DesignSession, ctx: SessionContext) -> dict[str, bool]:
-    """The design gate's checklist, read in one query."""
-    facts = {
-        "has_synthesis": Exists(Synthesis.objects.filter(session=OuterRef("pk"))),
+def gate_state(
+    session: DesignSession, ctx: SessionContext, *, synthesized: bool = False, delivered: frozenset[str] = frozenset()
+) -> dict[str, bool]:
+    """The design gate's checklist, read in one query. What the caller knows is not asked:
+    ``synthesized``, a synthesis of the session has just been written; ``delivered``, slugs of
+    specialists with a finished contribution in it."""
+    facts: dict = {
         "confirmed": Exists(ValidationPoint.objects.filter(
             session=OuterRef("pk"), gate=DESIGN_GATE, state=ValidationPoint.State.APPROVED
         )),
     }
+    known: dict[str, bool] = {}
+    if synthesized:
+        known["has_synthesis"] = True
+    else:
+        facts["has_synthesis"] = Exists(Synthesis.objects.filter(session=OuterRef("pk")))
     for role in ("dataflow", "pattern"):  # whether a specialist with this focus delivered (none in the team: True)
         slugs = _focus_slugs(session, role)
-        facts[role] = Exists(Contribution.objects.filter(
-            session=OuterRef("pk"), specialist_slug__in=slugs, status=Contribution.Status.DONE
-        )) if slugs else Value(True, output_field=BooleanField())
-    found = DesignSession.objects.filter(pk=session.pk).annotate(**facts).values(*facts).get()
+        if not slugs or delivered.intersection(slugs):
+            known[role] = True
+        else:
+            facts[role] = Exists(Contribution.objects.filter(
+                session=OuterRef("pk"), specialist_slug__in=slugs, status=Contribution.Status.DONE
+            ))
+    found = {**DesignSession.objects.filter(pk=session.pk).annotate(**facts).values(*facts).get(), **known}
     has_synthesis = found["has_synthesis"]
     return {
         "integration_points_mapped": has_synthesis and bool(ctx.mapped_integrations()),

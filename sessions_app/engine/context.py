@@ -61,8 +61,8 @@ class SessionContext:
         return DesignProposal.objects.filter(session=self.session).order_by("-version").first()
 
     def refresh_proposal(self) -> None:
-        self.__dict__.pop("proposal", None)
-        self.__dict__.pop("involved_services", None)
+        for name in ("proposal", "involved_services", "_integration_plan"):
+            self.__dict__.pop(name, None)
 
     def drafts(self):
         brief = self.brief
@@ -117,7 +117,14 @@ class SessionContext:
 
     def integration_plan(self) -> list[str]:
         """The proposal's edges once there is one; before that, the inventory's edges of the
-        services involved."""
+        services involved (worked out once per proposal)."""
+        return list(self._integration_plan)
+
+    @cached_property
+    def _integration_plan(self) -> tuple[str, ...]:
+        return tuple(self._integration_edges())
+
+    def _integration_edges(self) -> list[str]:
         if self.proposal is not None:
             content = ProposalContent.model_validate(self.proposal.content)
             return [f"{e.source} ──{e.protocol}{' async' if e.mode == 'async' else ''}──▶ {e.target}" + (f"  ({e.change})" if e.change != "add" else "  (new)") for e in content.edges if e.change != "remove"]

@@ -132,10 +132,11 @@ def _pending(session: DesignSession, rnd: Round, member: dict, brief: str, *, at
     )
 
 
-def round_all_settled(rnd: Round) -> bool:
+def round_all_settled(rnd: Round, contributions: list[Contribution] | None = None) -> bool:
     """Called after a contribution settles: records the round's progress, and says whether every
-    addressed specialist's latest attempt has finished or failed (the round is then synthesized)."""
-    done, total = round_progress(rnd)
+    addressed specialist's latest attempt has finished or failed (the round is then synthesized).
+    ``contributions``: the round's, as :func:`~sessions_app.engine.state.round_progress` takes them."""
+    done, total = round_progress(rnd, contributions)
     events.event_emit(session_id=rnd.session_id, event=events.RoundProgress(round_id=rnd.pk, done=done, total=total))
     return done >= total
 

@@ -15,7 +15,9 @@ import logging
 import random
 import threading
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from decimal import Decimal
 from functools import lru_cache
@@ -473,7 +475,8 @@ class Finished:
     result: ProviderResult
     latency_ms: int
     tries: int | None = None
-    session_id: int | None = None  # read from the contribution when not given
+    session_id: int | None = None  # read from the contribution when not given (with round_id)
+    round_id: int | None = None
 
 
 def finish(contribution_id: int, result: ProviderResult, latency_ms: int, *, tries: int | None = None) -> None:
@@ -486,33 +489,59 @@ def finish_many(results: list[Finished]) -> None:
     """Record several calls' results: one transaction per session, which locks the session row
     once for all of them and advances each round once (a round they complete is synthesized in
     that transaction, and the session's next step is taken after its commit). Each result is fenced by its try, as in :func:`finish`."""
+    unknown = [r.contribution_id for r in results if r.session_id is None or r.round_id is None]
+    owners = {pk: (s, rd) for pk, s, rd in Contribution.objects.filter(pk__in=unknown).values_list("pk", "session_id", "round_id")} if unknown else {}
+    owners.update({r.contribution_id: (r.session_id, r.round_id) for r in results if r.session_id is not None and r.round_id is not None})
     sessions: dict[int, list[Finished]] = {}
-    unknown = [r.contribution_id for r in results if r.session_id is None]
-    owners = dict(Contribution.objects.filter(pk__in=unknown).values_list("pk", "session_id")) if unknown else {}
-    owners.update({r.contribution_id: r.session_id for r in results if r.session_id is not None})
     for r in results:
         if r.contribution_id in owners:
-            sessions.setdefault(owners[r.contribution_id], []).append(r)
+            session_id, round_id = owners[r.contribution_id]
+            sessions.setdefault(session_id, []).append(replace(r, session_id=session_id, round_id=round_id))
     for session_id, batch in sessions.items():
         _finish_in_session(session_id, batch)
 
 
-@transaction.atomic
 def _finish_in_session(session_id: int, results: list[Finished]) -> None:
-    # The whole row, not only its lock: the round these results complete is synthesized below,
-    # in this transaction, from it.
-    try:
-        session = state.session_lock(session_id)
-    except DesignSession.DoesNotExist:
-        return  # deleted meanwhile, with its contributions: nothing to record
-    with events.events_gathered(session_id):  # the results' events, the progress and the synthesis's
-        _results_record(session, results)
+    with results_recording(session_id, {r.round_id for r in results}) as record:
+        if record is not None:
+            record(results)
 
 
-def _results_record(session: DesignSession, results: list[Finished]) -> None:
+Record = Callable[[list[Finished]], None]
+
+
+@contextmanager
+def results_recording(session_id: int, round_ids: set[int]) -> Iterator[Record | None]:
+    """The transaction of :func:`finish_many` for one session, which can be opened before its
+    results are all there: on entry it locks the session row and reads (and locks) the
+    contributions of ``round_ids``; the function it yields records results of those rounds
+    (fenced by their tries), once; the transaction commits on exit. Yields None when the
+    session is gone (deleted with its contributions: nothing to record)."""
+    with transaction.atomic():
+        # The whole row, not only its lock: a round these results complete is synthesized in
+        # this transaction, from it.
+        try:
+            session = state.session_lock(session_id)
+        except DesignSession.DoesNotExist:
+            yield None
+            return
+        in_rounds: dict[int, list[Contribution]] = {}
+        rows = (
+            Contribution.objects.select_for_update(of=("self",)).select_related("round")
+            .filter(round_id__in=round_ids, session_id=session_id).order_by("round_id", "attempt", "id")
+        )
+        for c in rows:
+            in_rounds.setdefault(c.round_id, []).append(c)
+        with events.events_gathered(session_id):  # the results' events, the progress and the synthesis's
+            yield lambda results: _results_record(session, results, in_rounds)
+
+
+def _results_record(session: DesignSession, results: list[Finished], in_rounds: dict[int, list[Contribution]]) -> None:
+    """``in_rounds``: the contributions of the results' rounds, read (and locked) after the
+    session row, in ``attempt, id`` order. The results are applied to them, and the rounds'
+    progress and syntheses are taken from them, with no second read."""
     session_id = session.pk
-    rows = Contribution.objects.select_for_update(of=("self",)).select_related("round")
-    contributions = rows.in_bulk([r.contribution_id for r in results])
+    contributions = {c.pk: c for round_rows in in_rounds.values() for c in round_rows}
     settled: dict[int, Round] = {}
     usage = [0, 0, Decimal(0)]
     finished = []
@@ -528,12 +557,12 @@ def _results_record(session: DesignSession, results: list[Finished]) -> None:
         _record_positions(session_id, c, result)
         usage = [usage[0] + c.tokens_in, usage[1] + c.tokens_out, usage[2] + c.cost]
         finished.append(events.ContributionFinished(contribution_id=c.pk, round_id=c.round_id))
-        settled[c.round_id] = c.round
+        settled.setdefault(c.round_id, c.round)
     events.events_emit(session_id=session_id, events=finished)
     if settled:
         state.usage_add(session_id, tokens_in=usage[0], tokens_out=usage[1], cost=usage[2], held=session)
-    for rnd in settled.values():
-        _settled(rnd, session)
+    for round_id, rnd in settled.items():
+        _settled(rnd, session, in_rounds[round_id])
 
 
 RESULT_FIELDS = (
@@ -602,19 +631,24 @@ def fail(contribution_id: int, message: str, *, provider: str = "", tries: int |
     _settled(c.round, session)
 
 
-def _settled(rnd: Round, session: DesignSession) -> None:
+def _settled(rnd: Round, session: DesignSession, contributions: list[Contribution] | None = None) -> None:
     """After a contribution settles: the one that completes its round writes the round's
     synthesis here, in the same transaction (the round's last results and its synthesis reach
     the pages with one commit), taking the round from running to done, and the session's next
     step follows after commit. A synthesis that fails is undone alone (its own savepoint): the
     results stand, the round is left synthesizing, and the synthesis is tried again after
     commit, then by the sweeper. ``session`` and ``rnd``: the round's session and the round,
-    read in this transaction under the session's lock."""
-    if not rounds.round_all_settled(rnd) or rnd.status != Round.Status.RUNNING:
+    read in this transaction under the session's lock; ``contributions``: the round's, read
+    the same way (in ``attempt, id`` order, with the results just recorded), when the caller has them."""
+    if contributions is None:
+        contributions = list(rnd.contributions.order_by("attempt", "id"))
+    if not rounds.round_all_settled(rnd, contributions) or rnd.status != Round.Status.RUNNING:
         return
     round_id = rnd.pk
     try:
-        written = synthesis.synthesis_write(round_id, session_id=rnd.session_id, rnd=rnd, session=session, settled=True)
+        written = synthesis.synthesis_write(
+            round_id, session_id=rnd.session_id, rnd=rnd, session=session, settled=True, contributions=contributions
+        )
     except Exception:
         if transaction.get_rollback():  # not even its savepoint could be undone: nothing here holds
             raise

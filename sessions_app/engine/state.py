@@ -49,9 +49,13 @@ def phase_set(session: DesignSession, phase: str) -> None:
     events.event_emit(session_id=session.pk, event=events.PhaseChanged(phase=phase))
 
 
-def gate_refresh(session: DesignSession, ctx: SessionContext | None = None) -> dict[str, bool]:
-    """Compute the design gate's checklist again and record it when it changed."""
-    gate = gate_state(session, ctx or SessionContext.load(session))
+def gate_refresh(
+    session: DesignSession, ctx: SessionContext | None = None, *, synthesized: bool = False,
+    delivered: frozenset[str] = frozenset(),
+) -> dict[str, bool]:
+    """Compute the design gate's checklist again and record it when it changed (``synthesized``
+    and ``delivered``: what the caller knows, as :func:`gate_state` takes it)."""
+    gate = gate_state(session, ctx or SessionContext.load(session), synthesized=synthesized, delivered=delivered)
     if gate != session.gate:
         session.gate = gate
         session.save(update_fields=["gate", "updated_at"])
@@ -96,11 +100,16 @@ def attempts_latest(rnd: Round, contributions: list[Contribution] | None = None)
     return list(by_slug.values())
 
 
-def round_progress(rnd: Round) -> tuple[int, int]:
-    """(settled, addressed): how many latest attempts finished or failed, out of how many."""
-    latest: dict[str, str] = {}  # slug -> status of its latest attempt (two columns, no model instances)
-    rows = rnd.contributions.filter(author=Contribution.Author.SPECIALIST).order_by("attempt", "id")
-    for slug, status in rows.values_list("specialist_slug", "status"):
+def round_progress(rnd: Round, contributions: list[Contribution] | None = None) -> tuple[int, int]:
+    """(settled, addressed): how many latest attempts finished or failed, out of how many.
+    ``contributions``: the round's contributions in ``attempt, id`` order, when the caller has read them."""
+    latest: dict[str, str] = {}  # slug -> status of its latest attempt
+    if contributions is None:  # two columns, no model instances
+        rows = rnd.contributions.filter(author=Contribution.Author.SPECIALIST).order_by("attempt", "id")
+        pairs = rows.values_list("specialist_slug", "status")
+    else:
+        pairs = [(c.specialist_slug, c.status) for c in contributions if c.author == Contribution.Author.SPECIALIST]
+    for slug, status in pairs:
         latest[slug] = status
     done = sum(1 for status in latest.values() if status in (Contribution.Status.DONE, Contribution.Status.FAILED))
     return done, len(latest)

@@ -40,7 +40,7 @@ def round_synthesize(*, round_id: int) -> Synthesis | None:
 
 def synthesis_write(
     round_id: int, *, session_id: int | None = None, rnd: Round | None = None, session: DesignSession | None = None,
-    settled: bool = False,
+    settled: bool = False, contributions: list[Contribution] | None = None,
 ) -> Synthesis | None:
     """Write the round's synthesis and merge the design, mark the round done with its next step
     due (``advance_due``, taken by :func:`~sessions_app.engine.flow.after_round`). Nothing when
@@ -49,9 +49,10 @@ def synthesis_write(
     when the caller knows it; ``session`` and ``rnd``: the session and the round as read (and
     changed) in this transaction under the session's lock, when the caller holds it (one read
     fewer each). ``settled``: the caller has just seen, under that lock, every call of the
-    round settled, so a round still running is synthesized too (it goes from running to done)."""
+    round settled, so a round still running is synthesized too (it goes from running to done).
+    ``contributions``: the round's (every author's, in ``attempt, id`` order), read with ``rnd``."""
     try:
-        return _synthesis_write_locked(round_id, session_id, rnd, session, settled)
+        return _synthesis_write_locked(round_id, session_id, rnd, session, settled, contributions)
     except _RoundMoved:  # changed by a writer that did not hold the session's lock: undone, nothing to do
         return None
 
@@ -62,24 +63,26 @@ class _RoundMoved(Exception):
 
 @transaction.atomic
 def _synthesis_write_locked(
-    round_id: int, session_id: int | None, rnd: Round | None, session: DesignSession | None, settled: bool
+    round_id: int, session_id: int | None, rnd: Round | None, session: DesignSession | None, settled: bool,
+    contributions: list[Contribution] | None,
 ) -> Synthesis | None:
     if session_id is None:
         session_id = Round.objects.values_list("session_id", flat=True).get(pk=round_id)
     if session is None or session.pk != session_id:
         session = session_lock(session_id)
     if rnd is None or rnd.pk != round_id:
-        rnd = Round.objects.get(pk=round_id)  # read under the lock
+        rnd, contributions = Round.objects.get(pk=round_id), None  # read under the lock
     due = (Round.Status.SYNTHESIZING, Round.Status.RUNNING) if settled else (Round.Status.SYNTHESIZING,)
     if rnd.status not in due:
         return None  # a duplicate delivery, or the round was re-opened
     with events.events_gathered(session.pk):
-        return _synthesis_write(session, rnd)
+        return _synthesis_write(session, rnd, contributions)
 
 
-def _synthesis_write(session: DesignSession, rnd: Round) -> Synthesis:
+def _synthesis_write(session: DesignSession, rnd: Round, contributions: list[Contribution] | None) -> Synthesis:
     ctx = SessionContext.load(session)
-    contributions = list(rnd.contributions.order_by("attempt", "id"))  # the specialists' and the user's
+    if contributions is None:
+        contributions = list(rnd.contributions.order_by("attempt", "id"))  # the specialists' and the user's
     latest = attempts_latest(rnd, contributions)
     said = [c.text for c in contributions if c.author == Contribution.Author.USER]
     done = [c for c in latest if c.status == Contribution.Status.DONE]
@@ -100,7 +103,7 @@ def _synthesis_write(session: DesignSession, rnd: Round) -> Synthesis:
     if rnd.kind in (Round.Kind.DESIGN, Round.Kind.DISCUSSION):
         positions_tally(session, rnd)
         apply_decided_edges(session, ctx, rnd=rnd)
-    gate_refresh(session, ctx)
+    gate_refresh(session, ctx, synthesized=True, delivered=frozenset(c.specialist_slug for c in done))
     return synthesis
 
 

@@ -189,6 +189,33 @@ def test_the_last_result_takes_the_round_from_running_to_done_in_one_update(anal
     assert Round.objects.get(pk=analysis.pk).status == Round.Status.DONE
 
 
+def test_a_rounds_end_reads_its_contributions_once_and_asks_the_gate_only_what_it_does_not_know(analysis):
+    """The round's rows are read (and locked) once, with the session: the results are applied to
+    them, and the progress and the synthesis come from them. The gate is not asked whether a
+    synthesis exists (one was just written) nor whether the round's specialists delivered, and
+    it comes out as the full check says."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from sessions_app.engine.checklist import gate_state
+    from sessions_app.engine.context import SessionContext
+
+    *first, last = list(analysis.contributions.all())
+    answer = ProviderResult(text="An answer.", provider="openai", model="m")
+    for c in first:
+        runner.finish(c.pk, answer, 10, tries=runner.claim(c.pk).tries)
+    claim_ = runner.claim(last.pk)
+    with CaptureQueriesContext(connection) as queries:
+        runner.finish_many([runner.Finished(last.pk, answer, 10, claim_.tries, claim_.session_id, claim_.round_id)])
+    reads = [q["sql"] for q in queries if q["sql"].startswith("SELECT") and 'FROM "sessions_app_contribution"' in q["sql"]]
+    assert len(reads) == 1, reads
+    assert not any("sessions_app_synthesis" in q["sql"] and "EXISTS" in q["sql"] for q in queries)
+    session = DesignSession.objects.get(pk=analysis.session_id)
+    assert Round.objects.get(pk=analysis.pk).status == Round.Status.DONE
+    assert session.gate == gate_state(session, SessionContext.load(session))
+    assert session.gate["data_flow_understood"] and session.gate["pattern_consistency_verified"]
+
+
 def test_a_contributions_summary_is_its_providers_or_its_first_line_of_substance(analysis):
     """The synthesis lists each specialist's summary: the one the provider gave, else the text's
     first line that is neither a section heading nor a byline in italics."""
@@ -318,3 +345,57 @@ def test_resuming_between_the_synthesis_and_the_next_step_takes_the_step_once(an
     flow.after_round(round_id=analysis.pk)  # the step that was on its way
     assert session.rounds.filter(kind="design").count() == 1
     assert not Round.objects.get(pk=analysis.pk).advance_due
+
+
+def test_a_batch_opens_its_results_transaction_while_the_last_calls_are_still_coming(analysis, settings, monkeypatch):
+    """The first result of a batch locks the session and reads the round before the others
+    arrive; those that arrive within the gather window are recorded in the same transaction,
+    and the round ends with the last of them."""
+    import queue
+    import threading
+    import time
+
+    from sessions_app.engine import batch, state
+
+    settings.MAESTRO_RESULT_GATHER_MS = 2000
+    claims, busy = runner.claims_take([c.pk for c in analysis.contributions.order_by("pk")])
+    assert claims and not busy
+    locked: list[float] = []
+    real_lock = state.session_lock
+    monkeypatch.setattr(state, "session_lock", lambda pk: locked.append(time.monotonic()) or real_lock(pk))
+    answer = ProviderResult(text="An answer.", provider="openai", model="m")
+    outcomes: queue.SimpleQueue = queue.SimpleQueue()
+    outcomes.put(batch._Outcome(claims[0], result=answer, latency_ms=10))
+    last_put: list[float] = []
+
+    def the_rest() -> None:
+        for claim_ in claims[1:]:
+            outcomes.put(batch._Outcome(claim_, result=answer, latency_ms=10))
+        last_put.append(time.monotonic())
+    threading.Timer(0.3, the_rest).start()
+    rounds = {analysis.session_id: {analysis.pk}}
+    started = threading.Event()
+    started.set()  # the calls' starts are recorded
+    assert batch._record_next(outcomes, len(claims), rounds, started, lambda *a: None) == len(claims)
+    assert len(locked) == 1 and locked[0] < last_put[0], "the session was locked before the last result came"
+    assert Round.objects.get(pk=analysis.pk).status == Round.Status.DONE
+    assert set(analysis.contributions.values_list("status", flat=True)) == {C.DONE}
+
+
+def test_a_cancellation_is_appended_as_one_burst(analysis):
+    """Cancelling a session with a round of pending calls appends each call's cancellation, the
+    points it closes and the status in one INSERT, numbered in that order."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    session = DesignSession.objects.get(pk=analysis.session_id)
+    before = session.last_seq
+    pending = list(analysis.contributions.order_by("pk").values_list("pk", flat=True))
+    with CaptureQueriesContext(connection) as queries:
+        services.session_cancel(session=session)
+    inserts = [q for q in queries if q["sql"].startswith('INSERT INTO "sessions_app_sessionevent"')]
+    assert len(inserts) == 1
+    tail = list(analysis.session.events.filter(seq__gt=before).order_by("seq").values_list("type", "payload"))
+    assert [p["contribution_id"] for t, p in tail if t == "contribution.failed"] == pending
+    assert tail[-1][0] == "status.changed" and tail[-1][1]["status"] == DesignSession.Status.CANCELLED
+    assert set(analysis.contributions.values_list("status", flat=True)) == {C.CANCELLED}
