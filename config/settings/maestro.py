@@ -31,7 +31,7 @@ MAESTRO_DELTA_FRAME_MS = env_int("MAESTRO_DELTA_FRAME_MS", 50)
 MAESTRO_STREAM_SAVE_MS = env_int("MAESTRO_STREAM_SAVE_MS", 1000)
 # A round's calls run side by side on a worker's threads: at most this many at once per process.
 MAESTRO_CALL_THREADS = env_int("MAESTRO_CALL_THREADS", 32)
-# Results that arrive within this long of each other are recorded in one transaction.
+# Results that arrive within this long of each other are recorded in one transaction (opened by the first).
 MAESTRO_RESULT_GATHER_MS = env_int("MAESTRO_RESULT_GATHER_MS", 20)
 
 # Inventory
