@@ -3,14 +3,21 @@
 Django's synchronous code in an ASGI process shares one thread (``thread_sensitive``): page
 views, and by default every ``database_sync_to_async`` call of Channels. Sign-ins, access
 checks and replays for hundreds of reconnecting viewers would queue there behind each other and
-behind pages. They run here instead, on ``LIVE_DB_THREADS`` threads (each with its own database
-connection, closed when stale as Channels does).
+behind pages. They run here instead, on ``LIVE_DB_THREADS`` threads.
+
+These threads live as long as the process, so each keeps its database connection between calls
+for ``LIVE_DB_CONN_MAX_AGE`` seconds, checked before each call's first query (a restarted
+database is reconnected, not an error), as a worker's threads do. Without that, every read,
+render and write of the sockets opened a connection of its own: a new PostgreSQL server
+process, about a fifth of a busy daphne's CPU in ``make bench broadcast``. SQLite connections are
+cheap and stay per call. :func:`pools_close` closes them (the tests' database is dropped at the end).
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from importlib import import_module
@@ -18,32 +25,68 @@ from importlib import import_module
 from channels.auth import get_user
 from channels.sessions import CookieMiddleware
 from django.conf import settings
-from django.db import close_old_connections
+from django.db import close_old_connections, connections
 
 _executor: ThreadPoolExecutor | None = None
 _writer: ThreadPoolExecutor | None = None
 _renderer: ThreadPoolExecutor | None = None
+_sizes: dict[ThreadPoolExecutor, int] = {}
+
+
+def _connections_kept() -> None:
+    """A new thread of the pools: its connections to a database server outlive each call."""
+    for connection in connections.all():
+        if connection.vendor != "sqlite":
+            connection.settings_dict = {
+                **connection.settings_dict, "CONN_MAX_AGE": settings.LIVE_DB_CONN_MAX_AGE, "CONN_HEALTH_CHECKS": True,
+            }
+
+
+def _new_pool(threads: int, name: str) -> ThreadPoolExecutor:
+    pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix=name, initializer=_connections_kept)
+    _sizes[pool] = threads
+    return pool
 
 
 def _pool() -> ThreadPoolExecutor:
     global _executor
     if _executor is None:
-        _executor = ThreadPoolExecutor(max_workers=max(1, settings.LIVE_DB_THREADS), thread_name_prefix="live-db")
+        _executor = _new_pool(max(1, settings.LIVE_DB_THREADS), "live-db")
     return _executor
 
 
 def _writing() -> ThreadPoolExecutor:
     global _writer
     if _writer is None:
-        _writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="live-db-write")
+        _writer = _new_pool(1, "live-db-write")
     return _writer
 
 
 def _rendering() -> ThreadPoolExecutor:
     global _renderer
     if _renderer is None:
-        _renderer = ThreadPoolExecutor(max_workers=max(1, settings.LIVE_DB_THREADS), thread_name_prefix="live-render")
+        _renderer = _new_pool(max(1, settings.LIVE_DB_THREADS), "live-render")
     return _renderer
+
+
+def pools_close() -> None:
+    """Stop the pools' threads and close their connections (new threads start on the next call)."""
+    global _executor, _writer, _renderer
+    pools = [pool for pool in (_executor, _writer, _renderer) if pool is not None]
+    _executor = _writer = _renderer = None
+    for pool in pools:
+        threads = _sizes.pop(pool)
+        everyone = threading.Barrier(threads)  # one task per thread: each closes its own connections
+        for _ in range(threads):
+            pool.submit(_close_mine, everyone)
+        pool.shutdown(wait=True)
+
+
+def _close_mine(everyone: threading.Barrier) -> None:
+    try:
+        everyone.wait(timeout=5)
+    finally:
+        connections.close_all()
 
 
 def _call(fn, args, kwargs):

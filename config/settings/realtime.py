@@ -122,6 +122,8 @@ LIVE_EVENT_FRAME_MS = env_int("LIVE_EVENT_FRAME_MS", 20)
 # Threads for the sockets' database reads (sign-in, access checks, replays), apart from the one
 # thread Django's synchronous code shares, so a reconnecting crowd does not queue behind pages.
 LIVE_DB_THREADS = env_int("LIVE_DB_THREADS", 4)
+# How long those threads keep a PostgreSQL connection between calls (SQLite: one per call).
+LIVE_DB_CONN_MAX_AGE = env_int("LIVE_DB_CONN_MAX_AGE", 600)
 # Each live event's fragment is rendered by one of the daphne processes with viewers of its
 # session, which shares it in Redis; the others wait this long for it before rendering it
 # themselves (sessions_app/render_share.py). 0: every process renders its own.

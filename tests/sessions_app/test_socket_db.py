@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 import time
+
+import pytest
+from django.conf import settings
 
 from sessions_app import socket_db
 
@@ -79,3 +83,85 @@ def test_different_questions_are_read_apart():
         )
 
     assert asyncio.run(two()) == ["ada", "bob"] and read.calls == 2
+
+
+# -- the pools' connections -----------------------------------------------------------------------
+
+def _whose_connection() -> tuple[int, int | None]:
+    """(this thread, the server process behind its connection) after a query; None on SQLite."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+    backend = connection.connection.info.backend_pid if connection.vendor == "postgresql" else None
+    return threading.get_ident(), backend
+
+
+def _calls(n: int) -> list[tuple[int, int | None]]:
+    async def many():
+        return [await socket_db.socket_db(_whose_connection) for _ in range(n)]
+
+    return asyncio.run(many())
+
+
+def _connected(pids: set[int]) -> set[int]:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pid FROM pg_stat_activity WHERE pid = ANY(%s)", [list(pids)])
+        return {row[0] for row in cursor.fetchall()}
+
+
+postgres_only = pytest.mark.skipif(
+    not os.environ.get("DATABASE_URL", "").startswith("postgres"), reason="connections are kept on PostgreSQL only"
+)
+
+
+@postgres_only
+@pytest.mark.django_db(transaction=True)
+def test_a_socket_thread_keeps_its_database_connection_between_calls():
+    socket_db.pools_close()  # threads of earlier tests have gone
+    calls = _calls(20)
+
+    by_thread: dict[int, set[int]] = {}
+    for thread, pid in calls:
+        by_thread.setdefault(thread, set()).add(pid)
+    assert all(len(pids) == 1 for pids in by_thread.values())  # not a new server process per call
+    assert len({pid for pids in by_thread.values() for pid in pids}) <= settings.LIVE_DB_THREADS
+    socket_db.pools_close()
+    pids = {pid for _, pid in calls}
+    deadline = time.monotonic() + 5
+    while _connected(pids) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _connected(pids)  # closed with the pools (the test database can be dropped)
+
+
+@postgres_only
+@pytest.mark.django_db(transaction=True)
+def test_a_connection_the_server_dropped_is_replaced_without_an_error():
+    from django.db import connection
+
+    socket_db.pools_close()
+    first = {pid for _, pid in _calls(8)}
+    with connection.cursor() as cursor:  # as a restarted PostgreSQL would
+        cursor.execute("SELECT pg_terminate_backend(pid) FROM unnest(%s::int[]) AS pid", [list(first)])
+
+    again = _calls(8)  # no OperationalError: each thread finds its connection dead and opens another
+
+    assert {pid for _, pid in again}.isdisjoint(first)
+    socket_db.pools_close()
+
+
+@pytest.mark.skipif(os.environ.get("DATABASE_URL", "").startswith("postgres"), reason="SQLite only")
+@pytest.mark.django_db(transaction=True)
+def test_on_sqlite_a_socket_thread_closes_its_connection_after_each_call():
+    def still_open() -> bool:
+        from django.db import connection
+
+        return connection.connection is not None
+
+    async def twice():
+        await socket_db.socket_db(_whose_connection)
+        return await socket_db.socket_db(still_open)
+
+    assert asyncio.run(twice()) is False
