@@ -11,12 +11,15 @@ from teams_app.models import Membership
 @pytest.fixture(autouse=True)
 def _sockets_forget():
     """The sockets' remembered answers (who a cookie is, who may see a session) do not carry from
-    one test to the next: ids are used again after a rollback."""
+    one test to the next: ids are used again after a rollback. Nor do their threads' database
+    connections: a test without database access must not find one open."""
     socket_db._recent.clear()
     socket_db._asking.clear()
+    socket_db.pools_close()
     yield
     socket_db._recent.clear()
     socket_db._asking.clear()
+    socket_db.pools_close()
 
 
 @pytest.fixture

@@ -120,7 +120,6 @@ postgres_only = pytest.mark.skipif(
 @postgres_only
 @pytest.mark.django_db(transaction=True)
 def test_a_socket_thread_keeps_its_database_connection_between_calls():
-    socket_db.pools_close()  # threads of earlier tests have gone
     calls = _calls(20)
 
     by_thread: dict[int, set[int]] = {}
@@ -141,7 +140,6 @@ def test_a_socket_thread_keeps_its_database_connection_between_calls():
 def test_a_connection_the_server_dropped_is_replaced_without_an_error():
     from django.db import connection
 
-    socket_db.pools_close()
     first = {pid for _, pid in _calls(8)}
     with connection.cursor() as cursor:  # as a restarted PostgreSQL would
         cursor.execute("SELECT pg_terminate_backend(pid) FROM unnest(%s::int[]) AS pid", [list(first)])
@@ -149,7 +147,6 @@ def test_a_connection_the_server_dropped_is_replaced_without_an_error():
     again = _calls(8)  # no OperationalError: each thread finds its connection dead and opens another
 
     assert {pid for _, pid in again}.isdisjoint(first)
-    socket_db.pools_close()
 
 
 @pytest.mark.skipif(os.environ.get("DATABASE_URL", "").startswith("postgres"), reason="SQLite only")
