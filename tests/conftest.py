@@ -74,7 +74,7 @@ def run_engine(eager_celery, django_capture_on_commit_callbacks):
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _socket_threads_let_go(django_db_setup, django_db_blocker):
+def _socket_threads_let_go(django_db_setup):
     """The sockets' threads keep their database connections (sessions_app/socket_db.py): they are
     closed before the test database is dropped."""
     yield
