@@ -6,6 +6,11 @@
 
 Modules are discovered, not listed, so adding ``bench/<name>.py`` with a ``main(args)`` or
 ``run(args) -> dict`` is all a new benchmark needs; modules with neither are helpers and skipped.
+
+Each module's last line gives the machine's pace before and after it: how long a fixed piece of
+plain Python took. A shared or throttled machine can change speed by half or more within
+minutes; when the two differ, that module's figures were measured on a machine that changed
+under them, and figures from runs at different paces are not comparable.
 """
 
 from __future__ import annotations
@@ -49,6 +54,20 @@ def available() -> list[str]:
     return sorted(names)
 
 
+PACE_STEPS = 2_000_000
+
+
+def pace_ms() -> float:
+    """How long ``PACE_STEPS`` steps of a plain Python loop take here now, in ms (the best of 3)."""
+    best = float("inf")
+    for _ in range(3):
+        started = time.perf_counter()
+        for _step in range(PACE_STEPS):
+            pass
+        best = min(best, time.perf_counter() - started)
+    return best * 1000
+
+
 def _call(fn: Callable[..., Any], args: list[str]) -> Any:
     # main() without parameters is allowed; give args only to functions that take them.
     return fn(args) if inspect.signature(fn).parameters else fn()
@@ -85,13 +104,16 @@ def main(argv: list[str] | None = None) -> int:
     failed: list[str] = []
     for name in names:
         print(f"\n=== bench.{name} ===", flush=True)
+        pace_before = pace_ms()
         started = time.perf_counter()
         try:
             ok = run_module(importlib.import_module(f"bench.{name}"), module_args)
         except Exception:  # one broken benchmark must not hide the others' figures
             traceback.print_exc()
             ok = False
-        print(f"--- bench.{name}: {'done' if ok else 'FAILED'} in {time.perf_counter() - started:.1f} s", flush=True)
+        took = time.perf_counter() - started
+        pace = f"machine pace: {PACE_STEPS:,} loop steps took {pace_before:.0f} ms before, {pace_ms():.0f} ms after"
+        print(f"--- bench.{name}: {'done' if ok else 'FAILED'} in {took:.1f} s ({pace})", flush=True)
         if not ok:
             failed.append(name)
     if failed:

@@ -40,3 +40,12 @@ def test_a_pure_run_reports_every_step_and_the_goal():
     assert result["goal_s"] == GOAL_SECONDS and result["within_goal"] == (result["total_s"] < GOAL_SECONDS)
     assert set(result["tracemalloc_peak_mb"]) == set(result["steps_median_s"])
     assert result["max_rss_mb"] > 0
+
+
+def test_each_benchmark_ends_with_the_machines_pace_before_and_after(capsys):
+    assert bench_main.main(["inventory", "--", "--runs", "1", "--no-db"]) == 0
+
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert last.startswith("--- bench.inventory: done in ")
+    assert "machine pace: 2,000,000 loop steps took " in last and " ms before, " in last and last.endswith(" ms after)")
+    assert bench_main.pace_ms() > 0
