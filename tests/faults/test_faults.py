@@ -45,6 +45,7 @@ def test_a_redis_restart_mid_round_loses_nothing(cluster):
     figures = cluster.run("redis_restart")
     check(figures, stall_limit=10)
     assert cluster.workers[0].process.poll() is None, "the worker rode out the outage"
+    assert all(page.streamed for page in cluster.pages), "the pages saw the answers stream (the stall counts it)"
     calls, tries, contributions = vendor_calls(cluster.llm)
     assert calls == tries == contributions, "no call ran twice"
 

@@ -159,10 +159,13 @@ def settled(session_id: int) -> bool:
 
 
 def longest_stall(session_id: int, pages: list[Page]) -> float:
-    """The longest time in seconds that nothing moved: the longest the session's log went
-    without a new event, or the longest an event took to reach a page."""
+    """The longest time in seconds that nothing moved: the longest the session went without a
+    new event in its log or streamed text reaching a page (streamed text is not in the log; a
+    call that streams for seconds is moving), or the longest an event took to reach a page."""
     rows = list(SessionEvent.objects.filter(session_id=session_id).order_by("seq").values_list("seq", "created_at"))
     stamps = [created.timestamp() for _, created in rows]
+    if stamps:  # text that streamed between the session's first and last events
+        stamps = sorted(stamps + [t for page in pages for t in page.streamed if stamps[0] <= t <= stamps[-1]])
     log_gap = max((b - a for a, b in zip(stamps, stamps[1:], strict=False)), default=0.0)
     late = max(
         (page.received[seq] - created.timestamp() for page in pages for seq, created in rows if seq in page.received),

@@ -1,7 +1,8 @@
 """A session page's WebSocket, driven the way ``static/js/session.js`` drives it: on every
 open it sends the last sequence number it has seen, and after a drop it reconnects within a
 couple of seconds. It records every sequence number it receives, so a test can check for
-gaps and duplicates."""
+gaps and duplicates, and when streamed text reached it (text is not in the log: see
+``sessions_app/streaming.py``)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from websockets.exceptions import WebSocketException
 from websockets.sync.client import connect
 
 SEQ = re.compile(r'data-seq="(\d+)"')
+STREAMED = 'hx-swap-oob="beforeend:#text-'  # a frame of streamed text (sessions_app/live.py)
 
 
 class Page(threading.Thread):
@@ -25,6 +27,7 @@ class Page(threading.Thread):
         self.origin = origin
         self.seqs: list[int] = []
         self.received: dict[int, float] = {}  # seq -> wall-clock time it first arrived
+        self.streamed: list[float] = []  # wall-clock times frames of streamed text arrived
         self.opens = 0
         self.errors: list[str] = []
         self.stopped = threading.Event()
@@ -49,6 +52,8 @@ class Page(threading.Thread):
                         if 'id="live-error"' in frame:
                             self.errors.append(frame)
                         now = time.time()
+                        if STREAMED in frame:
+                            self.streamed.append(now)
                         for seq in (int(s) for s in SEQ.findall(frame)):
                             self.seqs.append(seq)
                             self.received.setdefault(seq, now)
