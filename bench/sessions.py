@@ -16,8 +16,15 @@ round goes from ``running`` to ``done`` in one commit).
 * slowest call  = max(finish − start) over the round's 8 calls, as recorded by the server
 * ratio         = makespan / slowest call; the goal is ≤ 1.05 (median of ``--runs``)
 
-Beside it, the same round with a worker of concurrency 1 (the same Celery + runner path, one call
-after another), whose ratio is about K. Only the analysis round is measured: the session is
+Between the parallel runs, the same round with a team of one specialist on the same worker
+(``--single-runs``): its ratio is the round's fixed cost (the dispatch, the claim, recording the
+result and the synthesis, each a few database round trips), which no parallelism removes; the
+difference between the two is what running K calls side by side adds.
+
+Beside it, the same round on a worker of concurrency 1 (``--one-slot-runs``): the round's calls
+reach a worker in one message and run side by side on its call threads (``MAESTRO_CALL_THREADS``),
+not on its Celery slots, so this ratio is about the parallel one: a worker busy with one task
+still runs a whole round at once. Only the analysis round is measured: the session is
 cancelled as soon as it is done (calls of later rounds are answered at once so they drain fast).
 
 Everything runs against throwaway infrastructure: a test database created under a bench-specific
@@ -134,12 +141,19 @@ def seed(k: int):
     team template of ``k`` built-in specialists (no USER slot)."""
     from django.core.management import call_command
 
-    from teams_app.models import Project, Specialist, TeamSlot, TeamTemplate
+    from teams_app.models import Project
 
     call_command("seed_demo", verbosity=0, stdout=io.StringIO())  # specialists, team templates, demo project
     project = Project.objects.get(slug="demo")
     project.provider = "openai"
     project.save(update_fields=["provider"])
+    return project, team_template(k), project.prds.get()
+
+
+def team_template(k: int):
+    """A team template of ``k`` built-in specialists (no USER slot), the first ``k`` of ``TEAM_SLUGS``."""
+    from teams_app.models import Specialist, TeamSlot, TeamTemplate
+
     specialists = list(Specialist.objects.filter(slug__in=TEAM_SLUGS))
     specialists.sort(key=lambda s: TEAM_SLUGS.index(s.slug))
     if len(specialists) < k:  # a different built-in set: fill up with any others
@@ -155,7 +169,7 @@ def seed(k: int):
         TeamSlot.objects.create(
             template=template, order=order, specialist=s, role=(s.description.splitlines() or [s.name])[0][:200]
         )
-    return project, template, project.prds.get()
+    return template
 
 
 def measure_round(project, template, prd, server, *, timeout: float = 120.0) -> dict[str, Any]:
@@ -193,8 +207,6 @@ def measure_round(project, template, prd, server, *, timeout: float = 120.0) -> 
     slowest = max(c.finished - c.started for c in calls)
     last_finish = max(c.finished for c in calls)
     settled = seen.get(Round.Status.SYNTHESIZING, seen[Round.Status.DONE])
-    ordered = sorted(calls, key=lambda c: c.started)
-    gaps = [b.started - a.finished for a, b in zip(ordered, ordered[1:], strict=False) if b.started >= a.finished]
     failed = rnd.contributions.filter(author="specialist").exclude(status="done").count()
     session_settle(session.pk)
     return {
@@ -212,8 +224,6 @@ def measure_round(project, template, prd, server, *, timeout: float = 120.0) -> 
         "all_settled_s": settled - t0,  # round left 'running' (finish + round_maybe_complete)
         "synthesis_s": seen[Round.Status.DONE] - settled,
         "session_start_after_commit_s": returned - t0,  # on-commit callbacks in session_start
-        # One call after another only (sequential runs): mean time between a call's end and the next start.
-        "mean_gap_between_calls_s": statistics.mean(gaps) if len(gaps) == len(calls) - 1 and gaps else None,
     }
 
 
@@ -264,7 +274,11 @@ def session_settle(session_id: int, *, timeout: float = 60.0) -> None:
 def run(args: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(prog="python -m bench sessions --")
     parser.add_argument("--runs", type=int, default=3, help="parallel runs (the median is reported)")
-    parser.add_argument("--sequential-runs", type=int, default=1)
+    parser.add_argument("--one-slot-runs", type=int, default=1, help="runs on a worker of concurrency 1")
+    parser.add_argument(
+        "--single-runs", type=int, default=3,
+        help="rounds of one specialist, between the parallel runs: the round's fixed cost, without parallel calls",
+    )
     parser.add_argument("--k", type=int, default=8, help="specialists in the team")
     parser.add_argument("--delay", type=float, default=1.0, help="seconds the server waits before answering")
     parser.add_argument("--concurrency", type=int, default=8, help="worker threads for the parallel runs")
@@ -291,28 +305,38 @@ def run(args: list[str] | None = None) -> dict[str, Any]:
     try:
         with throwaway_database("sessions") as db_url:
             project, template, prd = seed(k)
+            alone = team_template(1) if k > 1 and options.single_runs > 0 else None
             env = child_env(db_url, OPENAI_BASE_URL=server.base_url, MAESTRO_PROVIDER="openai")
             parallel: list[dict[str, Any]] = []
-            sequential: list[dict[str, Any]] = []
+            single: list[dict[str, Any]] = []
+            one_slot: list[dict[str, Any]] = []
             with running_worker("parallel", max(k, options.concurrency), env):
                 result["warm_up_s"] = {"parallel": round(warm_up(project, prd), 3)}
-                for _ in range(runs):
-                    parallel.append(measure_round(project, template, prd, server))
-            with running_worker("sequential", 1, env):
-                result["warm_up_s"]["sequential"] = round(warm_up(project, prd), 3)
-                for _ in range(max(0, options.sequential_runs)):
-                    sequential.append(measure_round(project, template, prd, server, timeout=60 + 3 * k * delay))
+                for i in range(max(runs, options.single_runs if alone else 0)):
+                    # Interleaved, so both see the machine in the same state.
+                    if i < runs:
+                        parallel.append(measure_round(project, template, prd, server))
+                    if alone is not None and i < options.single_runs:
+                        single.append(measure_round(project, alone, prd, server))
+            if options.one_slot_runs > 0:
+                with running_worker("one-slot", 1, env):
+                    result["warm_up_s"]["one slot"] = round(warm_up(project, prd), 3)
+                    for _ in range(options.one_slot_runs):
+                        one_slot.append(measure_round(project, template, prd, server))
     finally:
         server.stop()
 
     result["parallel_runs"] = [_rounded(r) for r in parallel]
-    result["sequential_runs"] = [_rounded(r) for r in sequential]
+    result["one_slot_runs"] = [_rounded(r) for r in one_slot]
+    result["single_runs"] = [_rounded(r) for r in single]
     result["parallel_ratio_median"] = round(statistics.median(r["ratio"] for r in parallel), 3)
     result["parallel_ratio_to_settled_median"] = round(statistics.median(r["ratio_to_settled"] for r in parallel), 3)
     result["parallel_makespan_median_s"] = round(statistics.median(r["makespan_s"] for r in parallel), 3)
-    if sequential:
-        result["sequential_ratio"] = round(statistics.median(r["ratio"] for r in sequential), 3)
-        result["sequential_makespan_s"] = round(statistics.median(r["makespan_s"] for r in sequential), 3)
+    if single:
+        result["single_ratio_median"] = round(statistics.median(r["ratio"] for r in single), 3)
+        result["parallel_cost"] = round(result["parallel_ratio_median"] - result["single_ratio_median"], 3)
+    if one_slot:
+        result["one_slot_ratio"] = round(statistics.median(r["ratio"] for r in one_slot), 3)
     result["within_goal"] = result["parallel_ratio_median"] <= GOAL_RATIO
     result["load_average_1m_after"] = round(os.getloadavg()[0], 2)
     return result
@@ -338,7 +362,8 @@ def report(result: dict[str, Any]) -> None:
     head = f"  {'run':<14} {'makespan':>9} {'slowest':>9} {'ratio':>7}   {'1st start':>9} {'last start':>10} {'last fin.':>9} {'settled':>8} {'synth.':>7}"
     print(head)
     rows = [(f"parallel {i + 1}", r) for i, r in enumerate(result["parallel_runs"])]
-    rows += [(f"sequential {i + 1}", r) for i, r in enumerate(result["sequential_runs"])]
+    rows += [(f"one alone {i + 1}", r) for i, r in enumerate(result["single_runs"])]
+    rows += [(f"one slot {i + 1}", r) for i, r in enumerate(result["one_slot_runs"])]
     for label, r in rows:
         print(
             f"  {label:<14} {r['makespan_s']:>8.3f}s {r['slowest_call_s']:>8.3f}s {r['ratio']:>7.3f}   "
@@ -349,9 +374,6 @@ def report(result: dict[str, Any]) -> None:
         "  (times after the commit that created the round; settled = round left 'running'; synth. = settled → done,\n"
         "   0 when the synthesis is written in the transaction of the round's last result, as it is unless it failed)"
     )
-    for r in result["sequential_runs"]:
-        if r.get("mean_gap_between_calls_s") is not None:
-            print(f"  sequential: {r['mean_gap_between_calls_s'] * 1000:.0f} ms on average between one call's end and the next one's start")
     warm = result.get("warm_up_s", {})
     print(
         "  not measured: one warm-up call per fresh worker ("
@@ -368,8 +390,14 @@ def report(result: dict[str, Any]) -> None:
         f"  parallel   ratio without the synthesis (commit → all contributions settled): "
         f"{result['parallel_ratio_to_settled_median']:.3f}"
     )
-    if "sequential_ratio" in result:
-        print(f"  sequential ratio makespan/slowest call: {result['sequential_ratio']:.3f} (worker concurrency 1)")
+    if "single_ratio_median" in result:
+        print(
+            f"  one alone  ratio makespan/call: {result['single_ratio_median']:.3f} (median of {len(result['single_runs'])}, "
+            f"a round of 1 specialist on the same worker: the round's fixed cost); what {result['k']} parallel calls add: "
+            f"{result['parallel_cost']:+.3f}"
+        )
+    if "one_slot_ratio" in result:
+        print(f"  one slot   ratio makespan/slowest call: {result['one_slot_ratio']:.3f} (worker concurrency 1, the round's calls on its call threads)")
     print(json.dumps(result, sort_keys=True))
 
 

@@ -47,5 +47,6 @@ def test_each_benchmark_ends_with_the_machines_pace_before_and_after(capsys):
 
     last = capsys.readouterr().out.strip().splitlines()[-1]
     assert last.startswith("--- bench.inventory: done in ")
-    assert "machine pace: 2,000,000 loop steps took " in last and " ms before, " in last and last.endswith(" ms after)")
-    assert bench_main.pace_ms() > 0
+    assert "machine pace: 2,000,000 loop steps took " in last and " ms before, " in last
+    assert "; a thread hand-off round trip " in last and " µs before, " in last and last.endswith(" µs after)")
+    assert bench_main.pace_ms() > 0 and bench_main.handoff_us() > 0
