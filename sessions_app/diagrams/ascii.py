@@ -255,6 +255,12 @@ def _wrapped(text: str) -> list[str]:
     return textwrap.wrap(_clean(text), MAX_WIDTH) or [""]
 
 
+def stamp_line(timestamp: str) -> str:
+    """The drawing's first line when it is stamped: ``stamp_line(t) + "\\n" + render_ascii(inv)``
+    is ``render_ascii(inv, timestamp=t)``."""
+    return truncate(f"[CLUSTER-SESSION: {_clean(timestamp)}]", MAX_WIDTH).rstrip()
+
+
 def render_ascii(
     inv: ParsedInventory,
     *,
@@ -275,7 +281,7 @@ def render_ascii(
 
     out: list[str] = []
     if timestamp is not None:
-        out.append(truncate(f"[CLUSTER-SESSION: {_clean(timestamp)}]", MAX_WIDTH))
+        out.append(stamp_line(timestamp))
     heading = _clean(title).strip().rstrip(":") if title else "Current Architecture"
     out += _wrapped(f"{heading}:")
     if not nodes:

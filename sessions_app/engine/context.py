@@ -14,6 +14,7 @@ from sessions_app.design.drafts import drafts_for
 from sessions_app.design.models import DesignProposal
 from sessions_app.design.proposal import proposal_lines
 from sessions_app.design.schema import Brief, ProposalContent
+from sessions_app.diagrams.ascii import render_ascii
 from sessions_app.models import Contribution, DesignSession, Round, Synthesis
 from teams_app.inventory.rules import analyze
 from teams_app.inventory.store import revision_to_inventory
@@ -31,6 +32,12 @@ def _analysed(revision_id: int, created_at: str) -> tuple[ParsedInventory, tuple
 
     inventory = revision_to_inventory(InventoryRevision.objects.get(pk=revision_id))
     return inventory, tuple(analyze(inventory) if inventory.services else ())
+
+
+@lru_cache(maxsize=64)
+def _drawn(revision_id: int, created_at: str, focus: str) -> str:
+    """The revision's cluster drawn once per focus (the drawing is a function of both alone)."""
+    return render_ascii(_analysed(revision_id, created_at)[0], focus=focus)
 
 
 @dataclass
@@ -54,7 +61,12 @@ class SessionContext:
 
     @property
     def brief(self) -> Brief | None:
-        return Brief.model_validate(self.session.brief) if self.session.brief else None
+        """The session's design brief, validated once for each value the session holds."""
+        raw = self.session.brief
+        memo = self.__dict__.get("_brief")
+        if memo is None or memo[0] is not raw:
+            memo = self.__dict__["_brief"] = (raw, Brief.model_validate(raw) if raw else None)
+        return memo[1]
 
     @cached_property
     def proposal(self) -> DesignProposal | None:
@@ -222,7 +234,22 @@ class SessionContext:
             sections.append("USER MESSAGES:\n" + "\n".join(f"- {m.strip()}" for m in self.user_messages))
         return "\n\n".join(sections)
 
+    def cluster_drawing(self, *, focus: str) -> str:
+        """The inventory as boxes and arrows with its edge list (:func:`render_ascii`), drawn
+        once per revision and focus in this process."""
+        revision = self.session.inventory_revision
+        if revision is None:
+            return render_ascii(self.inventory, focus=focus)
+        return _drawn(revision.pk, revision.created_at.isoformat(), focus)
+
     def inventory_summary(self) -> str:
+        """The inventory, one line per service (worked out once for this context: every call
+        of a round is told it)."""
+        if "_summary" not in self.__dict__:
+            self.__dict__["_summary"] = self._inventory_summary()
+        return self.__dict__["_summary"]
+
+    def _inventory_summary(self) -> str:
         inv = self.inventory
         if not inv.services:
             return "INVENTORY: none imported. Do not assume services, endpoints or events; list what you need to know."

@@ -19,7 +19,7 @@ from sessions_app.design.drafts import assign_tasks, feedback_drafts
 from sessions_app.design.plan import plan_merge
 from sessions_app.design.proposal import merge
 from sessions_app.design.schema import PlanItem, ProposalChanges
-from sessions_app.diagrams.ascii import render_ascii
+from sessions_app.diagrams.ascii import stamp_line
 from sessions_app.engine import messages
 from sessions_app.engine.consensus import apply_decided_edges, edge_question_open, edges_decided, positions_tally
 from sessions_app.engine.context import SessionContext
@@ -213,7 +213,7 @@ def _write_synthesis(
     if ctx.proposal is not None and ctx.proposal.diagram_version is not None:
         ascii_state = f"[CLUSTER-SESSION: {stamp}]\n{ctx.proposal.diagram_version.ascii.rstrip()}\n\nIntegration Focus: {session.title}"
     elif ctx.inventory.services:
-        ascii_state = render_ascii(ctx.inventory, focus=session.title, highlight_services=set(), timestamp=stamp)
+        ascii_state = f"{stamp_line(stamp)}\n{ctx.cluster_drawing(focus=session.title)}"
     else:
         ascii_state = "(no inventory imported)"
     text = messages.synthesis_message(

@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from sessions_app.diagrams.ascii import MAX_WIDTH, display_width, render_ascii, truncate
+from sessions_app.diagrams.ascii import MAX_WIDTH, display_width, render_ascii, stamp_line, truncate
 from sessions_app.diagrams.diff import side_by_side, unified_diff
 from teams_app.inventory.types import ParsedInventory
 from tests.teams_app.inventory.builders import clean_cluster, extended, make_inventory, svc
@@ -53,6 +53,13 @@ def test_seed_layout_header_boxes_and_focus() -> None:
         ("orders", "HTTP", "payment"),
         ("payment", "HTTP", "shipping"),
     }
+
+
+def test_a_drawing_stamped_afterwards_is_the_drawing_rendered_with_its_stamp() -> None:
+    # The synthesis draws a revision's cluster once and stamps each copy: the two must agree.
+    inv = make_inventory(["orders", "payment"], [("orders", "payment")])
+    stamp = "2025-06-01 10:00 UTC " + "x" * 200  # a stamp too long for one line is cut as the renderer cuts it
+    assert f"{stamp_line(stamp)}\n{render_ascii(inv, focus='refunds')}" == render_ascii(inv, focus="refunds", timestamp=stamp)
 
 
 def test_no_header_or_focus_unless_given_and_title_replaces_heading() -> None:
