@@ -72,8 +72,8 @@ class Publisher:
 
     def group_send_together(self, group: str, message: dict) -> None:
         """:meth:`group_send`, but messages to the same group queued one after another (the
-        events of one commit) go as one :data:`BATCH_MESSAGE`: one channel-layer message, and a
-        receiver that handles them at once."""
+        events of one commit, a session's streamed text) go as one :data:`BATCH_MESSAGE`: one
+        channel-layer message, and a receiver that handles them at once."""
         self.submit(_Together(group, message))
 
     @staticmethod

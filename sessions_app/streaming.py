@@ -15,7 +15,9 @@ TEXT_MESSAGE = "session.text"
 
 
 def text_streamed(*, session_id: int, contribution_id: int, at: int, text: str) -> None:
-    """Send ``text``, which starts at offset ``at`` (in characters) of the contribution's text."""
-    publisher.group_send(
+    """Send ``text``, which starts at offset ``at`` (in characters) of the contribution's text.
+    Frames of the session's calls queued together (a round's calls ending at once) go as one
+    channel-layer message."""
+    publisher.group_send_together(
         session_group(session_id), {"type": TEXT_MESSAGE, "contribution_id": contribution_id, "at": at, "text": text}
     )

@@ -18,7 +18,7 @@ from sessions_app.engine.dispatch import dispatcher, dispatcher_set
 from sessions_app.engine.runner import Claim, DeltaWriter, provider_name_for
 from sessions_app.events import session_group
 from sessions_app.models import Contribution, DesignSession, SessionEvent
-from sessions_app.publisher import publisher
+from sessions_app.publisher import BATCH_MESSAGE, publisher
 from sessions_app.streaming import TEXT_MESSAGE
 from sessions_app.tasks import CeleryDispatcher
 from teams_app.models import Project, Specialist, TeamTemplate
@@ -62,8 +62,10 @@ def test_streamed_text_is_coalesced_into_frames_off_the_log(run_engine, demo, mo
         frames = []
         while sum(len(f["text"]) for f in frames) < len(writer.text):
             message = await asyncio.wait_for(layer.receive(channel), timeout=5)
-            if message["type"] == TEXT_MESSAGE:  # (events of the session's start may still be going out)
-                frames.append(message)
+            # Frames queued together travel as one batch, read as the pages' feed reads it.
+            for one in message["messages"] if message["type"] == BATCH_MESSAGE else [message]:
+                if one["type"] == TEXT_MESSAGE:  # (events of the session's start may still be going out)
+                    frames.append(one)
         await layer.group_discard(session_group(session.pk), channel)
         return frames
 
@@ -78,6 +80,36 @@ def test_streamed_text_is_coalesced_into_frames_off_the_log(run_engine, demo, mo
     assert DesignSession.objects.get(pk=session.pk).last_seq == last_seq
     kept = sorted(set(saved), key=len)
     assert 2 <= len(kept) <= 4 and all(whole.startswith(t) for t in kept)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_text_of_calls_ending_together_goes_out_as_one_message(demo):
+    """A round's calls that end at once each send their last text frame: the frames queued
+    together reach the session's group as one batch, in order, not one message each."""
+    import threading
+
+    from sessions_app import streaming
+
+    session_id = 424_242
+    hold = threading.Event()
+
+    async def scenario() -> dict:
+        layer = get_channel_layer()
+        channel = await layer.new_channel()
+        await layer.group_add(session_group(session_id), channel)
+        publisher.submit(lambda loop: hold.wait(5), expires=False)  # the publisher is busy a moment
+        for cid in (1, 2, 3):
+            streaming.text_streamed(session_id=session_id, contribution_id=cid, at=0, text=f"end of call {cid}")
+        hold.set()
+        heard = await asyncio.wait_for(layer.receive(channel), timeout=5)
+        await layer.group_discard(session_group(session_id), channel)
+        return heard
+
+    heard = async_to_sync(scenario)()
+    assert heard["type"] == BATCH_MESSAGE
+    assert [(m["type"], m["contribution_id"], m["text"]) for m in heard["messages"]] == [
+        (TEXT_MESSAGE, cid, f"end of call {cid}") for cid in (1, 2, 3)
+    ]
 
 
 def test_saves_of_streamed_text_count_from_the_first_token_not_from_the_call(demo, monkeypatch):
