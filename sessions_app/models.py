@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
+from django.db.models import Q
 from django.urls import reverse
 
 from teams_app.models import PRD, InventoryRevision, Project, Specialist, TeamTemplate
@@ -194,10 +195,13 @@ class Contribution(models.Model):
     tries = models.PositiveSmallIntegerField(default=0)
     idempotency_key = models.CharField(max_length=120, unique=True, null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    # Stamped when a worker takes the call. Running without it: queued, the call handed to the
+    # queue with the round that opened it (its start announced then), no worker has it yet.
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
-    # Running: the lease, renewed by the call's heartbeat. Pending: when the sweeper next
-    # re-enqueues it if nobody claimed it (a lost message). Empty: not leased yet.
+    # Running: the lease, renewed by the call's heartbeat (queued: until when the message may
+    # wait). Pending: when the sweeper next re-enqueues it if nobody claimed it (a lost
+    # message). Empty: not leased yet.
     lease_expires_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
@@ -209,6 +213,17 @@ class Contribution(models.Model):
 
     def __str__(self) -> str:
         return f"{self.author_name} in {self.round}"
+
+    @property
+    def queued(self) -> bool:
+        """Handed to the queue with its start announced, not taken by a worker yet."""
+        return self.status == Contribution.Status.RUNNING and self.started_at is None
+
+
+CONTRIBUTION_QUEUED = Q(status=Contribution.Status.RUNNING, started_at__isnull=True)
+"""The contributions that are :attr:`Contribution.queued`."""
+CONTRIBUTION_WAITING = Q(status=Contribution.Status.PENDING) | CONTRIBUTION_QUEUED
+"""The contributions no worker has taken: pending or queued."""
 
 
 class Synthesis(models.Model):

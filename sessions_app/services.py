@@ -11,6 +11,7 @@ from sessions_app.engine import consensus, flow, gates, points, rounds, state
 from sessions_app.engine.context import SessionContext
 from sessions_app.engine.dispatch import dispatcher
 from sessions_app.models import (
+    CONTRIBUTION_WAITING,
     Contribution,
     DesignSession,
     KeyQuestion,
@@ -195,8 +196,8 @@ def session_set_budget(*, session: DesignSession, budget_tokens: int | None) -> 
 def session_cancel(*, session: DesignSession) -> DesignSession:
     session = state.session_lock(session.pk)
     _require_active(session)
-    pending = list(
-        Contribution.objects.filter(session=session, status=Contribution.Status.PENDING).order_by("pk").values_list("pk", "round_id")
+    pending = list(  # the calls no worker has taken yet: they never start
+        Contribution.objects.filter(CONTRIBUTION_WAITING, session=session).order_by("pk").values_list("pk", "round_id")
     )
     # One append and one message for the whole cancellation: pages get it as one burst.
     with events.events_gathered(session.pk):

@@ -1,8 +1,8 @@
 """Several specialist calls at once, in one process: the contributions a round opened together.
 
 The calls of a round are handed over in one message, so they start together instead of one
-message, one claim and one start event after another. Here they are claimed, and their
-started events appended, in one transaction; their calls run side by side on threads of
+message, one claim and one start event after another. Here they are claimed together (their
+started events came with the round); their calls run side by side on threads of
 this process, and their results recorded as they arrive: the results that arrived together in
 one transaction per session (:func:`runner.results_recording`), so a round's calls do not queue
 one by one on the session row's lock. That transaction is opened by the first result, while
@@ -25,7 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db import close_old_connections, connection, transaction
+from django.db import close_old_connections, connection
 
 from sessions_app.engine import runner
 from sessions_app.providers.base import ProviderResult
@@ -59,11 +59,11 @@ class _Outcome:
 
 
 def claim_many(ids: list[int], on_busy: OnBusy) -> list[runner.Claim]:
-    """Claim the contributions ``ids`` and append their started events, in one transaction;
+    """Claim the contributions ``ids``, each with its started event in the log (queued ones
+    have it from their round; a pending one's is appended with its claim, in one transaction);
     those another delivery holds go to ``on_busy``, those with nothing left to do are skipped.
     The calls then start with nothing else of this batch competing with them for the process."""
-    with transaction.atomic():
-        claims, busy = runner.claims_take(ids, record_start=True)
+    claims, busy = runner.claims_take(ids, record_start=True)
     for pk, retry_in in busy:
         on_busy(pk, retry_in)
     return claims

@@ -1,12 +1,18 @@
-"""Rounds: opening one with a pending contribution per addressed specialist, and its end.
+"""Rounds: opening one with a contribution per addressed specialist, and its end.
 
 A round is opened with the session row locked; its contributions are handed to the dispatcher,
-which sends them after commit. The contribution that settles last moves the round to
-synthesis (exactly once, by a conditional UPDATE).
+which sends them after commit. They are opened *queued* (running, with no start time yet): their
+started events are appended with the round, in its transaction, so the worker that takes them
+has only to stamp its start on them (:func:`~sessions_app.engine.runner.claims_take`), not to
+lock the session and append to its log while the round's calls wait. The contribution that
+settles last moves the round to synthesis (exactly once, by a conditional UPDATE).
 """
 
 from __future__ import annotations
 
+from datetime import timedelta
+
+from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
@@ -98,11 +104,23 @@ def open_round(
         ), attempt=1)
         for member in members
     ]
+    queued_until = timezone.now() + call_lease()  # the sweeper sends a call again that no worker took by then
+    for row in rows:
+        row.status, row.tries, row.lease_expires_at = Contribution.Status.RUNNING, 1, queued_until
     created = _insert_all(rows)
-    events.event_emit(session_id=session.pk, event=events.RoundProgress(round_id=rnd.pk, done=0, total=len(created)))
+    events.events_emit(session_id=session.pk, events=[
+        *(events.ContributionStarted(contribution_id=c.pk, round_id=rnd.pk) for c in created),
+        events.RoundProgress(round_id=rnd.pk, done=0, total=len(created)),
+    ])
     status_set(session, S.RUNNING)
     dispatcher().contributions([c.pk for c in created])
     return rnd
+
+
+def call_lease() -> timedelta:
+    """How long a call's claim holds without being renewed (``SPECIALIST_LEASE_SECONDS``), and
+    how long a queued call may wait for a worker before the sweeper sends it again."""
+    return timedelta(seconds=settings.SPECIALIST_LEASE_SECONDS)
 
 
 def _insert_all(rows: list[Contribution]) -> list[Contribution]:

@@ -1,4 +1,4 @@
-"""One specialist call, from a pending contribution to a finished or failed one.
+"""One specialist call, from a queued or pending contribution to a finished or failed one.
 
 The call itself runs outside any transaction; every state change around it is a short
 transaction that also records its event. A contribution is claimed with a short lease
@@ -7,6 +7,11 @@ frame renews it too. A delivery that finds a live lease is told to come back lat
 (:class:`Busy`), never dropped; once a lease has expired (its worker died) the next delivery
 takes over, and :func:`contributions_due` finds such contributions for the sweeper. The try
 number (``tries``) fences a call that outlived its lease: its late result is discarded.
+
+A round's calls are opened queued (:mod:`sessions_app.engine.rounds`): their try and their
+started events are written with the round, and the first delivery takes each by stamping its
+start time on it (one compare-and-set UPDATE, no transaction). Any other contribution (a re-run,
+a retry, one the sweeper sent again) is pending, and its claim appends its started event.
 """
 
 from __future__ import annotations
@@ -31,7 +36,8 @@ from sessions_app import events, streaming
 from sessions_app.engine import rounds, state, synthesis
 from sessions_app.engine.context import SessionContext
 from sessions_app.engine.flow import after_round
-from sessions_app.models import Contribution, DesignSession, KeyQuestion, Position, Round
+from sessions_app.engine.rounds import call_lease as _lease
+from sessions_app.models import CONTRIBUTION_WAITING, Contribution, DesignSession, KeyQuestion, Position, Round
 from sessions_app.providers import ProviderConfig, build_provider
 from sessions_app.providers.base import KeyQuestionBrief, ProviderError, ProviderRequest, ProviderResult, match_option
 from teams_app.models import Specialist
@@ -48,6 +54,7 @@ class Claim:
     round_id: int
     first_try: bool
     tries: int | None = None  # the try this claim took; None: whichever try is running
+    started: bool = False  # its started event is in the log already (with its round, or with the claim)
     # The row as claimed, with what the call needs (CONTRIBUTION_RELATED, SESSION_RELATED): read with the claim.
     contribution: Contribution | None = field(default=None, repr=False, compare=False)
 
@@ -58,10 +65,6 @@ class Busy(Exception):
     def __init__(self, retry_in: float) -> None:
         super().__init__(f"leased for another {retry_in:.1f} s")
         self.retry_in = retry_in
-
-
-def _lease() -> timedelta:
-    return timedelta(seconds=settings.SPECIALIST_LEASE_SECONDS)
 
 
 def provider_config() -> ProviderConfig:
@@ -112,7 +115,8 @@ def claim(contribution_id: int) -> Claim | None:
     together instead of one after another. (Cancelling takes the session row, then the
     contributions: a claim that loses that race finds its row changed and does nothing; one
     that wins is cancelled as a running call, whose result is then discarded.) The started
-    event is appended by the call's :class:`Heartbeat`, beside the call."""
+    event of a pending contribution is appended by the call's :class:`Heartbeat`, beside the
+    call; a queued one's is in the log already."""
     claims, busy = claims_take([contribution_id])
     if busy:
         raise Busy(busy[0][1])
@@ -125,27 +129,41 @@ def claims_take(ids: list[int], *, record_start: bool = False) -> tuple[list[Cla
 
     The rows are read in one query and their session once (a round's calls share it, with its
     inventory and PRD), then taken by one compare-and-set UPDATE per state they were read in
-    (usually one for the whole round). When another delivery changed some of them meanwhile,
-    the rows this UPDATE took are those that carry its start time.
+    (usually one for the whole round): a queued row by stamping its start time (it keeps the
+    try it was queued with), a pending one (or one whose lease expired) by starting its next
+    try. When another delivery changed some of them meanwhile, the rows this UPDATE took are
+    those that carry its start time. A round's queued calls are taken with no transaction and
+    no lock on the session row: a cancellation changes their status first, and the UPDATE
+    then finds nothing to take.
 
-    With ``record_start`` (a round's calls, claimed together), the started events are appended
-    in the same transaction: the session rows are locked first (the lock order of cancelling),
-    so a cancelled session's calls are never taken and a taken call is never shown as started
-    after its cancellation. Precondition: inside ``transaction.atomic``."""
+    With ``record_start`` (a round's calls, claimed together), the started events of the
+    pending ones are appended too, in one transaction with their claim: the session rows are
+    locked first (the lock order of cancelling), so a cancelled session's calls are never
+    taken and a taken call is never shown as started after its cancellation."""
     # Unordered: the model's ordering (round, then the round's session) would join the session
     # table into the query, and compiling that ordering costs as much as the rest of it.
     rows = Contribution.objects.filter(pk__in=ids).select_related(*CONTRIBUTION_RELATED).order_by().in_bulk()
     live = [rows[pk] for pk in ids if pk in rows and rows[pk].status not in (C.DONE, C.FAILED, C.CANCELLED)]
+    if not live:
+        return [], []
+    if record_start and not all(c.queued for c in live):
+        with transaction.atomic():
+            return _claims_take(ids, live, record_start=True)
+    return _claims_take(ids, live, record_start=False)
+
+
+def _claims_take(ids: list[int], live: list[Contribution], *, record_start: bool) -> tuple[list[Claim], list[tuple[int, float]]]:
     session_ids = sorted({c.session_id for c in live})
-    sessions = DesignSession.objects.select_related(*SESSION_RELATED)
+    sessions = DesignSession.objects.select_related(*SESSION_RELATED).order_by()  # (no ordering to compile)
     if record_start:  # locked as read, in id order (the lock order)
         sessions = sessions.select_for_update(of=("self",)).order_by("pk")
-    sessions = {s.pk: s for s in sessions.filter(pk__in=session_ids)} if live else {}
+    sessions = {s.pk: s for s in sessions.filter(pk__in=session_ids)}
     now = timezone.now()
     busy: list[tuple[int, float]] = []
-    wanted: dict[tuple[str, int], list[Contribution]] = {}
+    wanted: dict[tuple[bool, str, int], list[Contribution]] = {}
     for c in live:
-        if c.status == C.RUNNING and (left := _lease_left(c, now)) > 0:
+        queued = c.queued
+        if not queued and c.status == C.RUNNING and (left := _lease_left(c, now)) > 0:
             busy.append((c.pk, left + random.uniform(0.5, 1.5)))  # another delivery is working on it
             continue
         session = sessions.get(c.session_id)
@@ -155,14 +173,21 @@ def claims_take(ids: list[int], *, record_start: bool = False) -> tuple[list[Cla
             Contribution.objects.filter(pk=c.pk, status=c.status, tries=c.tries).update(status=C.CANCELLED)
             continue
         c.session = session
-        wanted.setdefault((c.status, c.tries), []).append(c)
+        wanted.setdefault((queued, c.status, c.tries), []).append(c)
     claims: list[Claim] = []
-    for (status, tries), group in wanted.items():
-        taken = {"status": C.RUNNING, "started_at": now, "tries": tries + 1, "text": "", "lease_expires_at": now + _lease()}
+    for (queued, status, tries), group in wanted.items():
         pks = [c.pk for c in group]
-        count = Contribution.objects.filter(pk__in=pks, status=status, tries=tries).update(**taken)
+        rows = Contribution.objects.filter(pk__in=pks, status=status, tries=tries)
+        if queued:  # stamped as taken; its try and its started event came with the round
+            taken = {"started_at": now, "lease_expires_at": now + _lease()}
+            count = rows.filter(started_at__isnull=True).update(**taken)
+            tried = tries
+        else:
+            taken = {"status": C.RUNNING, "started_at": now, "tries": tries + 1, "text": "", "lease_expires_at": now + _lease()}
+            count = rows.update(**taken)
+            tried = tries + 1
         mine = set(pks) if count == len(pks) else set(
-            Contribution.objects.filter(pk__in=pks, status=C.RUNNING, tries=tries + 1, started_at=now).values_list("pk", flat=True)
+            Contribution.objects.filter(pk__in=pks, status=C.RUNNING, tries=tried, started_at=now).values_list("pk", flat=True)
         )
         for c in group:
             if c.pk not in mine:
@@ -170,12 +195,15 @@ def claims_take(ids: list[int], *, record_start: bool = False) -> tuple[list[Cla
                 continue
             for name, value in taken.items():
                 setattr(c, name, value)
-            claims.append(Claim(c.pk, c.session_id, c.round_id, tries == 0, tries=c.tries, contribution=c))
+            claims.append(Claim(c.pk, c.session_id, c.round_id, tries == 0 or queued, tries=tried, started=queued, contribution=c))
     order = {pk: i for i, pk in enumerate(ids)}
     claims.sort(key=lambda c: order[c.contribution_id])
     if record_start:
         for session_id in session_ids:
-            _starts_append(session_id, [c for c in claims if c.session_id == session_id])
+            mine = [c for c in claims if c.session_id == session_id and not c.started]
+            _starts_append(session_id, mine)
+            for c in mine:
+                c.started = True
     return claims, busy
 
 
@@ -443,7 +471,7 @@ def execute(contribution_id: int) -> ProviderResult:
     if claim_ is None:
         raise _Skip()
     try:
-        with Heartbeat(claim_) as beat:
+        with Heartbeat(claim_, started=claim_.started) as beat:
             request, provider_name = build_request(claim_.contribution)
             result, latency_ms = call(claim_, request, provider_name, beat.started)
     except BaseException as exc:
@@ -721,7 +749,7 @@ def contributions_due(*, limit: int = 500) -> list[int]:
 
 def contributions_due_now(ids: list[int]) -> None:
     """Their messages could not be sent (the broker is down): the next sweep tries again."""
-    Contribution.objects.filter(pk__in=ids, status=C.PENDING).update(lease_expires_at=timezone.now())
+    Contribution.objects.filter(CONTRIBUTION_WAITING, pk__in=ids).update(lease_expires_at=timezone.now())
 
 
 def rounds_stalled(*, limit: int = 100) -> list[int]:

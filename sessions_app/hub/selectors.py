@@ -118,7 +118,7 @@ def hub_task_status(task: HubTask, answer: Contribution | None = None) -> str:
     if session.status == S.PAUSED_PRD:
         return "paused"
     answer = answer or _answer_contribution(session)
-    if answer is None or answer.status == Contribution.Status.PENDING:
+    if answer is None or answer.status == Contribution.Status.PENDING or answer.queued:
         return "queued"
     return "running"
 

@@ -118,7 +118,13 @@ def test_a_round_opens_its_calls_with_one_insert(session):
     assert len(calls) == len(rnd.addressed_to) > 1
     assert len(inserts) == 1
     assert [c.specialist_slug for c in calls] == rnd.addressed_to
-    assert all(c.status == Contribution.Status.PENDING and c.idempotency_key.endswith(":attempt:1") for c in calls)
+    assert all(c.idempotency_key.endswith(":attempt:1") for c in calls)
+    # Opened queued: the first try, leased for the wait in the queue, no worker's start time yet.
+    assert all(c.queued and c.tries == 1 and c.lease_expires_at is not None for c in calls)
+    # Their started events are in the round's transaction, after the round's and before its progress.
+    log = list(SessionEvent.objects.filter(session=session, seq__gt=0).order_by("seq").values_list("type", "payload"))
+    tail = [(t, p.get("contribution_id")) for t, p in log[-(len(calls) + 2):]]
+    assert tail == [("round.started", None), *(("contribution.started", c.pk) for c in calls), ("round.progress", None)]
 
 
 def test_the_step_after_a_round_appends_its_events_together(session):

@@ -23,13 +23,13 @@ REQ = "Add a subscriptions service that creates recurring orders through orders"
 
 @pytest.fixture
 def analysis(demo, settings):
-    """A running round of pending contributions whose messages were never sent (on-commit
+    """A running round of queued contributions whose messages were never sent (on-commit
     callbacks do not run inside the test's transaction)."""
     settings.SPECIALIST_LEASE_SECONDS = 30
     template = TeamTemplate.objects.get(slug="new-service-integration")
     session = services.session_start(project=demo, template=template, requirement=REQ, user=None, prd=demo.prds.get())
     rnd = session.rounds.get(kind="analysis")
-    assert rnd.status == Round.Status.RUNNING and rnd.contributions.filter(status=C.PENDING).count() == 6
+    assert rnd.status == Round.Status.RUNNING and sum(c.queued for c in rnd.contributions.all()) == 6
     return rnd
 
 
@@ -83,14 +83,17 @@ def test_results_that_arrive_together_are_recorded_together_each_fenced_by_its_t
     assert totals == (50, 25), "the usage of the five recorded results, none of the discarded one"
 
 def test_the_sweeper_finds_expired_leases_and_lost_messages_once(analysis):
-    running, lost, fresh, *_ = list(analysis.contributions.order_by("id"))
+    running, lost, fresh, rerun, *_ = list(analysis.contributions.order_by("id"))
     runner.claim(running.pk)
     age(running, lease_expires_at=timezone.now() - timedelta(seconds=1))
-    age(lost, created_at=timezone.now() - timedelta(seconds=31))
+    age(lost, lease_expires_at=timezone.now() - timedelta(seconds=1))  # queued, and no worker took it in time
+    # Pending as a re-run is opened (no lease, no try), and its message lost a lease ago.
+    age(rerun, status=C.PENDING, tries=0, lease_expires_at=None, created_at=timezone.now() - timedelta(seconds=31))
     due = runner.contributions_due()
-    assert sorted(due) == sorted([running.pk, lost.pk])
+    assert sorted(due) == sorted([running.pk, lost.pk, rerun.pk])
     assert fresh.pk not in due
     assert Contribution.objects.get(pk=running.pk).status == C.PENDING, "handed back for the next delivery"
+    assert Contribution.objects.get(pk=lost.pk).status == C.PENDING, "the next delivery starts its next try"
     assert runner.contributions_due() == [], "each is enqueued once per lease, not on every sweep"
     # A publish that failed (broker down) makes them due again at the next sweep.
     runner.contributions_due_now(due)
@@ -99,7 +102,7 @@ def test_the_sweeper_finds_expired_leases_and_lost_messages_once(analysis):
 
 def test_the_sweeper_leaves_cancelled_sessions_and_settled_rounds_alone(analysis):
     c = analysis.contributions.first()
-    age(c, created_at=timezone.now() - timedelta(minutes=5))
+    age(c, lease_expires_at=timezone.now() - timedelta(minutes=5))
     DesignSession.objects.filter(pk=analysis.session_id).update(status=DesignSession.Status.CANCELLED)
     assert runner.contributions_due() == []
     DesignSession.objects.filter(pk=analysis.session_id).update(status=DesignSession.Status.RUNNING)
@@ -123,7 +126,7 @@ def test_sweeps_run_lost_work_to_the_end(analysis, eager_celery, settings):
     first = analysis.contributions.first()
     runner.claim(first.pk)
     age(first, lease_expires_at=timezone.now() - timedelta(seconds=1))
-    analysis.contributions.exclude(pk=first.pk).update(created_at=timezone.now() - timedelta(minutes=1))
+    analysis.contributions.exclude(pk=first.pk).update(lease_expires_at=timezone.now() - timedelta(minutes=1))
     with _synthesis_failing():
         assert tasks.sweep()["contributions"] == 6
     assert not analysis.contributions.exclude(status=C.DONE).exists()
@@ -383,19 +386,63 @@ def test_a_batch_opens_its_results_transaction_while_the_last_calls_are_still_co
 
 
 def test_a_cancellation_is_appended_as_one_burst(analysis):
-    """Cancelling a session with a round of pending calls appends each call's cancellation, the
-    points it closes and the status in one INSERT, numbered in that order."""
+    """Cancelling a session with a round of queued calls appends each untaken call's
+    cancellation, the points it closes and the status in one INSERT, numbered in that order;
+    a call no worker had taken never starts, one a worker took is left to it."""
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
     session = DesignSession.objects.get(pk=analysis.session_id)
-    before = session.last_seq
-    pending = list(analysis.contributions.order_by("pk").values_list("pk", flat=True))
+    taken = runner.claim(analysis.contributions.order_by("pk").first().pk)
+    before = DesignSession.objects.get(pk=session.pk).last_seq
+    waiting = list(analysis.contributions.exclude(pk=taken.contribution_id).order_by("pk").values_list("pk", flat=True))
     with CaptureQueriesContext(connection) as queries:
         services.session_cancel(session=session)
     inserts = [q for q in queries if 'INSERT INTO "sessions_app_sessionevent"' in q["sql"]]
     assert len(inserts) == 1
     tail = list(analysis.session.events.filter(seq__gt=before).order_by("seq").values_list("type", "payload"))
-    assert [p["contribution_id"] for t, p in tail if t == "contribution.failed"] == pending
+    assert [p["contribution_id"] for t, p in tail if t == "contribution.failed"] == waiting
     assert tail[-1][0] == "status.changed" and tail[-1][1]["status"] == DesignSession.Status.CANCELLED
-    assert set(analysis.contributions.values_list("status", flat=True)) == {C.CANCELLED}
+    assert set(analysis.contributions.filter(pk__in=waiting).values_list("status", flat=True)) == {C.CANCELLED}
+    assert Contribution.objects.get(pk=taken.contribution_id).status == C.RUNNING
+    assert runner.claims_take(waiting, record_start=True) == ([], []), "a cancelled call is not taken"
+
+
+def test_a_rounds_queued_calls_are_taken_by_one_update_with_their_starts_already_in_the_log(analysis):
+    """A round's calls come queued, their starts appended with the round: the delivery takes
+    them by stamping its start on them (no transaction, no lock on the session, nothing appended);
+    a second delivery finds them taken."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    ids = list(analysis.contributions.order_by("pk").values_list("pk", flat=True))
+    before = DesignSession.objects.get(pk=analysis.session_id).last_seq
+    with CaptureQueriesContext(connection) as queries:
+        claims, busy = runner.claims_take(ids, record_start=True)
+    assert [c.contribution_id for c in claims] == ids and not busy
+    assert all(c.tries == 1 and c.started for c in claims)
+    sql = [q["sql"] for q in queries]
+    assert sum(s.startswith("UPDATE") for s in sql) == 1
+    assert not any("FOR UPDATE" in s or "SAVEPOINT" in s or "sessionevent" in s for s in sql)
+    assert DesignSession.objects.get(pk=analysis.session_id).last_seq == before, "their starts came with the round"
+    assert all(c.started_at is not None and not c.queued and c.tries == 1 for c in Contribution.objects.filter(pk__in=ids))
+    again, busy = runner.claims_take(ids, record_start=True)
+    assert again == [] and sorted(pk for pk, _ in busy) == sorted(ids)
+
+
+def test_a_pending_call_among_queued_ones_gets_its_start_appended_with_its_claim(analysis):
+    rerun, *queued = list(analysis.contributions.order_by("pk"))
+    age(rerun, status=C.PENDING, tries=0, lease_expires_at=None)  # as a re-run is opened
+    before = DesignSession.objects.get(pk=analysis.session_id).last_seq
+    claims, busy = runner.claims_take([rerun.pk, *(c.pk for c in queued)], record_start=True)
+    assert len(claims) == 1 + len(queued) and not busy and all(c.started for c in claims)
+    assert {c.contribution_id: c.tries for c in claims} == {rerun.pk: 1, **{c.pk: 1 for c in queued}}
+    appended = list(analysis.session.events.filter(seq__gt=before).values_list("type", "payload__contribution_id"))
+    assert appended == [("contribution.started", rerun.pk)]
+
+
+def test_a_queued_call_whose_message_could_not_be_sent_is_due_at_the_next_sweep(analysis):
+    c = analysis.contributions.first()
+    assert runner.contributions_due() == []
+    runner.contributions_due_now([c.pk])  # the broker was down at commit
+    assert runner.contributions_due() == [c.pk]

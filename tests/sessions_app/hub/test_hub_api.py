@@ -270,6 +270,12 @@ def test_a_task_still_running_has_no_report_yet(api):
     assert body["status"] == "queued"
     assert body["report"] is None and body["answer"] is None and body["cluster_view"] is None
     assert "Awaiting:" in body["continuation"]
+    # Queued until a worker takes the call, then running.
+    from sessions_app.engine import runner
+    from sessions_app.models import Contribution
+
+    runner.claim(Contribution.objects.get(session=HubTask.objects.get().session, author="specialist").pk)
+    assert api.get("/hub/tasks/T-1").json()["status"] == "running"
 
 
 def test_unknown_and_malformed_task_ids_are_404(api):
