@@ -150,11 +150,11 @@ def brief_build(*, requirement: str, prd_reference: str = "", prd_title: str = "
                 names = ", ".join(sorted({c.value for c in constraints if c.kind == "compliance"}))
                 conflicts.append(Conflict(kind="inventory", text=f"{names} is required, and {f.why} ({f.rule})."))
 
-    prd_only = [p for p, _ in catalogue.match(prd_text) if p.key not in keys]
+    prd_only = [p for p, _ in catalogue.match(prd_text) if p.key not in keys and not p.fallback]
     for p in prd_only:
         questions.append(f"The PRD also asks for {p.label.lower()}: is it part of this design?")
     if not capabilities:
-        known = ", ".join(p.label.lower() for p in catalogue.REGISTRY.values())
+        known = ", ".join(p.label.lower() for p in catalogue.REGISTRY.values() if not p.fallback)
         questions.insert(0, (
             "The rule-based designer's catalogue has no pattern for this requirement "
             f"(it knows: {known}). Which capability do you need, and which services and flows do you expect?"

@@ -135,6 +135,7 @@ class Pattern:
     label: str
     triggers: tuple[str, ...]  # regex fragments matched at word starts
     build: PatternFn
+    fallback: bool = False  # asked for only when no other pattern is
 
     def matches(self, text: str) -> list[str]:
         found: list[str] = []
@@ -149,14 +150,18 @@ class Pattern:
 REGISTRY: dict[str, Pattern] = {}
 
 
-def pattern(key: str, label: str, *triggers: str) -> Callable[[PatternFn], PatternFn]:
+def pattern(key: str, label: str, *triggers: str, fallback: bool = False) -> Callable[[PatternFn], PatternFn]:
     def register(fn: PatternFn) -> PatternFn:
-        REGISTRY[key] = Pattern(key=key, label=label, triggers=triggers, build=fn)
+        REGISTRY[key] = Pattern(key=key, label=label, triggers=triggers, build=fn, fallback=fallback)
         return fn
 
     return register
 
 
 def match(text: str) -> list[tuple[Pattern, list[str]]]:
-    """Patterns the text asks for, in catalogue order, with the words that matched."""
-    return [(p, words) for p in REGISTRY.values() if (words := p.matches(text))]
+    """Patterns the text asks for, in catalogue order, with the words that matched; then each
+    fallback pattern whose words no other matched pattern covers ("add a subscriptions service"
+    is the subscriptions pattern's, "add a loyalty service" is the fallback's)."""
+    found = [(p, words) for p in REGISTRY.values() if not p.fallback and (words := p.matches(text))]
+    fallbacks = [(p, words) for p in REGISTRY.values() if p.fallback and (words := p.matches(text))]
+    return found + [(p, words) for p, words in fallbacks if not any(q.matches(" ".join(words)) for q, _ in found)]

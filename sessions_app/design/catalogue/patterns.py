@@ -445,6 +445,83 @@ def reliability(cx: Cluster, facts: Facts) -> Draft:
     return d
 
 
+# "Add a loyalty points service that …": the words between the verb and "service" name it.
+_NAMED = re.compile(
+    r"\b(?:add|introduce|create|build|launch|set up|stand up)\w*\s+(?:an?\s+|the\s+)?"
+    r"((?:[a-z][a-z0-9]*[\s-]+){1,3}?)(?:micro)?service\b"
+)
+_NOT_A_NAME = {"a", "an", "the", "new", "small", "separate", "dedicated", "standalone", "simple", "own", "backend", "web", "micro"}
+_CLAUSE = re.compile(r"^\s*(?:that|which|to|for|so that)\s+(.+?)(?:[.;\n]|$)")
+_ASKS_FOR_CLIENTS = ("customer", "user", "client", "shopper", "member", "buyer", "lets ", "let ", "allow")
+
+
+def named_service(text: str) -> tuple[str, str, str] | None:
+    """(service name, its domain in words, what the requirement says it does) for a requirement
+    that names a service to add, or None."""
+    for m in _NAMED.finditer(text.lower()):
+        domain = [w for w in re.split(r"[\s-]+", m.group(1)) if w and w not in _NOT_A_NAME]
+        if domain:
+            clause = _CLAUSE.match(text[m.end():])
+            return "-".join(domain), " ".join(domain), clause.group(1).strip()[:160] if clause else ""
+    return None
+
+
+@pattern("named-service", "A service the requirement names", _NAMED.pattern[2:], fallback=True)
+def named(cx: Cluster, facts: Facts) -> Draft:
+    """A service outside the catalogue, which the requirement names ("a loyalty points service
+    that awards points for completed orders"): the service with a store of its own, the existing
+    services the requirement names as its partners, each reached the cluster's way (its
+    synchronous protocol, and its broker when it has one: the two become a key question), the
+    gateway when clients use it, and the plan of any new service. What the words cannot say
+    (its data, the events it needs) is asked of the USER."""
+    found = named_service(facts.text)
+    if found is None:
+        return Draft("named-service", "A service the requirement names")
+    name, domain, does = found
+    d = Draft("named-service", f"The {domain} service")
+    existing = cx.domain(domain.split()[0])
+    existing = existing if existing is not None and existing.kind == "service" else None
+    svc, new = (existing.name, False) if existing else (name, True)
+    responsibility = f"Owns {domain}" + (f": {does}" if does else " and its data")
+    d.service(svc, change="add" if new else "change", store=_store(cx, svc) if new else "", by=("integration", "dataflow"),
+              responsibility=responsibility)
+    if new:
+        d.new_services.append((svc, responsibility))
+        d.service(f"{svc}-db", change="add", kind="database", by=("dataflow",), responsibility=f"{cx.db_engine} database owned by {svc} only")
+        d.edge(svc, f"{svc}-db", protocol="SQL", purpose=f"{domain} data", by=("dataflow",))
+    d.owns(f"{domain} data", svc)
+    partners = _triggers(cx, facts, exclude=svc)
+    proto, mode = _async(cx)
+    for partner in partners:
+        d.edge(partner, svc, protocol=cx.sync_protocol, purpose=f"tell {svc} what happens in {partner}", by=("integration",))
+        if cx.broker:  # the same edge the cluster's other way: a key question, not a silent pick
+            d.edge(partner, svc, protocol=proto, mode=mode, purpose=f"{svc} consumes {partner}'s events from {cx.broker}", by=("dataflow",))
+    d.touches += partners
+    clients = cx.gateway and facts.has(*_ASKS_FOR_CLIENTS)
+    if clients:
+        d.edge(cx.gateway, svc, protocol=cx.sync_protocol, purpose=f"clients reach {domain} through {cx.gateway}", by=("integration", "security"))
+        d.risk(f"{svc} is reachable by clients: {cx.gateway} authenticates every request before it", by=("security",))
+    if partners:
+        d.risk(f"{svc} keeps its own record of what {', '.join(partners)} did: it must not double-count a retried or repeated event",
+               by=("dataflow",))
+        d.unknowns.append(
+            f"Which state changes of {', '.join(partners)} does {svc} need, and which data does it own apart from theirs?"
+        )
+    else:
+        d.unknowns.append(f"Which existing services does {svc} depend on, and which call it?")
+    if new:
+        shared = cx.shared_database_rule()
+        if shared:
+            d.questions.append(QuestionDraft(
+                f"{svc}.store", f"Does {svc} get its own database?",
+                [f"A separate {cx.db_engine} database owned by {svc}", f"A {svc} schema in the shared {cx.database}"],
+                {"dataflow": Ground(0, f"{cx.database} is already shared ({shared}); a new owner should not add to it", [shared])},
+            ))
+        service_plan(d, cx, facts, svc, new=True, callers=partners + ([cx.gateway] if clients else []), events=[])
+    d.checks.append(f"Does {svc} do what the requirement asks{': ' + does if does else ''}?")
+    return d
+
+
 def latency_ms(value: str) -> float | None:
     m = re.match(r"([\d.]+)\s*(ms|s)", value)
     if not m:

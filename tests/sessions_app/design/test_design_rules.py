@@ -100,6 +100,51 @@ def test_an_unknown_requirement_is_asked_not_guessed(shop):
     assert "no pattern for this requirement" in brief.questions[0]
 
 
+# -- a service outside the catalogue ---------------------------------------------------------
+
+LOYALTY = "Add a loyalty points service that awards points for completed orders and lets customers redeem them at checkout"
+
+
+def test_a_service_the_requirement_names_outside_the_catalogue_is_designed_on_the_cluster(shop):
+    brief, p = proposal_for(LOYALTY, shop)
+    assert [c.key for c in brief.capabilities] == ["named-service"]
+    assert [(n.name, n.exists) for n in brief.new_services] == [("loyalty-points", False)]
+    assert not any("no pattern for this requirement" in q for q in brief.questions)
+    assert any(q.startswith("Which state changes of orders does loyalty-points need") for q in brief.questions)
+    services = {s.name: s for s in p.services}
+    assert services["loyalty-points"].change == "add" and "awards points for completed orders" in services["loyalty-points"].responsibility
+    assert services["loyalty-points-db"].kind == "database"
+    edges = {(e.source, e.target): e for e in p.edges}
+    assert edges[("gateway", "loyalty-points")].protocol == "REST"  # customers use it: through the shop's gateway
+    assert ("orders", "loyalty-points") in edges  # the partner the requirement names
+    # The shop's two ways for the orders edge (REST, and its RabbitMQ) are a question for the team, not a pick.
+    drafts = drafts_for(brief, shop)
+    by_role = [(role, d.changes_for({role})) for d in drafts for role in ("integration", "dataflow")]
+    conflicts = merge(None, by_role).conflicts
+    assert [(c.source, c.target, sorted(e.protocol for e, _ in c.variants)) for c in conflicts] == [
+        ("orders", "loyalty-points", ["AMQP", "REST"])
+    ]
+    assert {t.key for t in drafts[0].tasks} >= {"contracts:loyalty-points", "container:loyalty-points", "review:loyalty-points"}
+
+
+def test_a_named_service_follows_its_input_and_its_cluster(shop, boutique):
+    _b, other = proposal_for("Add a gift registry service for customers' carts", shop)
+    assert {s.name for s in other.services} == {"gift-registry", "gift-registry-db"}
+    assert {(e.source, e.target) for e in other.edges} >= {("cart", "gift-registry"), ("gateway", "gift-registry")}
+    # An inventory that already runs the service: the design changes it instead of adding a second one.
+    brief, existing = proposal_for("Add a recommendations service that suggests products to shoppers", boutique)
+    assert [(n.name, n.exists) for n in brief.new_services] == [("recommendationservice", True)]
+    assert {s.name: s.change for s in existing.services} == {"recommendationservice": "change"}
+
+
+def test_a_catalogue_pattern_keeps_its_own_service_and_the_fallback_adds_only_what_it_does_not_cover(shop):
+    brief, _p = proposal_for("Add a subscriptions service that creates recurring orders", shop)
+    assert [c.key for c in brief.capabilities] == ["subscriptions"]
+    brief, p = proposal_for("Add a loyalty points service that sends customers an email when they earn points", shop)
+    assert [c.key for c in brief.capabilities] == ["notifications", "named-service"]
+    assert {"loyalty-points", "notifications"} <= {s.name for s in p.services}
+
+
 # -- proposals on three inventories --------------------------------------------------------
 
 

@@ -172,3 +172,17 @@ def test_the_checklist_follows_a_changed_proposal(run_engine, at_design_gate, po
     latest = s.proposals.order_by("-version").first()
     assert f"## Approved proposal (v{latest.version})" in s.report
     assert "subscriptions-db" in str(latest.content["services"])
+
+
+def test_a_requirement_outside_the_catalogue_still_ends_in_a_design(run_engine, demo):
+    """A service the catalogue does not know, named by the requirement: the rule-based team
+    designs it on the demo's cluster, and puts to the product owner what it cannot decide."""
+    template = TeamTemplate.objects.get(slug="new-service-integration")
+    requirement = "Add a loyalty points service that awards points for completed orders and lets customers redeem them at checkout"
+    session = run_engine(services.session_start, project=demo, template=template, requirement=requirement, user=None, prd=demo.prds.get())
+    v1 = DesignProposal.objects.get(session=session, version=1)
+    assert {x["name"]: x["change"] for x in v1.content["services"]} == {"loyalty-points": "add", "loyalty-points-db": "add"}
+    assert {("gateway", "loyalty-points"), ("orders", "loyalty-points")} <= {(e["source"], e["target"]) for e in v1.content["edges"]}
+    disputed = session.key_questions.get(text__startswith="How should orders talk to loyalty-points?")
+    assert disputed.state == "conflict" and len(disputed.options) == 2
+    assert DesignSession.objects.get(pk=session.pk).status == DesignSession.Status.AWAITING_USER
