@@ -21,6 +21,25 @@ def _store(cx: Cluster, service: str) -> str:
     return f"{service}-db ({cx.db_engine})"
 
 
+def _own_database(d: Draft, cx: Cluster, svc: str, *, holds: str) -> None:
+    """A new service's database, in the cluster's engine, which only it reaches."""
+    d.service(f"{svc}-db", change="add", kind="database", by=("dataflow",), responsibility=f"{cx.db_engine} database owned by {svc} only")
+    d.edge(svc, f"{svc}-db", protocol="SQL", purpose=holds, by=("dataflow",))
+
+
+def _own_database_question(d: Draft, cx: Cluster, svc: str, key: str, **grounds: Ground) -> None:
+    """When the cluster's database is already shared (a rule found it): does the new service get
+    one of its own? Data flow favours its own; ``grounds`` add the other roles' reasons."""
+    shared = cx.shared_database_rule()
+    if not shared:
+        return
+    d.questions.append(QuestionDraft(
+        key, f"Does {svc} get its own database?",
+        [f"A separate {cx.db_engine} database owned by {svc}", f"A {svc} schema in the shared {cx.database}"],
+        {"dataflow": Ground(0, f"{cx.database} is already shared ({shared}); a new owner should not add to it", [shared]), **grounds},
+    ))
+
+
 def _async(cx: Cluster) -> tuple[str, str]:
     """(protocol, mode) for events: the cluster's broker, else plain async."""
     return (cx.broker_protocol or "events", "async")
@@ -185,9 +204,7 @@ def subscriptions(cx: Cluster, facts: Facts) -> Draft:
               responsibility="Owns subscriptions (plan, cadence, next cycle, status) and starts each renewal cycle")
     if not existing:
         d.new_services.append((svc, "Subscriptions: cadence, renewals, pause/skip/cancel"))
-        d.service(f"{svc}-db", change="add", kind="database", by=("dataflow",),
-                  responsibility=f"{cx.db_engine} database owned by {svc} only")
-        d.edge(svc, f"{svc}-db", protocol="SQL", purpose="subscriptions and their cycles", by=("dataflow",))
+        _own_database(d, cx, svc, holds="subscriptions and their cycles")
     d.edge(svc, orders, protocol=cx.sync_protocol, purpose="create the order of each cycle", by=("integration",))
     d.edge(svc, payments_svc, protocol=cx.sync_protocol, purpose="charge the saved payment method", by=("integration",))
     if cx.broker:
@@ -205,13 +222,9 @@ def subscriptions(cx: Cluster, facts: Facts) -> Draft:
         "subscriptions.renewals", "What drives renewals?",
         [f"A scheduler inside {svc} that starts each cycle", f"{provider} subscriptions, with {svc} following their webhooks"], g,
     ))
-    shared = cx.shared_database_rule()
-    if shared and not existing:
-        d.questions.append(QuestionDraft(
-            "subscriptions.store", f"Does {svc} get its own database?",
-            [f"A separate {cx.db_engine} database owned by {svc}", f"A {svc} schema in the shared {cx.database}"],
-            {"dataflow": Ground(0, f"{cx.database} is already shared ({shared}); a new owner should not add to it", [shared]),
-             "performance": Ground(0, f"renewal runs are batch load; a store of its own keeps them off the shared {cx.database}", [shared])},
+    if not existing:
+        _own_database_question(d, cx, svc, "subscriptions.store", performance=Ground(
+            0, f"renewal runs are batch load; a store of its own keeps them off the shared {cx.database}", [cx.shared_database_rule()],
         ))
     service_plan(d, cx, facts, svc, new=not existing, callers=[x for x in (orders, payments_svc) if x],
                  events=["subscription.renewed", "subscription.paused"])
@@ -487,15 +500,14 @@ def named(cx: Cluster, facts: Facts) -> Draft:
               responsibility=responsibility)
     if new:
         d.new_services.append((svc, responsibility))
-        d.service(f"{svc}-db", change="add", kind="database", by=("dataflow",), responsibility=f"{cx.db_engine} database owned by {svc} only")
-        d.edge(svc, f"{svc}-db", protocol="SQL", purpose=f"{domain} data", by=("dataflow",))
+        _own_database(d, cx, svc, holds=f"{domain} data")
     d.owns(f"{domain} data", svc)
     partners = _triggers(cx, facts, exclude=svc)
     proto, mode = _async(cx)
     for partner in partners:
         d.edge(partner, svc, protocol=cx.sync_protocol, purpose=f"tell {svc} what happens in {partner}", by=("integration",))
         if cx.broker:  # the same edge the cluster's other way: a key question, not a silent pick
-            d.edge(partner, svc, protocol=proto, mode=mode, purpose=f"{svc} consumes {partner}'s events from {cx.broker}", by=("dataflow",))
+            d.edge(partner, svc, protocol=proto, mode=mode, purpose=f"{svc} consumes the events of {partner} from {cx.broker}", by=("dataflow",))
     d.touches += partners
     clients = cx.gateway and facts.has(*_ASKS_FOR_CLIENTS)
     if clients:
@@ -510,13 +522,7 @@ def named(cx: Cluster, facts: Facts) -> Draft:
     else:
         d.unknowns.append(f"Which existing services does {svc} depend on, and which call it?")
     if new:
-        shared = cx.shared_database_rule()
-        if shared:
-            d.questions.append(QuestionDraft(
-                f"{svc}.store", f"Does {svc} get its own database?",
-                [f"A separate {cx.db_engine} database owned by {svc}", f"A {svc} schema in the shared {cx.database}"],
-                {"dataflow": Ground(0, f"{cx.database} is already shared ({shared}); a new owner should not add to it", [shared])},
-            ))
+        _own_database_question(d, cx, svc, f"{svc}.store")
         service_plan(d, cx, facts, svc, new=True, callers=partners + ([cx.gateway] if clients else []), events=[])
     d.checks.append(f"Does {svc} do what the requirement asks{': ' + does if does else ''}?")
     return d

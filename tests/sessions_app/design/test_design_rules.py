@@ -125,6 +125,9 @@ def test_a_service_the_requirement_names_outside_the_catalogue_is_designed_on_th
         ("orders", "loyalty-points", ["AMQP", "REST"])
     ]
     assert {t.key for t in drafts[0].tasks} >= {"contracts:loyalty-points", "container:loyalty-points", "review:loyalty-points"}
+    # The shop's postgres is already shared (a rule found it): whether the new service gets its own is asked.
+    store = next(q for q in drafts[0].questions if q.key == "loyalty-points.store")
+    assert store.options[0].startswith("A separate") and store.grounds["dataflow"].option == 0
 
 
 def test_a_named_service_follows_its_input_and_its_cluster(shop, boutique):
