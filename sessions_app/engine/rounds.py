@@ -10,7 +10,7 @@ settles last moves the round to synthesis (exactly once, by a conditional UPDATE
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import connection
@@ -91,6 +91,7 @@ def open_round(
     events.event_emit(session_id=session.pk, event=events.RoundStarted(round_id=rnd.pk))
     involved = ctx.involved_services
     cluster_state, patterns = ctx.cluster_line(), ctx.patterns_line()
+    queued_until = timezone.now() + call_lease()  # the sweeper sends a call again that no worker took by then
     rows = [
         _pending(session, rnd, member, messages.deployment_brief(
             agent=member["name"],
@@ -101,12 +102,9 @@ def open_round(
             patterns=patterns,
             integrate_with=involved,
             report=report,
-        ), attempt=1)
+        ), attempt=1, queued_until=queued_until)
         for member in members
     ]
-    queued_until = timezone.now() + call_lease()  # the sweeper sends a call again that no worker took by then
-    for row in rows:
-        row.status, row.tries, row.lease_expires_at = Contribution.Status.RUNNING, 1, queued_until
     created = _insert_all(rows)
     events.events_emit(session_id=session.pk, events=[
         *(events.ContributionStarted(contribution_id=c.pk, round_id=rnd.pk) for c in created),
@@ -139,13 +137,18 @@ def contribution_pending(session: DesignSession, rnd: Round, member: dict, brief
     return contribution
 
 
-def _pending(session: DesignSession, rnd: Round, member: dict, brief: str, *, attempt: int) -> Contribution:
-    """A pending contribution of ``member`` to ``rnd``, not saved yet."""
+def _pending(
+    session: DesignSession, rnd: Round, member: dict, brief: str, *, attempt: int, queued_until: datetime | None = None
+) -> Contribution:
+    """A pending contribution of ``member`` to ``rnd``, not saved yet; with ``queued_until``,
+    queued instead: running on its first try, its wait in the queue leased until then."""
+    queued = queued_until is not None
     return Contribution(
         session=session, round=rnd, author=Contribution.Author.SPECIALIST,
         specialist_id=member.get("specialist_id"), specialist_slug=member["specialist"],
         author_name=member["name"], color=member.get("color", ""), brief=brief,
-        status=Contribution.Status.PENDING, attempt=attempt,
+        status=Contribution.Status.RUNNING if queued else Contribution.Status.PENDING, attempt=attempt,
+        tries=1 if queued else 0, lease_expires_at=queued_until,
         idempotency_key=f"round:{rnd.pk}:{member['specialist']}:attempt:{attempt}",
     )
 

@@ -52,7 +52,6 @@ class Claim:
     contribution_id: int
     session_id: int
     round_id: int
-    first_try: bool
     tries: int | None = None  # the try this claim took; None: whichever try is running
     started: bool = False  # its started event is in the log already (with its round, or with the claim)
     # The row as claimed, with what the call needs (CONTRIBUTION_RELATED, SESSION_RELATED): read with the claim.
@@ -195,7 +194,7 @@ def _claims_take(ids: list[int], live: list[Contribution], *, record_start: bool
                 continue
             for name, value in taken.items():
                 setattr(c, name, value)
-            claims.append(Claim(c.pk, c.session_id, c.round_id, tries == 0 or queued, tries=tried, started=queued, contribution=c))
+            claims.append(Claim(c.pk, c.session_id, c.round_id, tries=tried, started=queued, contribution=c))
     order = {pk: i for i, pk in enumerate(ids)}
     claims.sort(key=lambda c: order[c.contribution_id])
     if record_start:

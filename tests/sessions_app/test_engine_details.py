@@ -44,7 +44,7 @@ def test_streamed_text_is_coalesced_into_frames_off_the_log(run_engine, demo, mo
     last_seq = DesignSession.objects.get(pk=session.pk).last_seq
     clock = {"t": 0.0}
     monkeypatch.setattr("sessions_app.engine.runner.time", SimpleNamespace(monotonic=lambda: clock["t"]))
-    writer = DeltaWriter(Claim(c.pk, session.pk, c.round_id, True), frame_ms=50, save_ms=200)
+    writer = DeltaWriter(Claim(c.pk, session.pk, c.round_id), frame_ms=50, save_ms=200)
     saved: list[str] = []
 
     def stream() -> None:
@@ -123,7 +123,7 @@ def test_saves_of_streamed_text_count_from_the_first_token_not_from_the_call(dem
     monkeypatch.setattr("sessions_app.engine.runner.streaming", SimpleNamespace(text_streamed=lambda **_kw: None))
     clock = {"t": 0.0}
     monkeypatch.setattr("sessions_app.engine.runner.time", SimpleNamespace(monotonic=lambda: clock["t"]))
-    writer = DeltaWriter(Claim(c.pk, session.pk, c.round_id, True), frame_ms=50, save_ms=1000)
+    writer = DeltaWriter(Claim(c.pk, session.pk, c.round_id), frame_ms=50, save_ms=1000)
     clock["t"] = 3.0  # the model thinks for 3 s, then answers in 0.5 s
     for i in range(10):
         clock["t"] = 3.0 + i * 0.05
