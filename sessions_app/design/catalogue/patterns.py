@@ -458,12 +458,13 @@ def reliability(cx: Cluster, facts: Facts) -> Draft:
     return d
 
 
-# "Add a loyalty points service that …": the words between the verb and "service" name it.
+# "Add a loyalty points service that …": the words between the verb and "service" name it;
+# "add a new service" names none (its first word is one that says what kind, not what for).
+_NOT_A_NAME = ("a", "an", "the", "new", "small", "separate", "dedicated", "standalone", "simple", "own", "backend", "web", "micro")
 _NAMED = re.compile(
     r"\b(?:add|introduce|create|build|launch|set up|stand up)\w*\s+(?:an?\s+|the\s+)?"
-    r"((?:[a-z][a-z0-9]*[\s-]+){1,3}?)(?:micro)?service\b"
+    rf"(?:(?:{'|'.join(_NOT_A_NAME)})\s+)*((?!(?:{'|'.join(_NOT_A_NAME)})\b)(?:[a-z][a-z0-9]*[\s-]+){{1,3}}?)(?:micro)?service\b"
 )
-_NOT_A_NAME = {"a", "an", "the", "new", "small", "separate", "dedicated", "standalone", "simple", "own", "backend", "web", "micro"}
 _CLAUSE = re.compile(r"^\s*(?:that|which|to|for|so that)\s+(.+?)(?:[.;\n]|$)")
 _ASKS_FOR_CLIENTS = ("customer", "user", "client", "shopper", "member", "buyer", "lets ", "let ", "allow")
 

@@ -98,6 +98,10 @@ def test_an_unknown_requirement_is_asked_not_guessed(shop):
     brief, proposal = proposal_for("Make the quarterly planning meeting shorter", shop)
     assert brief.capabilities == [] and proposal.is_empty()
     assert "no pattern for this requirement" in brief.questions[0]
+    # "A new service" says what kind, not what for: it names nothing to design.
+    brief, proposal = proposal_for("Add a new service that tracks shipments for customers", shop)
+    assert brief.capabilities == [] and proposal.is_empty()
+    assert "no pattern for this requirement" in brief.questions[0]
 
 
 # -- a service outside the catalogue ---------------------------------------------------------
