@@ -112,7 +112,7 @@ def _record_next(
     session_id = first.claim.session_id
     arrived, mine = [first], []
     try:
-        with runner.results_recording(session_id, rounds[session_id]) as record:
+        with runner.results_recording(session_id, rounds[session_id], known=first.claim.contribution.session) as record:
             arrived = _arrivals(outcomes, running, first)
             mine = [o for o in arrived if o.error is None and o.claim.session_id == session_id]
             if record is not None:
@@ -177,7 +177,10 @@ def _record(arrived: list[_Outcome], on_error: OnError) -> None:
 
 def _finished(arrived: list[_Outcome]) -> list[runner.Finished]:
     return [
-        runner.Finished(o.claim.contribution_id, o.result, o.latency_ms, o.claim.tries, o.claim.session_id, o.claim.round_id)
+        runner.Finished(
+            o.claim.contribution_id, o.result, o.latency_ms, o.claim.tries, o.claim.session_id, o.claim.round_id,
+            session=o.claim.contribution.session,
+        )
         for o in arrived
     ]
 

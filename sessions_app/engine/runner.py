@@ -153,7 +153,7 @@ def claims_take(ids: list[int], *, record_start: bool = False) -> tuple[list[Cla
 
 def _claims_take(ids: list[int], live: list[Contribution], *, record_start: bool) -> tuple[list[Claim], list[tuple[int, float]]]:
     session_ids = sorted({c.session_id for c in live})
-    sessions = DesignSession.objects.select_related(*SESSION_RELATED).order_by()  # (no ordering to compile)
+    sessions = DesignSession.objects.select_related(*state.SESSION_RELATED).order_by()  # (no ordering to compile)
     if record_start:  # locked as read, in id order (the lock order)
         sessions = sessions.select_for_update(of=("self",)).order_by("pk")
     sessions = {s.pk: s for s in sessions.filter(pk__in=session_ids)}
@@ -459,8 +459,7 @@ class DeltaWriter:
 
 
 CONTRIBUTION_RELATED = ("round", "specialist")
-SESSION_RELATED = ("project", "prd", "inventory_revision", "template")
-"""What a call needs besides its row: read with the claim, the session once for all its calls."""
+"""What a call needs besides its row: read with the claim, its session (with ``SESSION_RELATED``) once for all its calls."""
 
 
 def execute(contribution_id: int) -> ProviderResult:
@@ -476,7 +475,7 @@ def execute(contribution_id: int) -> ProviderResult:
     except BaseException as exc:
         exc.tries = claim_.tries  # lets the caller's fail/release touch only this try
         raise
-    finish(contribution_id, result, latency_ms, tries=claim_.tries)
+    finish_many([Finished(contribution_id, result, latency_ms, claim_.tries, session=claim_.contribution.session)])
     return result
 
 
@@ -506,6 +505,8 @@ class Finished:
     tries: int | None = None
     session_id: int | None = None  # read from the contribution when not given (with round_id)
     round_id: int | None = None
+    # The session as the call's claim read it (with SESSION_RELATED), when the caller has it.
+    session: DesignSession | None = field(default=None, repr=False, compare=False)
 
 
 def finish(contribution_id: int, result: ProviderResult, latency_ms: int, *, tries: int | None = None) -> None:
@@ -531,7 +532,8 @@ def finish_many(results: list[Finished]) -> None:
 
 
 def _finish_in_session(session_id: int, results: list[Finished]) -> None:
-    with results_recording(session_id, {r.round_id for r in results}) as record:
+    known = next((r.session for r in results if r.session is not None), None)
+    with results_recording(session_id, {r.round_id for r in results}, known=known) as record:
         if record is not None:
             record(results)
 
@@ -540,17 +542,18 @@ Record = Callable[[list[Finished]], None]
 
 
 @contextmanager
-def results_recording(session_id: int, round_ids: set[int]) -> Iterator[Record | None]:
+def results_recording(session_id: int, round_ids: set[int], *, known: DesignSession | None = None) -> Iterator[Record | None]:
     """The transaction of :func:`finish_many` for one session, which can be opened before its
     results are all there: on entry it locks the session row and reads (and locks) the
     contributions of ``round_ids``; the function it yields records results of those rounds
     (fenced by their tries), once; the transaction commits on exit. Yields None when the
-    session is gone (deleted with its contributions: nothing to record)."""
+    session is gone (deleted with its contributions: nothing to record). ``known``: the session
+    as the calls' claim read it, whose related rows are used again (:func:`state.session_lock`)."""
     with transaction.atomic():
         # The whole row, not only its lock: a round these results complete is synthesized in
         # this transaction, from it.
         try:
-            session = state.session_lock(session_id)
+            session = state.session_lock(session_id, known=known)
         except DesignSession.DoesNotExist:
             yield None
             return

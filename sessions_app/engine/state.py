@@ -16,14 +16,24 @@ from sessions_app.engine.checklist import gate_state
 from sessions_app.engine.context import SessionContext
 from sessions_app.models import Contribution, DesignSession, Round
 
+SESSION_RELATED = ("project", "prd", "inventory_revision", "template")
+"""The rows a session's engine work reads with it."""
 
-def session_lock(session_id: int) -> DesignSession:
-    """The session row, locked until the transaction ends. Precondition: inside ``transaction.atomic``."""
-    return (
-        DesignSession.objects.select_for_update(of=("self",))
-        .select_related("project", "prd", "inventory_revision", "template")
-        .get(pk=session_id)
-    )
+
+def session_lock(session_id: int, *, known: DesignSession | None = None) -> DesignSession:
+    """The session row, locked until the transaction ends, with its ``SESSION_RELATED`` rows.
+    ``known``: a copy of the session this process read a moment ago with those rows (a round's
+    claim): the row alone is read again, and each related row the locked row still points at is
+    taken from the copy (as the round's calls saw it) instead of being joined in again.
+    Precondition: inside ``transaction.atomic``."""
+    if known is None or known.pk != session_id:
+        return DesignSession.objects.select_for_update(of=("self",)).select_related(*SESSION_RELATED).get(pk=session_id)
+    session = DesignSession.objects.select_for_update().get(pk=session_id)
+    for name in SESSION_RELATED:
+        field = DesignSession._meta.get_field(name)
+        if field.is_cached(known) and getattr(session, field.attname) == getattr(known, field.attname):
+            field.set_cached_value(session, field.get_cached_value(known))
+    return session
 
 
 def session_hold(session_id: int) -> None:

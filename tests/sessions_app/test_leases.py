@@ -365,7 +365,7 @@ def test_a_batch_opens_its_results_transaction_while_the_last_calls_are_still_co
     assert claims and not busy
     locked: list[float] = []
     real_lock = state.session_lock
-    monkeypatch.setattr(state, "session_lock", lambda pk: locked.append(time.monotonic()) or real_lock(pk))
+    monkeypatch.setattr(state, "session_lock", lambda pk, **kw: locked.append(time.monotonic()) or real_lock(pk, **kw))
     answer = ProviderResult(text="An answer.", provider="openai", model="m")
     outcomes: queue.SimpleQueue = queue.SimpleQueue()
     outcomes.put(batch._Outcome(claims[0], result=answer, latency_ms=10))
@@ -446,3 +446,42 @@ def test_a_queued_call_whose_message_could_not_be_sent_is_due_at_the_next_sweep(
     assert runner.contributions_due() == []
     runner.contributions_due_now([c.pk])  # the broker was down at commit
     assert runner.contributions_due() == [c.pk]
+
+
+def test_a_round_s_results_reuse_the_related_rows_its_claim_read(analysis):
+    """The results' transaction locks the session row alone and takes its project, PRD and
+    inventory revision from the session as the claim read them: no join, and the synthesis is
+    written from them."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    claims, _ = runner.claims_take([c.pk for c in analysis.contributions.order_by("pk")])
+    answer = ProviderResult(text="An answer.", provider="openai", model="m")
+    results = [
+        runner.Finished(c.contribution_id, answer, 10, c.tries, c.session_id, c.round_id, session=c.contribution.session)
+        for c in claims
+    ]
+    with CaptureQueriesContext(connection) as queries:
+        runner.finish_many(results)
+    locks = [q["sql"] for q in queries if "FOR UPDATE" in q["sql"] and 'FROM "sessions_app_designsession"' in q["sql"]]
+    assert len(locks) == 1 and "JOIN" not in locks[0], locks
+    assert not any('FROM "teams_app_project"' in q["sql"] or 'FROM "teams_app_prd"' in q["sql"] for q in queries)
+    assert Round.objects.get(pk=analysis.pk).status == Round.Status.DONE
+    assert Synthesis.objects.filter(round=analysis).exists()
+
+
+def test_a_related_row_the_session_no_longer_points_at_is_read_again(analysis, demo):
+    """A copy whose PRD is not the one the locked row points at (it was switched meanwhile)
+    lends only what still matches: the new PRD is read from the database."""
+    from django.db import transaction
+
+    from sessions_app.engine import state
+    from teams_app.models import PRD
+
+    session = DesignSession.objects.select_related(*state.SESSION_RELATED).get(pk=analysis.session_id)
+    other = PRD.objects.create(project=session.project, reference="PRD-999", title="Another PRD", body="Other body.")
+    DesignSession.objects.filter(pk=session.pk).update(prd=other)
+    with transaction.atomic():
+        locked = state.session_lock(session.pk, known=session)
+        assert locked.project is session.project  # still the same row: the copy's object
+        assert locked.prd.pk == other.pk and locked.prd.title == "Another PRD"
