@@ -435,6 +435,14 @@ class DeltaWriter:
         if time.monotonic() - self.last_flush >= self.frame:
             self.flush()
 
+    def taken(self) -> None:
+        """The call starts: an empty part of its text tells the pages, whose card of a queued
+        call then turns from waiting to working (a card rendered from the database knows it
+        already). Sent before any text of the call, so it never shortens what was streamed; not
+        sent while the card is not on the pages yet (its started event renders it working)."""
+        if self.started is None or self.started.is_set():
+            streaming.text_streamed(session_id=self.claim.session_id, contribution_id=self.claim.contribution_id, at=0, text="")
+
     def flush(self, *, last: bool = False) -> None:
         if self.started is not None and not self.started.is_set() and not last:
             return  # the card is not on the pages yet: keep the text until it is
@@ -483,6 +491,7 @@ def call(claim_: Claim, request: ProviderRequest, provider_name: str, started: t
     """The specialist call itself, streaming its text once the start is recorded (``started``).
     Returns the result and the call's latency in ms."""
     writer = DeltaWriter(claim_, settings.MAESTRO_DELTA_FRAME_MS, settings.MAESTRO_STREAM_SAVE_MS, started)
+    writer.taken()
     begun = time.monotonic()
     result = _provider(provider_name, provider_config()).run(request, writer)
     latency_ms = int((time.monotonic() - begun) * 1000)

@@ -26,6 +26,17 @@
   // (a stream sent again after a reconnect never doubles), and text for a card that is not on
   // the page yet is skipped (the card brings the text it has when it arrives).
   const TEXT_FRAME = '<div hx-swap-oob="beforeend:#text-';
+  // A card of a queued call reads "Waiting" until a worker takes the call, which the call's
+  // first part (empty when no text has come yet) says: from then on it reads as running.
+  function taken(card) {
+    if (!card) return;
+    card.classList.remove("queued");
+    const label = card.querySelector(".cstatus[data-taken]");
+    if (label) {
+      label.textContent = label.dataset.taken;
+      label.removeAttribute("title");
+    }
+  }
   function chars(text) { return Array.from(text); }
   function applyText(frame) {
     const holder = document.createElement("template");
@@ -34,6 +45,7 @@
       const oob = part.getAttribute("hx-swap-oob") || "";
       const target = document.getElementById(oob.slice("beforeend:#".length));
       if (!target || !target.classList.contains("stream")) return;
+      taken(target.closest("article.contrib.queued"));
       const at = parseInt(part.getAttribute("data-at"), 10);
       const shown = parseInt(target.dataset.len || "0", 10) || 0;
       const text = chars(part.textContent || "");

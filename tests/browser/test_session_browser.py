@@ -91,6 +91,15 @@ def test_architect_watches_a_session_unfold_live(demo, member, browser, start_wo
     assert session_row(pk).status == DesignSession.Status.RUNNING
     waiting = page.texts(".contrib-specialist")
     assert len(waiting) == 6 and not any("rule-based analysis" in t for t in waiting), waiting  # no worker yet
+    assert page.texts(".contrib-specialist .cstatus") == ["Waiting"] * 6  # queued: no worker has them
+    page.js("document.querySelector('.contrib-specialist').scrollIntoView()")
+    page.screenshot(SCREENSHOTS / "session-waiting.png")
+    # A worker's first part of a call's text (empty until its text comes) turns that card to working.
+    first = page.js("return document.querySelector('.contrib-specialist .stream').id")
+    page.js("document.body.dispatchEvent(new CustomEvent('htmx:wsBeforeMessage', {cancelable: true, detail: {message:"
+            f" '<div hx-swap-oob=\"beforeend:#{first}\" data-at=\"0\"></div>'}}}}))")
+    assert page.texts(".contrib-specialist .cstatus") == ["Working"] + ["Waiting"] * 5
+    assert page.js("return document.querySelectorAll('.contrib.queued').length") == 5
 
     start_worker()  # from here on, everything reaches the page over the socket
 

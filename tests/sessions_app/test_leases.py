@@ -485,3 +485,56 @@ def test_a_related_row_the_session_no_longer_points_at_is_read_again(analysis, d
         locked = state.session_lock(session.pk, known=session)
         assert locked.project is session.project  # still the same row: the copy's object
         assert locked.prd.pk == other.pk and locked.prd.title == "Another PRD"
+
+
+def test_a_queued_call_s_card_waits_until_a_worker_takes_it(analysis, client, demo):
+    """The card of a call no worker has taken reads "Waiting" (marked queued, with the label it
+    takes once taken); once a worker has taken it, the page shows it working."""
+    from django.template.loader import render_to_string
+
+    c = analysis.contributions.filter(author="specialist").order_by("pk").first()
+    waiting = render_to_string("sessions_app/partials/card.html", {"c": c})
+    assert 'class="contrib contrib-specialist status-running queued"' in waiting
+    assert '<span class="cstatus" title="Handed to the queue; no worker has taken it yet" data-taken="Working">Waiting</span>' in waiting
+    runner.claim(c.pk)
+    taken = render_to_string("sessions_app/partials/card.html", {"c": Contribution.objects.get(pk=c.pk)})
+    assert " queued" not in taken and '<span class="cstatus">Working</span>' in taken
+
+
+def test_a_call_says_it_was_taken_before_its_first_text(analysis, settings):
+    """The first part of a taken call's text is empty (it turns a waiting card to working on
+    the pages), and its text follows it; a call whose card is not out yet sends no such part."""
+    import asyncio
+    import threading
+
+    from asgiref.sync import async_to_sync
+    from channels.layers import get_channel_layer
+
+    from sessions_app.events import session_group
+    from sessions_app.publisher import BATCH_MESSAGE, publisher
+    from sessions_app.streaming import TEXT_MESSAGE
+
+    claims, _ = runner.claims_take([c.pk for c in analysis.contributions.order_by("pk")][:2])
+    out, held = claims
+    request, name = runner.build_request(out.contribution)
+    assert name == "rules"
+    started, not_yet = threading.Event(), threading.Event()
+    started.set()
+
+    async def scenario() -> list[dict]:
+        layer = get_channel_layer()
+        channel = await layer.new_channel()
+        await layer.group_add(session_group(analysis.session_id), channel)
+        runner.DeltaWriter(held, frame_ms=50, started=not_yet).taken()  # its card is on its way: nothing
+        result, _ = runner.call(out, request, name, started)
+        assert publisher.flush()
+        parts: list[dict] = []
+        while "".join(p["text"] for p in parts) != result.text:
+            message = await asyncio.wait_for(layer.receive(channel), timeout=5)
+            parts += [m for m in (message["messages"] if message["type"] == BATCH_MESSAGE else [message]) if m["type"] == TEXT_MESSAGE]
+        await layer.group_discard(session_group(analysis.session_id), channel)
+        return parts
+
+    parts = async_to_sync(scenario)()
+    assert {p["contribution_id"] for p in parts} == {out.contribution_id}
+    assert (parts[0]["at"], parts[0]["text"]) == (0, "") and parts[1]["at"] == 0 and parts[1]["text"]
