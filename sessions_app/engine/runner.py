@@ -483,7 +483,7 @@ def execute(contribution_id: int) -> ProviderResult:
     except BaseException as exc:
         exc.tries = claim_.tries  # lets the caller's fail/release touch only this try
         raise
-    finish_many([Finished(contribution_id, result, latency_ms, claim_.tries, session=claim_.contribution.session)])
+    finish(contribution_id, result, latency_ms, tries=claim_.tries, session=claim_.contribution.session)
     return result
 
 
@@ -518,10 +518,14 @@ class Finished:
     session: DesignSession | None = field(default=None, repr=False, compare=False)
 
 
-def finish(contribution_id: int, result: ProviderResult, latency_ms: int, *, tries: int | None = None) -> None:
+def finish(
+    contribution_id: int, result: ProviderResult, latency_ms: int, *, tries: int | None = None,
+    session: DesignSession | None = None,
+) -> None:
     """Record the result. With ``tries``, only if that try still holds the contribution (a call
-    that outlived its lease while another worker took over is discarded)."""
-    finish_many([Finished(contribution_id, result, latency_ms, tries)])
+    that outlived its lease while another worker took over is discarded). ``session``: the
+    session as the call's claim read it (see :attr:`Finished.session`)."""
+    finish_many([Finished(contribution_id, result, latency_ms, tries, session=session)])
 
 
 def finish_many(results: list[Finished]) -> None:

@@ -94,6 +94,10 @@ def test_architect_watches_a_session_unfold_live(demo, member, browser, start_wo
     assert page.texts(".contrib-specialist .cstatus") == ["Waiting"] * 6  # queued: no worker has them
     page.js("document.querySelector('.contrib-specialist').scrollIntoView()")
     page.screenshot(SCREENSHOTS / "session-waiting.png")
+    page.driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {"width": 420, "height": 900, "deviceScaleFactor": 1, "mobile": True})
+    page.js("document.querySelector('.contrib-specialist').scrollIntoView()")
+    page.screenshot(SCREENSHOTS / "session-waiting-420.png")
+    page.driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
     # A worker's first part of a call's text (empty until its text comes) turns that card to working.
     first = page.js("return document.querySelector('.contrib-specialist .stream').id")
     page.js("document.body.dispatchEvent(new CustomEvent('htmx:wsBeforeMessage', {cancelable: true, detail: {message:"
