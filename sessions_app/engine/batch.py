@@ -112,7 +112,9 @@ def _record_next(
     session_id = first.claim.session_id
     arrived, mine = [first], []
     try:
-        with runner.results_recording(session_id, rounds[session_id], known=first.claim.contribution.session) as record:
+        with runner.results_recording(
+            session_id, rounds[session_id], known=first.claim.contribution.session, expected=running,
+        ) as record:
             arrived = _arrivals(outcomes, running, first)
             mine = [o for o in arrived if o.error is None and o.claim.session_id == session_id]
             if record is not None:

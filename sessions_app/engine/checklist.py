@@ -27,16 +27,29 @@ def _focus_slugs(session: DesignSession, role: str) -> list[str]:
     return [m["specialist"] for m in session.team if m.get("specialist") and role in (m.get("focus") or [])]
 
 
+def _design_approvals(session_id: int):
+    return ValidationPoint.objects.filter(session=session_id, gate=DESIGN_GATE, state=ValidationPoint.State.APPROVED)
+
+
+def design_confirmed(session: DesignSession) -> bool:
+    """Whether the product owner has approved the session's design gate."""
+    return _design_approvals(session.pk).exists()
+
+
 def gate_state(
-    session: DesignSession, ctx: SessionContext, *, synthesized: bool = False, delivered: frozenset[str] = frozenset()
+    session: DesignSession, ctx: SessionContext, *, synthesized: bool = False, delivered: frozenset[str] = frozenset(),
+    confirmed: bool | None = None,
 ) -> dict[str, bool]:
     """The design gate's checklist, read in one query. What the caller knows is not asked:
     ``synthesized``, a synthesis of the session has just been written; ``delivered``, slugs of
-    specialists with a finished contribution in it."""
-    facts: dict = {
-        "confirmed": ValidationPoint.objects.filter(session=session.pk, gate=DESIGN_GATE, state=ValidationPoint.State.APPROVED),
-    }
+    specialists with a finished contribution in it; ``confirmed``, :func:`design_confirmed`
+    as read under the session's lock in this transaction."""
+    facts: dict = {}
     known: dict[str, bool] = {}
+    if confirmed is None:
+        facts["confirmed"] = _design_approvals(session.pk)
+    else:
+        known["confirmed"] = confirmed
     if synthesized:
         known["has_synthesis"] = True
     else:
@@ -47,7 +60,9 @@ def gate_state(
             known[role] = True
         else:
             facts[role] = Contribution.objects.filter(session=session.pk, specialist_slug__in=slugs, status=Contribution.Status.DONE)
-    if len(facts) == 1:  # (after a synthesis, usually): a plain EXISTS, a third cheaper to build than the annotated row
+    if not facts:
+        found = known
+    elif len(facts) == 1:  # (after a synthesis, usually): a plain EXISTS, a third cheaper to build than the annotated row
         [(name, rows)] = facts.items()
         found = {name: rows.exists(), **known}
     else:

@@ -58,6 +58,10 @@ class Claim:
     contribution: Contribution | None = field(default=None, repr=False, compare=False)
 
 
+CONTRIBUTION_RELATED = ("round", "specialist")
+"""What a call needs besides its row: read with the claim, its session (with ``SESSION_RELATED``) once for all its calls."""
+
+
 class Busy(Exception):
     """Another delivery holds a live lease on the contribution: deliver again in ``retry_in`` s."""
 
@@ -138,7 +142,21 @@ def claims_take(ids: list[int], *, record_start: bool = False) -> tuple[list[Cla
     With ``record_start`` (a round's calls, claimed together), the started events of the
     pending ones are appended too, in one transaction with their claim: the session rows are
     locked first (the lock order of cancelling), so a cancelled session's calls are never
-    taken and a taken call is never shown as started after its cancellation."""
+    taken and a taken call is never shown as started after its cancellation.
+
+    On PostgreSQL the queued rows are taken first, by one statement that reads them as it takes
+    them (:func:`_queued_take`); only the others, if any, are read and taken as above."""
+    claims = _queued_take(ids) if transaction.get_connection().vendor == "postgresql" else []
+    if not claims:
+        return _claims_read_take(ids, record_start=record_start)
+    rest = [pk for pk in ids if pk not in {c.contribution_id for c in claims}]
+    more, busy = _claims_read_take(rest, record_start=record_start) if rest else ([], [])
+    order = {pk: i for i, pk in enumerate(ids)}
+    return sorted(claims + more, key=lambda c: order[c.contribution_id]), busy
+
+
+def _claims_read_take(ids: list[int], *, record_start: bool) -> tuple[list[Claim], list[tuple[int, float]]]:
+    """:func:`claims_take` through the ORM: the rows read, then taken by state."""
     # Unordered: the model's ordering (round, then the round's session) would join the session
     # table into the query, and compiling that ordering costs as much as the rest of it.
     rows = Contribution.objects.filter(pk__in=ids).select_related(*CONTRIBUTION_RELATED).order_by().in_bulk()
@@ -204,6 +222,106 @@ def _claims_take(ids: list[int], live: list[Contribution], *, record_start: bool
             for c in mine:
                 c.started = True
     return claims, busy
+
+
+def _queued_take(ids: list[int]) -> list[Claim]:
+    """PostgreSQL: take the queued contributions among ``ids`` (of sessions not cancelled) in
+    one statement, the compare-and-set UPDATE of :func:`_claims_take` for queued rows that
+    returns the rows it took with what their calls need (``CONTRIBUTION_RELATED``), then read
+    their sessions with ``SESSION_RELATED`` in a second. Where the ORM compiles three queries
+    anew for every round (longer than the database takes to run them), these two are written
+    once, and each joins few enough tables that the database plans it at once: the calls of
+    every round start after them. Returns the claims; the rows not taken (not queued, already
+    taken, or of a cancelled session) are left to the general path."""
+    connection_ = transaction.get_connection()
+    now = timezone.now()
+    with connection_.cursor() as cursor:
+        cursor.execute(_queued_take_sql(connection_), [now, now + _lease(), list(ids), C.RUNNING, DesignSession.Status.CANCELLED])
+        taken = [_joined_from_db(row, _TAKEN_ROWS, connection_) for row in cursor.fetchall()]
+        if not taken:
+            return []
+        cursor.execute(_sessions_sql(connection_), [sorted({c.session_id for c in taken})])
+        sessions = {session.pk: session for session in (_joined_from_db(row, _SESSION_ROWS, connection_) for row in cursor.fetchall())}
+    claims = []
+    for c in taken:
+        if c.session_id not in sessions:  # deleted meanwhile, its rows with it: nothing to run
+            continue
+        c.session = sessions[c.session_id]
+        claims.append(Claim(c.pk, c.session_id, c.round_id, tries=c.tries, started=True, contribution=c))
+    return claims
+
+
+# The rows :func:`_queued_take` reads: (the model, the foreign key on the first row's model that
+# points at it), the first row's own model first.
+_TAKEN_ROWS = [(Contribution, None)] + [(Contribution._meta.get_field(n).related_model, n) for n in CONTRIBUTION_RELATED]
+_SESSION_ROWS = [(DesignSession, None)] + [(DesignSession._meta.get_field(n).related_model, n) for n in state.SESSION_RELATED]
+
+
+def _joined_sql(connection_, rows, source: str) -> str:
+    """``SELECT`` every column of ``rows`` (see ``_TAKEN_ROWS``) from ``source`` (aliased ``t0``),
+    each related row outer-joined by its foreign key."""
+    quote = connection_.ops.quote_name
+    first = rows[0][0]
+    columns, joins = [], []
+    for i, (model, name) in enumerate(rows):
+        columns += [f"t{i}.{quote(f.column)}" for f in model._meta.concrete_fields]
+        if name is not None:
+            fk = first._meta.get_field(name)
+            joins.append(
+                f"LEFT JOIN {quote(model._meta.db_table)} AS t{i} ON t{i}.{quote(fk.target_field.column)} = t0.{quote(fk.column)}"
+            )
+    return f"SELECT {', '.join(columns)} FROM {source} AS t0 {' '.join(joins)}"  # noqa: S608 - the models' own names
+
+
+_statements: dict[tuple[str, str], str] = {}  # (vendor, which) -> SQL
+
+
+def _queued_take_sql(connection_) -> str:
+    if (connection_.vendor, "take") in _statements:
+        return _statements[connection_.vendor, "take"]
+    quote = connection_.ops.quote_name
+    contributions, sessions = quote(Contribution._meta.db_table), quote(DesignSession._meta.db_table)
+    returned = ", ".join(f"c.{quote(f.column)}" for f in Contribution._meta.concrete_fields)
+    sql = _statements[connection_.vendor, "take"] = (
+        f"WITH taken AS (UPDATE {contributions} AS c SET started_at = %s, lease_expires_at = %s "  # noqa: S608 - the models' own names
+        f"FROM {sessions} AS s WHERE c.id = ANY(%s) AND c.status = %s AND c.started_at IS NULL "
+        f"AND s.id = c.session_id AND s.status <> %s RETURNING {returned}) "
+        + _joined_sql(connection_, _TAKEN_ROWS, "taken")
+    )
+    return sql
+
+
+def _sessions_sql(connection_) -> str:
+    if (connection_.vendor, "sessions") not in _statements:
+        table = connection_.ops.quote_name(DesignSession._meta.db_table)
+        _statements[connection_.vendor, "sessions"] = _joined_sql(connection_, _SESSION_ROWS, table) + " WHERE t0.id = ANY(%s)"
+    return _statements[connection_.vendor, "sessions"]
+
+
+def _joined_from_db(row: tuple, rows, connection_):
+    """The first row's model instance from a row of :func:`_joined_sql`, with its related rows attached."""
+    at, instances = 0, []
+    for model, _ in rows:
+        width = len(model._meta.concrete_fields)
+        instances.append(_from_db(model, row[at : at + width], connection_))
+        at += width
+    first = instances[0]
+    for (_, name), instance in zip(rows[1:], instances[1:], strict=True):
+        first._meta.get_field(name).set_cached_value(first, instance)
+    return first
+
+
+def _from_db(model, values, connection_):
+    """A model instance from its row's columns (in ``concrete_fields`` order), converted as the
+    ORM converts them; None for a row of NULLs (an outer join that found nothing)."""
+    fields = model._meta.concrete_fields
+    if values[0] is None:
+        return None
+    converted = [
+        f.from_db_value(v, None, connection_) if v is not None and hasattr(f, "from_db_value") else v
+        for f, v in zip(fields, values, strict=True)
+    ]
+    return model.from_db(connection_.alias, [f.attname for f in fields], converted)
 
 
 def _starts_append(session_id: int, claims: list[Claim]) -> None:
@@ -466,10 +584,6 @@ class DeltaWriter:
         self.last_save = time.monotonic()
 
 
-CONTRIBUTION_RELATED = ("round", "specialist")
-"""What a call needs besides its row: read with the claim, its session (with ``SESSION_RELATED``) once for all its calls."""
-
-
 def execute(contribution_id: int) -> ProviderResult:
     """Run the call for a claimed contribution. Raises ProviderError on failure (the caller
     decides between retrying and :func:`fail`)."""
@@ -483,7 +597,7 @@ def execute(contribution_id: int) -> ProviderResult:
     except BaseException as exc:
         exc.tries = claim_.tries  # lets the caller's fail/release touch only this try
         raise
-    finish(contribution_id, result, latency_ms, tries=claim_.tries, session=claim_.contribution.session)
+    finish(contribution_id, result, latency_ms, tries=claim_.tries, claim_=claim_)
     return result
 
 
@@ -520,12 +634,17 @@ class Finished:
 
 def finish(
     contribution_id: int, result: ProviderResult, latency_ms: int, *, tries: int | None = None,
-    session: DesignSession | None = None,
+    claim_: Claim | None = None,
 ) -> None:
     """Record the result. With ``tries``, only if that try still holds the contribution (a call
-    that outlived its lease while another worker took over is discarded). ``session``: the
-    session as the call's claim read it (see :attr:`Finished.session`)."""
-    finish_many([Finished(contribution_id, result, latency_ms, tries, session=session)])
+    that outlived its lease while another worker took over is discarded). ``claim_``: the
+    call's claim, whose session and round are used as it read them (see :attr:`Finished.session`)."""
+    if claim_ is None:
+        finish_many([Finished(contribution_id, result, latency_ms, tries)])
+        return
+    finish_many([Finished(
+        contribution_id, result, latency_ms, tries, claim_.session_id, claim_.round_id, session=claim_.contribution.session,
+    )])
 
 
 def finish_many(results: list[Finished]) -> None:
@@ -555,13 +674,18 @@ Record = Callable[[list[Finished]], None]
 
 
 @contextmanager
-def results_recording(session_id: int, round_ids: set[int], *, known: DesignSession | None = None) -> Iterator[Record | None]:
+def results_recording(
+    session_id: int, round_ids: set[int], *, known: DesignSession | None = None, expected: int = 0,
+) -> Iterator[Record | None]:
     """The transaction of :func:`finish_many` for one session, which can be opened before its
     results are all there: on entry it locks the session row and reads (and locks) the
     contributions of ``round_ids``; the function it yields records results of those rounds
     (fenced by their tries), once; the transaction commits on exit. Yields None when the
     session is gone (deleted with its contributions: nothing to record). ``known``: the session
-    as the calls' claim read it, whose related rows are used again (:func:`state.session_lock`)."""
+    as the calls' claim read it, whose related rows are used again (:func:`state.session_lock`).
+    ``expected``: how many results the caller may record here, those still awaited included;
+    when they can complete a round, what its synthesis reads is read on entry too
+    (:func:`synthesis.synthesis_reads`), while they are awaited, instead of after the last one."""
     with transaction.atomic():
         # The whole row, not only its lock: a round these results complete is synthesized in
         # this transaction, from it.
@@ -577,14 +701,30 @@ def results_recording(session_id: int, round_ids: set[int], *, known: DesignSess
         )
         for c in rows:
             in_rounds.setdefault(c.round_id, []).append(c)
+        reads = synthesis.synthesis_reads(session) if _completable(in_rounds, expected) else None
         with events.events_gathered(session_id):  # the results' events, the progress and the synthesis's
-            yield lambda results: _results_record(session, results, in_rounds)
+            yield lambda results: _results_record(session, results, in_rounds, reads)
 
 
-def _results_record(session: DesignSession, results: list[Finished], in_rounds: dict[int, list[Contribution]]) -> None:
+def _completable(in_rounds: dict[int, list[Contribution]], expected: int) -> bool:
+    """Whether ``expected`` results can complete one of the running rounds (read in ``attempt, id`` order)."""
+    for contributions in in_rounds.values():
+        if not expected or not contributions or contributions[0].round.status != Round.Status.RUNNING:
+            continue
+        unsettled = sum(1 for c in state.attempts_latest(contributions[0].round, contributions) if c.status not in (C.DONE, C.FAILED))
+        if 0 < unsettled <= expected:
+            return True
+    return False
+
+
+def _results_record(
+    session: DesignSession, results: list[Finished], in_rounds: dict[int, list[Contribution]],
+    reads: synthesis.SynthesisReads | None = None,
+) -> None:
     """``in_rounds``: the contributions of the results' rounds, read (and locked) after the
     session row, in ``attempt, id`` order. The results are applied to them, and the rounds'
-    progress and syntheses are taken from them, with no second read."""
+    progress and syntheses are taken from them, with no second read. ``reads``: what a
+    synthesis reads, read on entry (for the first round these results complete)."""
     session_id = session.pk
     contributions = {c.pk: c for round_rows in in_rounds.values() for c in round_rows}
     settled: dict[int, Round] = {}
@@ -607,7 +747,8 @@ def _results_record(session: DesignSession, results: list[Finished], in_rounds: 
     if settled:
         state.usage_add(session_id, tokens_in=usage[0], tokens_out=usage[1], cost=usage[2], held=session)
     for round_id, rnd in settled.items():
-        _settled(rnd, session, in_rounds[round_id])
+        if _settled(rnd, session, in_rounds[round_id], reads=reads):
+            reads = None  # used (a synthesis may change what it read): another round reads its own
 
 
 RESULT_FIELDS = (
@@ -676,7 +817,10 @@ def fail(contribution_id: int, message: str, *, provider: str = "", tries: int |
     _settled(c.round, session)
 
 
-def _settled(rnd: Round, session: DesignSession, contributions: list[Contribution] | None = None) -> None:
+def _settled(
+    rnd: Round, session: DesignSession, contributions: list[Contribution] | None = None, *,
+    reads: synthesis.SynthesisReads | None = None,
+) -> bool:
     """After a contribution settles: the one that completes its round writes the round's
     synthesis here, in the same transaction (the round's last results and its synthesis reach
     the pages with one commit), taking the round from running to done, and the session's next
@@ -684,15 +828,18 @@ def _settled(rnd: Round, session: DesignSession, contributions: list[Contributio
     results stand, the round is left synthesizing, and the synthesis is tried again after
     commit, then by the sweeper. ``session`` and ``rnd``: the round's session and the round,
     read in this transaction under the session's lock; ``contributions``: the round's, read
-    the same way (in ``attempt, id`` order, with the results just recorded), when the caller has them."""
+    the same way (in ``attempt, id`` order, with the results just recorded), when the caller has them;
+    ``reads``: :func:`synthesis.synthesis_reads` of ``session`` in this transaction, when the
+    caller has them. Returns whether the round's synthesis was tried."""
     if contributions is None:
         contributions = list(rnd.contributions.order_by("attempt", "id"))
     if not rounds.round_all_settled(rnd, contributions) or rnd.status != Round.Status.RUNNING:
-        return
+        return False
     round_id = rnd.pk
     try:
         written = synthesis.synthesis_write(
-            round_id, session_id=rnd.session_id, rnd=rnd, session=session, settled=True, contributions=contributions
+            round_id, session_id=rnd.session_id, rnd=rnd, session=session, settled=True, contributions=contributions,
+            reads=reads,
         )
     except Exception:
         if transaction.get_rollback():  # not even its savepoint could be undone: nothing here holds
@@ -701,9 +848,10 @@ def _settled(rnd: Round, session: DesignSession, contributions: list[Contributio
         logger.exception("synthesis of round %s failed; it is tried again after commit", round_id)
         if rounds.round_synthesis_due(rnd):
             transaction.on_commit(lambda: _synthesize(round_id))
-        return
+        return True
     if written is not None:
         transaction.on_commit(lambda: _advance(round_id))
+    return True
 
 
 def _synthesize(round_id: int) -> None:

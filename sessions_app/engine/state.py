@@ -61,11 +61,13 @@ def phase_set(session: DesignSession, phase: str) -> None:
 
 def gate_refresh(
     session: DesignSession, ctx: SessionContext | None = None, *, synthesized: bool = False,
-    delivered: frozenset[str] = frozenset(),
+    delivered: frozenset[str] = frozenset(), confirmed: bool | None = None,
 ) -> dict[str, bool]:
-    """Compute the design gate's checklist again and record it when it changed (``synthesized``
-    and ``delivered``: what the caller knows, as :func:`gate_state` takes it)."""
-    gate = gate_state(session, ctx or SessionContext.load(session), synthesized=synthesized, delivered=delivered)
+    """Compute the design gate's checklist again and record it when it changed (``synthesized``,
+    ``delivered`` and ``confirmed``: what the caller knows, as :func:`gate_state` takes it)."""
+    gate = gate_state(
+        session, ctx or SessionContext.load(session), synthesized=synthesized, delivered=delivered, confirmed=confirmed
+    )
     if gate != session.gate:
         session.gate = gate
         session.save(update_fields=["gate", "updated_at"])

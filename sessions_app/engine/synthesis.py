@@ -9,6 +9,8 @@ delivers; a duplicate delivery does nothing), and the session then moves on
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from django.db import transaction
 from django.utils import timezone
 
@@ -21,6 +23,7 @@ from sessions_app.design.proposal import merge
 from sessions_app.design.schema import PlanItem, ProposalChanges
 from sessions_app.diagrams.ascii import stamp_line
 from sessions_app.engine import messages
+from sessions_app.engine.checklist import design_confirmed
 from sessions_app.engine.consensus import apply_decided_edges, edge_question_open, edges_decided, positions_tally
 from sessions_app.engine.context import SessionContext
 from sessions_app.engine.flow import after_round
@@ -38,9 +41,29 @@ def round_synthesize(*, round_id: int) -> Synthesis | None:
     return synthesis
 
 
+@dataclass
+class SynthesisReads:
+    """What a round's synthesis reads that only a writer holding the session's lock changes:
+    read by :func:`synthesis_reads` under that lock, before the round's last results are
+    there (a round's end waits for them in the open transaction), so the synthesis that
+    follows in the same transaction does not read them again."""
+
+    session_id: int
+    ctx: SessionContext  # with its proposal read
+    confirmed: bool  # design_confirmed
+
+
+def synthesis_reads(session: DesignSession) -> SynthesisReads:
+    """Read :class:`SynthesisReads` for ``session``. Precondition: its row is locked
+    (:func:`~sessions_app.engine.state.session_lock`) until the synthesis is written."""
+    ctx = SessionContext.load(session)
+    ctx.proposal  # noqa: B018 - read now
+    return SynthesisReads(session_id=session.pk, ctx=ctx, confirmed=design_confirmed(session))
+
+
 def synthesis_write(
     round_id: int, *, session_id: int | None = None, rnd: Round | None = None, session: DesignSession | None = None,
-    settled: bool = False, contributions: list[Contribution] | None = None,
+    settled: bool = False, contributions: list[Contribution] | None = None, reads: SynthesisReads | None = None,
 ) -> Synthesis | None:
     """Write the round's synthesis and merge the design, mark the round done with its next step
     due (``advance_due``, taken by :func:`~sessions_app.engine.flow.after_round`). Nothing when
@@ -50,9 +73,10 @@ def synthesis_write(
     changed) in this transaction under the session's lock, when the caller holds it (one read
     fewer each). ``settled``: the caller has just seen, under that lock, every call of the
     round settled, so a round still running is synthesized too (it goes from running to done).
-    ``contributions``: the round's (every author's, in ``attempt, id`` order), read with ``rnd``."""
+    ``contributions``: the round's (every author's, in ``attempt, id`` order), read with ``rnd``.
+    ``reads``: :func:`synthesis_reads` of ``session``, read in this transaction, when the caller has them."""
     try:
-        return _synthesis_write_locked(round_id, session_id, rnd, session, settled, contributions)
+        return _synthesis_write_locked(round_id, session_id, rnd, session, settled, contributions, reads)
     except _RoundMoved:  # changed by a writer that did not hold the session's lock: undone, nothing to do
         return None
 
@@ -64,7 +88,7 @@ class _RoundMoved(Exception):
 @transaction.atomic
 def _synthesis_write_locked(
     round_id: int, session_id: int | None, rnd: Round | None, session: DesignSession | None, settled: bool,
-    contributions: list[Contribution] | None,
+    contributions: list[Contribution] | None, reads: SynthesisReads | None,
 ) -> Synthesis | None:
     if session_id is None:
         session_id = Round.objects.values_list("session_id", flat=True).get(pk=round_id)
@@ -75,12 +99,16 @@ def _synthesis_write_locked(
     due = (Round.Status.SYNTHESIZING, Round.Status.RUNNING) if settled else (Round.Status.SYNTHESIZING,)
     if rnd.status not in due:
         return None  # a duplicate delivery, or the round was re-opened
+    if reads is not None and (reads.session_id != session.pk or reads.ctx.session is not session):
+        reads = None  # read for another copy of the row: read again
     with events.events_gathered(session.pk):
-        return _synthesis_write(session, rnd, contributions)
+        return _synthesis_write(session, rnd, contributions, reads)
 
 
-def _synthesis_write(session: DesignSession, rnd: Round, contributions: list[Contribution] | None) -> Synthesis:
-    ctx = SessionContext.load(session)
+def _synthesis_write(
+    session: DesignSession, rnd: Round, contributions: list[Contribution] | None, reads: SynthesisReads | None
+) -> Synthesis:
+    ctx = reads.ctx if reads is not None else SessionContext.load(session)
     if contributions is None:
         contributions = list(rnd.contributions.order_by("attempt", "id"))  # the specialists' and the user's
     latest = attempts_latest(rnd, contributions)
@@ -103,7 +131,10 @@ def _synthesis_write(session: DesignSession, rnd: Round, contributions: list[Con
     if rnd.kind in (Round.Kind.DESIGN, Round.Kind.DISCUSSION):
         positions_tally(session, rnd)
         apply_decided_edges(session, ctx, rnd=rnd)
-    gate_refresh(session, ctx, synthesized=True, delivered=frozenset(c.specialist_slug for c in done))
+    gate_refresh(
+        session, ctx, synthesized=True, delivered=frozenset(c.specialist_slug for c in done),
+        confirmed=reads.confirmed if reads is not None else None,
+    )
     return synthesis
 
 

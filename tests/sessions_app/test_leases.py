@@ -422,12 +422,55 @@ def test_a_rounds_queued_calls_are_taken_by_one_update_with_their_starts_already
     assert [c.contribution_id for c in claims] == ids and not busy
     assert all(c.tries == 1 and c.started for c in claims)
     sql = [q["sql"] for q in queries]
-    assert sum(s.startswith("UPDATE") for s in sql) == 1
+    assert sum("UPDATE" in s.replace("FOR UPDATE", "") for s in sql) == 1
     assert not any("FOR UPDATE" in s or "SAVEPOINT" in s or "sessionevent" in s for s in sql)
+    if connection.vendor == "postgresql":  # taken and read in one statement, the session in another
+        assert len(sql) == 2 and sql[0].startswith("WITH taken AS (UPDATE")
     assert DesignSession.objects.get(pk=analysis.session_id).last_seq == before, "their starts came with the round"
     assert all(c.started_at is not None and not c.queued and c.tries == 1 for c in Contribution.objects.filter(pk__in=ids))
     again, busy = runner.claims_take(ids, record_start=True)
     assert again == [] and sorted(pk for pk, _ in busy) == sorted(ids)
+
+
+def test_queued_calls_taken_in_one_statement_carry_the_rows_the_orm_reads(analysis):
+    """The claim of queued calls reads the rows itself (PostgreSQL): every field of the
+    contribution, its round and specialist, the session and its related rows comes out as the
+    ORM reads it (JSON, times, decimals), and the call needs no further query."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    ids = list(analysis.contributions.order_by("pk").values_list("pk", flat=True))
+    claims, _ = runner.claims_take(ids, record_start=True)
+    assert [c.contribution_id for c in claims] == ids
+
+    def fields(obj):
+        return {f.attname: getattr(obj, f.attname) for f in obj._meta.concrete_fields}
+
+    for claim_ in claims:
+        c = claim_.contribution
+        fresh = Contribution.objects.select_related("round", "specialist", "session__project", "session__prd",
+                                                    "session__inventory_revision", "session__template").get(pk=c.pk)
+        with CaptureQueriesContext(connection) as queries:
+            read = [c, c.round, c.specialist, c.session, c.session.project, c.session.prd,
+                    c.session.inventory_revision, c.session.template]
+        assert not queries.captured_queries, "what the call needs came with its claim"
+        expected = [fresh, fresh.round, fresh.specialist, fresh.session, fresh.session.project, fresh.session.prd,
+                    fresh.session.inventory_revision, fresh.session.template]
+        for got, want in zip(read, expected, strict=True):
+            assert (got is None) == (want is None)
+            if want is not None:
+                assert type(got) is type(want) and fields(got) == fields(want)
+                assert got._state.adding is False and got._state.db == want._state.db
+    assert claims[0].contribution.session.team and isinstance(claims[0].contribution.session.team, list)
+    assert len({id(c.contribution.session) for c in claims}) == 1, "the round's calls share their session's rows"
+
+
+def test_a_queued_call_of_a_cancelled_session_is_cancelled_not_taken(analysis):
+    ids = list(analysis.contributions.order_by("pk").values_list("pk", flat=True))
+    DesignSession.objects.filter(pk=analysis.session_id).update(status=DesignSession.Status.CANCELLED)
+    assert runner.claims_take(ids, record_start=True) == ([], [])
+    assert set(Contribution.objects.filter(pk__in=ids).values_list("status", flat=True)) == {C.CANCELLED}
+    assert not Contribution.objects.filter(pk__in=ids, started_at__isnull=False).exists()
 
 
 def test_a_pending_call_among_queued_ones_gets_its_start_appended_with_its_claim(analysis):
@@ -468,6 +511,59 @@ def test_a_round_s_results_reuse_the_related_rows_its_claim_read(analysis):
     assert not any('FROM "teams_app_project"' in q["sql"] or 'FROM "teams_app_prd"' in q["sql"] for q in queries)
     assert Round.objects.get(pk=analysis.pk).status == Round.Status.DONE
     assert Synthesis.objects.filter(round=analysis).exists()
+
+
+def test_a_round_s_end_reads_what_its_synthesis_needs_before_the_last_results(analysis):
+    """Opened while the round's results are still awaited, the results' transaction reads the
+    session's proposal and design approval on entry; recording the results that complete the
+    round then reads neither, and writes the synthesis and the gate. Opened with nothing to
+    await, it reads nothing ahead."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    claims, _ = runner.claims_take([c.pk for c in analysis.contributions.order_by("pk")])
+    answer = ProviderResult(text="An answer.", provider="openai", model="m")
+    results = [
+        runner.Finished(c.contribution_id, answer, 10, c.tries, c.session_id, c.round_id, session=c.contribution.session)
+        for c in claims
+    ]
+    ahead = ('FROM "sessions_app_designproposal"', 'FROM "sessions_app_validationpoint"')
+    with CaptureQueriesContext(connection) as entry:
+        with runner.results_recording(analysis.session_id, {analysis.pk}, expected=len(results)) as record:
+            entry_sql = [q["sql"] for q in entry.captured_queries]
+            with CaptureQueriesContext(connection) as recording:
+                record(results)
+    assert all(any(table in sql for sql in entry_sql) for table in ahead), "read on entry"
+    assert not any(table in q["sql"] for q in recording.captured_queries for table in ahead), "not read again"
+    assert Round.objects.get(pk=analysis.pk).status == Round.Status.DONE
+    assert Synthesis.objects.filter(round=analysis).exists()
+    assert DesignSession.objects.get(pk=analysis.session_id).gate["user_requirements_confirmed"] is False
+
+    with CaptureQueriesContext(connection) as nothing_awaited:
+        with runner.results_recording(analysis.session_id, {analysis.pk}) as record:
+            pass
+    assert not any(table in q["sql"] for q in nothing_awaited.captured_queries for table in ahead)
+
+
+def test_an_approval_read_on_entry_is_the_gate_s_answer(analysis):
+    """The design approval read ahead is the one the gate records (an approved design gate reads
+    as confirmed)."""
+    from sessions_app.engine.checklist import DESIGN_GATE
+    from sessions_app.models import ValidationPoint
+
+    ValidationPoint.objects.create(
+        session_id=analysis.session_id, gate=DESIGN_GATE, kind=ValidationPoint.Kind.APPROVAL, state=ValidationPoint.State.APPROVED,
+        title="Design", body="Approve the design.",
+    )
+    claims, _ = runner.claims_take([c.pk for c in analysis.contributions.order_by("pk")])
+    answer = ProviderResult(text="An answer.", provider="openai", model="m")
+    results = [
+        runner.Finished(c.contribution_id, answer, 10, c.tries, c.session_id, c.round_id, session=c.contribution.session)
+        for c in claims
+    ]
+    with runner.results_recording(analysis.session_id, {analysis.pk}, expected=len(results)) as record:
+        record(results)
+    assert DesignSession.objects.get(pk=analysis.session_id).gate["user_requirements_confirmed"] is True
 
 
 def test_a_related_row_the_session_no_longer_points_at_is_read_again(analysis, demo):
