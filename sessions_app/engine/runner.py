@@ -273,29 +273,30 @@ def _joined_sql(connection_, rows, source: str) -> str:
     return f"SELECT {', '.join(columns)} FROM {source} AS t0 {' '.join(joins)}"  # noqa: S608 - the models' own names
 
 
-_statements: dict[tuple[str, str], str] = {}  # (vendor, which) -> SQL
+_statements: dict[tuple[str, str], str] = {}  # (vendor, which) -> SQL, built once per process
 
 
 def _queued_take_sql(connection_) -> str:
-    if (connection_.vendor, "take") in _statements:
-        return _statements[connection_.vendor, "take"]
-    quote = connection_.ops.quote_name
-    contributions, sessions = quote(Contribution._meta.db_table), quote(DesignSession._meta.db_table)
-    returned = ", ".join(f"c.{quote(f.column)}" for f in Contribution._meta.concrete_fields)
-    sql = _statements[connection_.vendor, "take"] = (
-        f"WITH taken AS (UPDATE {contributions} AS c SET started_at = %s, lease_expires_at = %s "  # noqa: S608 - the models' own names
-        f"FROM {sessions} AS s WHERE c.id = ANY(%s) AND c.status = %s AND c.started_at IS NULL "
-        f"AND s.id = c.session_id AND s.status <> %s RETURNING {returned}) "
-        + _joined_sql(connection_, _TAKEN_ROWS, "taken")
-    )
-    return sql
+    key = (connection_.vendor, "take")
+    if key not in _statements:
+        quote = connection_.ops.quote_name
+        contributions, sessions = quote(Contribution._meta.db_table), quote(DesignSession._meta.db_table)
+        returned = ", ".join(f"c.{quote(f.column)}" for f in Contribution._meta.concrete_fields)
+        _statements[key] = (
+            f"WITH taken AS (UPDATE {contributions} AS c SET started_at = %s, lease_expires_at = %s "  # noqa: S608 - the models' own names
+            f"FROM {sessions} AS s WHERE c.id = ANY(%s) AND c.status = %s AND c.started_at IS NULL "
+            f"AND s.id = c.session_id AND s.status <> %s RETURNING {returned}) "
+            + _joined_sql(connection_, _TAKEN_ROWS, "taken")
+        )
+    return _statements[key]
 
 
 def _sessions_sql(connection_) -> str:
-    if (connection_.vendor, "sessions") not in _statements:
+    key = (connection_.vendor, "sessions")
+    if key not in _statements:
         table = connection_.ops.quote_name(DesignSession._meta.db_table)
-        _statements[connection_.vendor, "sessions"] = _joined_sql(connection_, _SESSION_ROWS, table) + " WHERE t0.id = ANY(%s)"
-    return _statements[connection_.vendor, "sessions"]
+        _statements[key] = _joined_sql(connection_, _SESSION_ROWS, table) + " WHERE t0.id = ANY(%s)"
+    return _statements[key]
 
 
 def _joined_from_db(row: tuple, rows, connection_):

@@ -48,8 +48,7 @@ class SynthesisReads:
     there (a round's end waits for them in the open transaction), so the synthesis that
     follows in the same transaction does not read them again."""
 
-    session_id: int
-    ctx: SessionContext  # with its proposal read
+    ctx: SessionContext  # of the locked session, with its proposal read
     confirmed: bool  # design_confirmed
 
 
@@ -58,7 +57,7 @@ def synthesis_reads(session: DesignSession) -> SynthesisReads:
     (:func:`~sessions_app.engine.state.session_lock`) until the synthesis is written."""
     ctx = SessionContext.load(session)
     ctx.proposal  # noqa: B018 - read now
-    return SynthesisReads(session_id=session.pk, ctx=ctx, confirmed=design_confirmed(session))
+    return SynthesisReads(ctx=ctx, confirmed=design_confirmed(session))
 
 
 def synthesis_write(
@@ -99,7 +98,7 @@ def _synthesis_write_locked(
     due = (Round.Status.SYNTHESIZING, Round.Status.RUNNING) if settled else (Round.Status.SYNTHESIZING,)
     if rnd.status not in due:
         return None  # a duplicate delivery, or the round was re-opened
-    if reads is not None and (reads.session_id != session.pk or reads.ctx.session is not session):
+    if reads is not None and reads.ctx.session is not session:
         reads = None  # read for another copy of the row: read again
     with events.events_gathered(session.pk):
         return _synthesis_write(session, rnd, contributions, reads)
