@@ -149,12 +149,17 @@ def _membership_create(*, project: Project, user: AbstractBaseUser, role: str) -
 
 
 @transaction.atomic
-def prd_create(*, project: Project, reference: str, title: str, body: str = "", status: str = PRD.Status.ACTIVE) -> PRD:
+def _prd_valid(*, project: Project, reference: str, title: str, body: str = "", status: str = PRD.Status.ACTIVE) -> PRD:
     prd = PRD(project=project, reference=reference.strip(), title=title.strip(), body=body, status=status)
     try:
         prd.full_clean(validate_constraints=False)
     except ValidationError as exc:
         raise ApplicationError(_validation_message(exc)) from exc
+    return prd
+
+
+def prd_create(*, project: Project, reference: str, title: str, body: str = "", status: str = PRD.Status.ACTIVE) -> PRD:
+    prd = _prd_valid(project=project, reference=reference, title=title, body=body, status=status)
     if PRD.objects.filter(project=project, reference=prd.reference).exists():
         raise ApplicationError(PRD_EXISTS.format(reference=prd.reference), {"field": "reference"})
     prd.save()
@@ -163,11 +168,20 @@ def prd_create(*, project: Project, reference: str, title: str, body: str = "", 
 
 def prd_for_reference(*, project: Project, reference: str) -> PRD:
     """The project's PRD with this reference (surrounding spaces ignored), created active and
-    titled after the reference when it is new. Two callers creating the same new reference at
-    once: the second gets IntegrityError from the unique constraint (its savepoint rolls back)
-    and finds the PRD when it tries again."""
+    titled after the reference when it is new. Callers creating the same new reference at once
+    all get the one PRD: the unique constraint decides, and a loser's savepoint rolls back and
+    reads the winner's row."""
     existing = prd_by_reference(project=project, reference=reference)
     if existing is not None:
         return existing
     reference = (reference or "").strip()
-    return prd_create(project=project, reference=reference, title=f"Attached {reference}"[:200])
+    prd = _prd_valid(project=project, reference=reference, title=f"Attached {reference}"[:200])
+    try:
+        with transaction.atomic():
+            prd.save()
+    except IntegrityError:
+        winner = prd_by_reference(project=project, reference=reference)
+        if winner is None:
+            raise
+        return winner
+    return prd

@@ -39,3 +39,26 @@ def test_a_malformed_reference_is_refused(project):
     with pytest.raises(ApplicationError):
         prd_for_reference(project=project, reference="not a prd")
     assert not project.prds.exists()
+
+
+def test_a_reference_another_caller_creates_meanwhile_is_that_callers_prd(project, monkeypatch):
+    """The lookup misses, another caller inserts the same reference, then this insert loses to the
+    unique constraint: the answer is the other caller's PRD, not an error, and only its savepoint
+    rolls back."""
+    from teams_app import services
+
+    real = services.prd_by_reference
+    lookups: list[str] = []
+
+    def late(*, project, reference):
+        lookups.append(reference)
+        if len(lookups) == 1:
+            PRD.objects.create(project=project, reference="PRD-9", title="Made by another caller")
+            return None
+        return real(project=project, reference=reference)
+
+    monkeypatch.setattr(services, "prd_by_reference", late)
+    prd = prd_for_reference(project=project, reference="PRD-9")
+
+    assert prd.title == "Made by another caller"
+    assert project.prds.filter(reference="PRD-9").count() == 1 and len(lookups) == 2
