@@ -57,7 +57,13 @@ def project_create(
         if "slug" in getattr(exc, "message_dict", {}) and Project.objects.filter(slug=project.slug).exists():
             raise ApplicationError(SLUG_TAKEN, {"field": "slug"}) from exc
         raise ApplicationError(_validation_message(exc)) from exc
-    project.save()
+    try:
+        with transaction.atomic():
+            project.save()
+    except IntegrityError as exc:  # another request took the slug since the check above
+        if Project.objects.filter(slug=project.slug).exists():
+            raise ApplicationError(SLUG_TAKEN, {"field": "slug"}) from exc
+        raise
     if created_by is not None:
         Membership.objects.create(project=project, user=created_by, role=Membership.Role.OWNER)
     return project

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import threading
+
 import pytest
 
 from teams_app.errors import ApplicationError
@@ -62,3 +65,42 @@ def test_a_reference_another_caller_creates_meanwhile_is_that_callers_prd(projec
 
     assert prd.title == "Made by another caller"
     assert project.prds.filter(reference="PRD-9").count() == 1 and len(lookups) == 2
+
+
+
+@pytest.mark.skipif(
+    not os.environ.get("DATABASE_URL", "").startswith("postgres"),
+    reason="PostgreSQL only: SQLite locks the whole database, so the other request cannot commit meanwhile",
+)
+@pytest.mark.django_db(transaction=True)
+def test_a_slug_another_request_takes_meanwhile_is_a_clear_error_and_changes_nothing(make_user, monkeypatch):
+    """The slug is free when checked, then another request (its own connection) inserts it and
+    commits before this one inserts: the unique constraint decides, and the loser gets the same
+    error as for a slug taken before, with nothing of its own written."""
+    from django.db import connection
+
+    from teams_app.models import Membership, Project
+    from teams_app.services import SLUG_TAKEN, project_create
+
+    bob = make_user("bob")
+    checked = Project.full_clean
+
+    def other_request(slug: str) -> None:
+        try:
+            Project.objects.create(name="Payments (the other request)", slug=slug)
+        finally:
+            connection.close()
+
+    def then_taken(self, *args, **kwargs):
+        checked(self, *args, **kwargs)
+        thread = threading.Thread(target=other_request, args=(self.slug,))
+        thread.start()
+        thread.join(10)
+
+    monkeypatch.setattr(Project, "full_clean", then_taken)
+    with pytest.raises(ApplicationError) as raised:
+        project_create(name="Payments", slug="payments", created_by=bob)
+
+    assert str(raised.value) == SLUG_TAKEN and raised.value.extra == {"field": "slug"}
+    assert list(Project.objects.values_list("name", flat=True)) == ["Payments (the other request)"]
+    assert not Membership.objects.filter(user=bob).exists()
