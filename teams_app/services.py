@@ -154,7 +154,6 @@ def _membership_create(*, project: Project, user: AbstractBaseUser, role: str) -
     return membership
 
 
-@transaction.atomic
 def _prd_valid(*, project: Project, reference: str, title: str, body: str = "", status: str = PRD.Status.ACTIVE) -> PRD:
     prd = PRD(project=project, reference=reference.strip(), title=title.strip(), body=body, status=status)
     try:
@@ -165,10 +164,26 @@ def _prd_valid(*, project: Project, reference: str, title: str, body: str = "", 
 
 
 def prd_create(*, project: Project, reference: str, title: str, body: str = "", status: str = PRD.Status.ACTIVE) -> PRD:
+    """A new PRD. Raises ApplicationError when it is not valid or its reference is taken (also
+    when another request takes it at the same moment)."""
     prd = _prd_valid(project=project, reference=reference, title=title, body=body, status=status)
-    if PRD.objects.filter(project=project, reference=prd.reference).exists():
+    if PRD.objects.filter(project=project, reference=prd.reference).exists() or _prd_insert(prd) is not prd:
         raise ApplicationError(PRD_EXISTS.format(reference=prd.reference), {"field": "reference"})
-    prd.save()
+    return prd
+
+
+def _prd_insert(prd: PRD) -> PRD:
+    """Insert ``prd`` in a savepoint of its own and return the row that holds its reference:
+    ``prd``, or the one another request inserted first (the unique constraint decides; only
+    this savepoint rolls back)."""
+    try:
+        with transaction.atomic():
+            prd.save()
+    except IntegrityError:
+        winner = prd_by_reference(project=prd.project, reference=prd.reference)
+        if winner is None:
+            raise
+        return winner
     return prd
 
 
@@ -181,13 +196,4 @@ def prd_for_reference(*, project: Project, reference: str) -> PRD:
     if existing is not None:
         return existing
     reference = (reference or "").strip()
-    prd = _prd_valid(project=project, reference=reference, title=f"Attached {reference}"[:200])
-    try:
-        with transaction.atomic():
-            prd.save()
-    except IntegrityError:
-        winner = prd_by_reference(project=project, reference=reference)
-        if winner is None:
-            raise
-        return winner
-    return prd
+    return _prd_insert(_prd_valid(project=project, reference=reference, title=f"Attached {reference}"[:200]))

@@ -68,34 +68,42 @@ def test_a_reference_another_caller_creates_meanwhile_is_that_callers_prd(projec
 
 
 
-@pytest.mark.skipif(
+POSTGRES_ONLY = pytest.mark.skipif(
     not os.environ.get("DATABASE_URL", "").startswith("postgres"),
     reason="PostgreSQL only: SQLite locks the whole database, so the other request cannot commit meanwhile",
 )
-@pytest.mark.django_db(transaction=True)
-def test_a_slug_another_request_takes_meanwhile_is_a_clear_error_and_changes_nothing(make_user, monkeypatch):
-    """The slug is free when checked, then another request (its own connection) inserts it and
-    commits before this one inserts: the unique constraint decides, and the loser gets the same
-    error as for a slug taken before, with nothing of its own written."""
+
+
+def _committed_meanwhile(write) -> None:
+    """Run ``write`` as another request would: on a connection of its own, committed before this returns."""
     from django.db import connection
 
+    def other_request() -> None:
+        try:
+            write()
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=other_request)
+    thread.start()
+    thread.join(10)
+
+
+@POSTGRES_ONLY
+@pytest.mark.django_db(transaction=True)
+def test_a_slug_another_request_takes_meanwhile_is_a_clear_error_and_changes_nothing(make_user, monkeypatch):
+    """The slug is free when checked, then another request inserts it and commits before this one
+    inserts: the unique constraint decides, and the loser gets the same error as for a slug taken
+    before, with nothing of its own written."""
     from teams_app.models import Membership, Project
     from teams_app.services import SLUG_TAKEN, project_create
 
     bob = make_user("bob")
     checked = Project.full_clean
 
-    def other_request(slug: str) -> None:
-        try:
-            Project.objects.create(name="Payments (the other request)", slug=slug)
-        finally:
-            connection.close()
-
     def then_taken(self, *args, **kwargs):
         checked(self, *args, **kwargs)
-        thread = threading.Thread(target=other_request, args=(self.slug,))
-        thread.start()
-        thread.join(10)
+        _committed_meanwhile(lambda: Project.objects.create(name="Payments (the other request)", slug=self.slug))
 
     monkeypatch.setattr(Project, "full_clean", then_taken)
     with pytest.raises(ApplicationError) as raised:
@@ -104,3 +112,25 @@ def test_a_slug_another_request_takes_meanwhile_is_a_clear_error_and_changes_not
     assert str(raised.value) == SLUG_TAKEN and raised.value.extra == {"field": "slug"}
     assert list(Project.objects.values_list("name", flat=True)) == ["Payments (the other request)"]
     assert not Membership.objects.filter(user=bob).exists()
+
+
+@POSTGRES_ONLY
+@pytest.mark.django_db(transaction=True)
+def test_a_prd_reference_another_request_takes_meanwhile_is_a_clear_error(project, monkeypatch):
+    """The reference is free when checked, then another request inserts it and commits just before
+    this one's insert."""
+    from teams_app.services import PRD_EXISTS, prd_create
+
+    inserts = PRD.save
+
+    def after_the_other(self, *args, **kwargs):
+        if self.title == "Mine":
+            _committed_meanwhile(lambda: PRD.objects.create(project=project, reference=self.reference, title="The other request's"))
+        inserts(self, *args, **kwargs)
+
+    monkeypatch.setattr(PRD, "save", after_the_other)
+    with pytest.raises(ApplicationError) as raised:
+        prd_create(project=project, reference="PRD-20", title="Mine")
+
+    assert str(raised.value) == PRD_EXISTS.format(reference="PRD-20") and raised.value.extra == {"field": "reference"}
+    assert list(project.prds.values_list("title", flat=True)) == ["The other request's"]
