@@ -163,6 +163,7 @@ def _prd_valid(*, project: Project, reference: str, title: str, body: str = "", 
     return prd
 
 
+@transaction.atomic
 def prd_create(*, project: Project, reference: str, title: str, body: str = "", status: str = PRD.Status.ACTIVE) -> PRD:
     """A new PRD. Raises ApplicationError when it is not valid or its reference is taken (also
     when another request takes it at the same moment)."""

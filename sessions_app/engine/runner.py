@@ -37,6 +37,7 @@ from sessions_app.engine import rounds, state, synthesis
 from sessions_app.engine.context import SessionContext
 from sessions_app.engine.flow import after_round
 from sessions_app.engine.rounds import call_lease as _lease
+from sessions_app.engine.rows import joined_instance, joined_select
 from sessions_app.models import CONTRIBUTION_WAITING, Contribution, DesignSession, KeyQuestion, Position, Round
 from sessions_app.providers import ProviderConfig, build_provider
 from sessions_app.providers.base import KeyQuestionBrief, ProviderError, ProviderRequest, ProviderResult, match_option
@@ -149,7 +150,8 @@ def claims_take(ids: list[int], *, record_start: bool = False) -> tuple[list[Cla
     claims = _queued_take(ids) if transaction.get_connection().vendor == "postgresql" else []
     if not claims:
         return _claims_read_take(ids, record_start=record_start)
-    rest = [pk for pk in ids if pk not in {c.contribution_id for c in claims}]
+    taken = {c.contribution_id for c in claims}
+    rest = [pk for pk in ids if pk not in taken]
     more, busy = _claims_read_take(rest, record_start=record_start) if rest else ([], [])
     order = {pk: i for i, pk in enumerate(ids)}
     return sorted(claims + more, key=lambda c: order[c.contribution_id]), busy
@@ -237,11 +239,11 @@ def _queued_take(ids: list[int]) -> list[Claim]:
     now = timezone.now()
     with connection_.cursor() as cursor:
         cursor.execute(_queued_take_sql(connection_), [now, now + _lease(), list(ids), C.RUNNING, DesignSession.Status.CANCELLED])
-        taken = [_joined_from_db(row, _TAKEN_ROWS, connection_) for row in cursor.fetchall()]
+        taken = [joined_instance(row, _TAKEN_ROWS, connection_) for row in cursor.fetchall()]
         if not taken:
             return []
         cursor.execute(_sessions_sql(connection_), [sorted({c.session_id for c in taken})])
-        sessions = {session.pk: session for session in (_joined_from_db(row, _SESSION_ROWS, connection_) for row in cursor.fetchall())}
+        sessions = {session.pk: session for session in (joined_instance(row, _SESSION_ROWS, connection_) for row in cursor.fetchall())}
     claims = []
     for c in taken:
         if c.session_id not in sessions:  # deleted meanwhile, its rows with it: nothing to run
@@ -257,22 +259,6 @@ _TAKEN_ROWS = [(Contribution, None)] + [(Contribution._meta.get_field(n).related
 _SESSION_ROWS = [(DesignSession, None)] + [(DesignSession._meta.get_field(n).related_model, n) for n in state.SESSION_RELATED]
 
 
-def _joined_sql(connection_, rows, source: str) -> str:
-    """``SELECT`` every column of ``rows`` (see ``_TAKEN_ROWS``) from ``source`` (aliased ``t0``),
-    each related row outer-joined by its foreign key."""
-    quote = connection_.ops.quote_name
-    first = rows[0][0]
-    columns, joins = [], []
-    for i, (model, name) in enumerate(rows):
-        columns += [f"t{i}.{quote(f.column)}" for f in model._meta.concrete_fields]
-        if name is not None:
-            fk = first._meta.get_field(name)
-            joins.append(
-                f"LEFT JOIN {quote(model._meta.db_table)} AS t{i} ON t{i}.{quote(fk.target_field.column)} = t0.{quote(fk.column)}"
-            )
-    return f"SELECT {', '.join(columns)} FROM {source} AS t0 {' '.join(joins)}"  # noqa: S608 - the models' own names
-
-
 _statements: dict[tuple[str, str], str] = {}  # (vendor, which) -> SQL, built once per process
 
 
@@ -286,7 +272,7 @@ def _queued_take_sql(connection_) -> str:
             f"WITH taken AS (UPDATE {contributions} AS c SET started_at = %s, lease_expires_at = %s "  # noqa: S608 - the models' own names
             f"FROM {sessions} AS s WHERE c.id = ANY(%s) AND c.status = %s AND c.started_at IS NULL "
             f"AND s.id = c.session_id AND s.status <> %s RETURNING {returned}) "
-            + _joined_sql(connection_, _TAKEN_ROWS, "taken")
+            + joined_select(connection_, _TAKEN_ROWS, "taken")
         )
     return _statements[key]
 
@@ -295,34 +281,8 @@ def _sessions_sql(connection_) -> str:
     key = (connection_.vendor, "sessions")
     if key not in _statements:
         table = connection_.ops.quote_name(DesignSession._meta.db_table)
-        _statements[key] = _joined_sql(connection_, _SESSION_ROWS, table) + " WHERE t0.id = ANY(%s)"
+        _statements[key] = joined_select(connection_, _SESSION_ROWS, table) + " WHERE t0.id = ANY(%s)"
     return _statements[key]
-
-
-def _joined_from_db(row: tuple, rows, connection_):
-    """The first row's model instance from a row of :func:`_joined_sql`, with its related rows attached."""
-    at, instances = 0, []
-    for model, _ in rows:
-        width = len(model._meta.concrete_fields)
-        instances.append(_from_db(model, row[at : at + width], connection_))
-        at += width
-    first = instances[0]
-    for (_, name), instance in zip(rows[1:], instances[1:], strict=True):
-        first._meta.get_field(name).set_cached_value(first, instance)
-    return first
-
-
-def _from_db(model, values, connection_):
-    """A model instance from its row's columns (in ``concrete_fields`` order), converted as the
-    ORM converts them; None for a row of NULLs (an outer join that found nothing)."""
-    fields = model._meta.concrete_fields
-    if values[0] is None:
-        return None
-    converted = [
-        f.from_db_value(v, None, connection_) if v is not None and hasattr(f, "from_db_value") else v
-        for f, v in zip(fields, values, strict=True)
-    ]
-    return model.from_db(connection_.alias, [f.attname for f in fields], converted)
 
 
 def _starts_append(session_id: int, claims: list[Claim]) -> None:
@@ -598,7 +558,7 @@ def execute(contribution_id: int) -> ProviderResult:
     except BaseException as exc:
         exc.tries = claim_.tries  # lets the caller's fail/release touch only this try
         raise
-    finish(contribution_id, result, latency_ms, tries=claim_.tries, claim_=claim_)
+    finish(contribution_id, result, latency_ms, claim_=claim_)
     return result
 
 
@@ -639,12 +599,14 @@ def finish(
 ) -> None:
     """Record the result. With ``tries``, only if that try still holds the contribution (a call
     that outlived its lease while another worker took over is discarded). ``claim_``: the
-    call's claim, whose session and round are used as it read them (see :attr:`Finished.session`)."""
+    call's claim, whose try fences the result and whose session and round are used as it read
+    them (see :attr:`Finished.session`)."""
     if claim_ is None:
         finish_many([Finished(contribution_id, result, latency_ms, tries)])
         return
     finish_many([Finished(
-        contribution_id, result, latency_ms, tries, claim_.session_id, claim_.round_id, session=claim_.contribution.session,
+        contribution_id, result, latency_ms, claim_.tries, claim_.session_id, claim_.round_id,
+        session=claim_.contribution.session,
     )])
 
 

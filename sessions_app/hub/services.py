@@ -181,7 +181,7 @@ def hub_task_run(
             existing = _existing(project, task.task_id)
             if existing is not None:
                 return _replay(existing, body_hash), False
-            # Another request created the same PRD at the same moment; it exists now.
+            # The task this insert collided with is gone again (its transaction rolled back): try once more.
     raise ApplicationError(BUSY, {"code": "unavailable"})
 
 

@@ -352,13 +352,14 @@ def test_resuming_between_the_synthesis_and_the_next_step_takes_the_step_once(an
 
 def test_a_batch_opens_its_results_transaction_while_the_last_calls_are_still_coming(analysis, settings, monkeypatch):
     """The first result of a batch locks the session and reads the round before the others
-    arrive; those that arrive within the gather window are recorded in the same transaction,
+    arrive, with what the round's synthesis reads (the results still awaited can complete the
+    round); those that arrive within the gather window are recorded in the same transaction,
     and the round ends with the last of them."""
     import queue
     import threading
     import time
 
-    from sessions_app.engine import batch, state
+    from sessions_app.engine import batch, state, synthesis
 
     settings.MAESTRO_RESULT_GATHER_MS = 2000
     claims, busy = runner.claims_take([c.pk for c in analysis.contributions.order_by("pk")])
@@ -366,6 +367,9 @@ def test_a_batch_opens_its_results_transaction_while_the_last_calls_are_still_co
     locked: list[float] = []
     real_lock = state.session_lock
     monkeypatch.setattr(state, "session_lock", lambda pk, **kw: locked.append(time.monotonic()) or real_lock(pk, **kw))
+    read: list[float] = []
+    real_reads = synthesis.synthesis_reads
+    monkeypatch.setattr(synthesis, "synthesis_reads", lambda session: read.append(time.monotonic()) or real_reads(session))
     answer = ProviderResult(text="An answer.", provider="openai", model="m")
     outcomes: queue.SimpleQueue = queue.SimpleQueue()
     outcomes.put(batch._Outcome(claims[0], result=answer, latency_ms=10))
@@ -381,6 +385,7 @@ def test_a_batch_opens_its_results_transaction_while_the_last_calls_are_still_co
     started.set()  # the calls' starts are recorded
     assert batch._record_next(outcomes, len(claims), rounds, started, lambda *a: None) == len(claims)
     assert len(locked) == 1 and locked[0] < last_put[0], "the session was locked before the last result came"
+    assert len(read) == 1 and read[0] < last_put[0], "what the synthesis reads was read before the last result came"
     assert Round.objects.get(pk=analysis.pk).status == Round.Status.DONE
     assert set(analysis.contributions.values_list("status", flat=True)) == {C.DONE}
 
@@ -506,7 +511,9 @@ def test_a_round_s_results_reuse_the_related_rows_its_claim_read(analysis):
     ]
     with CaptureQueriesContext(connection) as queries:
         runner.finish_many(results)
-    locks = [q["sql"] for q in queries if "FOR UPDATE" in q["sql"] and 'FROM "sessions_app_designsession"' in q["sql"]]
+    # (SQLite has no FOR UPDATE: there the read that would lock is the session's only read.)
+    for_update = "FOR UPDATE" if connection.vendor == "postgresql" else ""
+    locks = [q["sql"] for q in queries if 'FROM "sessions_app_designsession"' in q["sql"] and for_update in q["sql"]]
     assert len(locks) == 1 and "JOIN" not in locks[0], locks
     assert not any('FROM "teams_app_project"' in q["sql"] or 'FROM "teams_app_prd"' in q["sql"] for q in queries)
     assert Round.objects.get(pk=analysis.pk).status == Round.Status.DONE

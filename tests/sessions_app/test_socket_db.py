@@ -11,6 +11,7 @@ import pytest
 from django.conf import settings
 
 from sessions_app import socket_db
+from tests.support.db import postgres_only
 
 
 class Slow:
@@ -112,12 +113,7 @@ def _connected(pids: set[int]) -> set[int]:
         return {row[0] for row in cursor.fetchall()}
 
 
-postgres_only = pytest.mark.skipif(
-    not os.environ.get("DATABASE_URL", "").startswith("postgres"), reason="connections are kept on PostgreSQL only"
-)
-
-
-@postgres_only
+@postgres_only("connections are kept on PostgreSQL only")
 @pytest.mark.django_db(transaction=True)
 def test_a_socket_thread_keeps_its_database_connection_between_calls():
     calls = _calls(20)
@@ -135,7 +131,7 @@ def test_a_socket_thread_keeps_its_database_connection_between_calls():
     assert not _connected(pids)  # closed with the pools (the test database can be dropped)
 
 
-@postgres_only
+@postgres_only("connections are kept on PostgreSQL only")
 @pytest.mark.django_db(transaction=True)
 def test_a_connection_the_server_dropped_is_replaced_without_an_error():
     from django.db import connection

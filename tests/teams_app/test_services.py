@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import threading
 
 import pytest
@@ -10,6 +9,7 @@ import pytest
 from teams_app.errors import ApplicationError
 from teams_app.models import PRD
 from teams_app.services import prd_for_reference
+from tests.support.db import postgres_only
 
 pytestmark = pytest.mark.django_db
 
@@ -67,11 +67,7 @@ def test_a_reference_another_caller_creates_meanwhile_is_that_callers_prd(projec
     assert project.prds.filter(reference="PRD-9").count() == 1 and len(lookups) == 2
 
 
-
-POSTGRES_ONLY = pytest.mark.skipif(
-    not os.environ.get("DATABASE_URL", "").startswith("postgres"),
-    reason="PostgreSQL only: SQLite locks the whole database, so the other request cannot commit meanwhile",
-)
+RACE = "SQLite locks the whole database, so the other request cannot commit meanwhile"
 
 
 def _committed_meanwhile(write) -> None:
@@ -89,7 +85,7 @@ def _committed_meanwhile(write) -> None:
     thread.join(10)
 
 
-@POSTGRES_ONLY
+@postgres_only(RACE)
 @pytest.mark.django_db(transaction=True)
 def test_a_slug_another_request_takes_meanwhile_is_a_clear_error_and_changes_nothing(make_user, monkeypatch):
     """The slug is free when checked, then another request inserts it and commits before this one
@@ -114,7 +110,7 @@ def test_a_slug_another_request_takes_meanwhile_is_a_clear_error_and_changes_not
     assert not Membership.objects.filter(user=bob).exists()
 
 
-@POSTGRES_ONLY
+@postgres_only(RACE)
 @pytest.mark.django_db(transaction=True)
 def test_a_prd_reference_another_request_takes_meanwhile_is_a_clear_error(project, monkeypatch):
     """The reference is free when checked, then another request inserts it and commits just before

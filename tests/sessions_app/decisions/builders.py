@@ -5,9 +5,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import pytest
-from django.db import connection
-
 from sessions_app.models import (
     Contribution,
     DesignSession,
@@ -22,10 +19,6 @@ from teams_app.models import PRD, Project, TeamTemplate
 REST = "Synchronous REST calls"
 EVENTS = "Asynchronous events over rabbitmq"
 MIXED = "REST for commands, events for state changes"
-
-
-def postgres_only(why: str) -> pytest.MarkDecorator:
-    return pytest.mark.skipif(connection.vendor != "postgresql", reason=f"needs PostgreSQL (set DATABASE_URL): {why}")
 
 
 @dataclass

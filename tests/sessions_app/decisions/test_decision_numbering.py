@@ -10,7 +10,7 @@ from django.db import connection
 from sessions_app.decisions.models import Decision
 from sessions_app.decisions.services import writes
 from teams_app.models import Project
-from tests.sessions_app.decisions.builders import postgres_only
+from tests.support.db import postgres_only
 
 WORKERS = 8
 EACH = 3

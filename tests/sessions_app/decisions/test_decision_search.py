@@ -11,7 +11,8 @@ from sessions_app.decisions import selectors
 from sessions_app.decisions.models import Decision
 from sessions_app.decisions.selectors import DecisionFilters
 from sessions_app.decisions.services import hooks, writes
-from tests.sessions_app.decisions.builders import make_design, postgres_only
+from tests.sessions_app.decisions.builders import make_design
+from tests.support.db import postgres_only
 
 pytestmark = pytest.mark.django_db
 D = Decision.Status
