@@ -144,7 +144,7 @@ def _changes_of(c: Contribution) -> ProposalChanges:
 def _merge_proposal(session: DesignSession, rnd: Round, ctx: SessionContext, done: list[Contribution]) -> None:
     """The Maestro's synthesis of the round's proposal changes into a new version; edges
     proposed in different ways become key questions instead of a silent pick."""
-    base = design.proposal_latest(session)
+    base = ctx.proposal  # the latest version: only writers holding the session's lock add one
     pairs = [(c.author_name, _changes_of(c)) for c in done]
     result = merge(design.proposal_content(base) if base else None, pairs, decided_edges=edges_decided(session))
     for conflict in result.conflicts:
