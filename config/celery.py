@@ -29,16 +29,16 @@ def run_here_without_broker() -> bool:
 def _keep_worker_connections(**_kwargs) -> None:
     """A worker's threads are few and live as long as the worker: each keeps its database
     connection for ``WORKER_CONN_MAX_AGE`` seconds instead of opening one per task (a new
-    PostgreSQL connection is a new server process). daphne keeps ``CONN_MAX_AGE``: it runs each
-    request in a thread of its own. SQLite connections are cheap and stay per task."""
+    PostgreSQL connection is a new server process), and takes none from the pool daphne's
+    requests share (``DB_POOL_MAX_SIZE``). SQLite connections are cheap and stay per task."""
     from django.conf import settings
     from django.db import connections
 
-    for alias in connections.settings:
-        options = connections.settings[alias]
+    from config.db import connection_kept
+
+    for alias, options in connections.settings.items():
         if not options["ENGINE"].endswith("sqlite3"):
-            options["CONN_MAX_AGE"] = settings.WORKER_CONN_MAX_AGE
-            options["CONN_HEALTH_CHECKS"] = True  # a restarted database is reconnected, not an error
+            connections.settings[alias] = connection_kept(options, settings.WORKER_CONN_MAX_AGE)
 
 
 @signals.task_prerun.connect

@@ -27,6 +27,8 @@ from channels.sessions import CookieMiddleware
 from django.conf import settings
 from django.db import close_old_connections, connections
 
+from config.db import connection_kept
+
 _executor: ThreadPoolExecutor | None = None
 _writer: ThreadPoolExecutor | None = None
 _renderer: ThreadPoolExecutor | None = None
@@ -37,9 +39,7 @@ def _connections_kept() -> None:
     """A new thread of the pools: its connections to a database server outlive each call."""
     for connection in connections.all():
         if connection.vendor != "sqlite":
-            connection.settings_dict = {
-                **connection.settings_dict, "CONN_MAX_AGE": settings.LIVE_DB_CONN_MAX_AGE, "CONN_HEALTH_CHECKS": True,
-            }
+            connection.settings_dict = connection_kept(connection.settings_dict, settings.LIVE_DB_CONN_MAX_AGE)
 
 
 def _new_pool(threads: int, name: str) -> ThreadPoolExecutor:

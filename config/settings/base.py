@@ -7,7 +7,8 @@ from pathlib import Path
 import dj_database_url
 from csp.constants import NONCE, NONE, SELF, UNSAFE_INLINE
 
-from config.env import env_bool, env_int, env_list, env_str
+from config.db import pool_options
+from config.env import env_bool, env_float, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 DATA_DIR = Path(env_str("MAESTRO_DATA_DIR", str(BASE_DIR / "var")))
@@ -89,11 +90,21 @@ _SQLITE_OPTIONS = {
 }
 if DATABASE_URL:
     # daphne runs every request in a thread of its own: persistent connections (CONN_MAX_AGE > 0)
-    # would stay open, one per finished request, until PostgreSQL refuses new clients.
+    # would stay open, one per finished request, until PostgreSQL refuses new clients. A request
+    # takes a connection from the process's pool instead (DB_POOL_MAX_SIZE, 0: a new connection
+    # per request, a new PostgreSQL server process each time), checked before it is handed out.
     DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=env_int("CONN_MAX_AGE", 0))}
     if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
         DATABASES["default"]["CONN_MAX_AGE"] = 0
         DATABASES["default"]["OPTIONS"] = dict(_SQLITE_OPTIONS)
+    elif not DATABASES["default"]["CONN_MAX_AGE"] and (
+        _pool := pool_options(
+            min_size=env_int("DB_POOL_MIN_SIZE", 1), max_size=env_int("DB_POOL_MAX_SIZE", 10),
+            timeout=env_float("DB_POOL_TIMEOUT", 10.0),
+        )
+    ):
+        DATABASES["default"]["OPTIONS"] = {**DATABASES["default"].get("OPTIONS", {}), "pool": _pool}
+        DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 else:
     DATA_DIR.mkdir(parents=True, exist_ok=True)
     DATABASES = {
