@@ -36,6 +36,7 @@ def _keep_worker_connections(**_kwargs) -> None:
 
     from config.db import connection_kept
 
+    # New settings, not changed in place: a connection made before this (none is) keeps the pool.
     for alias, options in connections.settings.items():
         if not options["ENGINE"].endswith("sqlite3"):
             connections.settings[alias] = connection_kept(options, settings.WORKER_CONN_MAX_AGE)

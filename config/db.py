@@ -14,6 +14,17 @@ def pool_options(*, min_size: int, max_size: int, timeout: float) -> dict[str, A
     return {"min_size": max(0, min(min_size, max_size)), "max_size": max_size, "timeout": timeout}
 
 
+def pools_off(databases: dict[str, dict[str, Any]]) -> None:
+    """This process opens its own connections: no pool for any of ``databases`` (settings, in
+    place). For a process that creates a database and renames its settings to it (the tests'
+    and the benchmarks' throwaway databases): a pool is bound to the database it was made for,
+    and one made while Django looks for a database to create the new one from (when the server's
+    ``postgres`` database is out of reach, the configured one) would serve everything after the
+    rename from the configured database."""
+    for settings_dict in databases.values():
+        (settings_dict.get("OPTIONS") or {}).pop("pool", None)
+
+
 def connection_kept(settings_dict: dict[str, Any], max_age: int) -> dict[str, Any]:
     """``settings_dict`` for a thread that lives as long as its process and keeps its own
     connection for ``max_age`` seconds, checked before each reuse (a restarted database is

@@ -6,6 +6,18 @@ from django.contrib.auth import get_user_model
 from teams_app.models import Membership, Project
 
 
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix):
+    """The test process creates the test database and renames its settings to it: it opens its
+    own connections, without a pool (config.db.pools_off). The servers and workers the tests
+    start use the settings as they are, on the test database."""
+    from django.conf import settings
+
+    from config.db import pools_off
+
+    pools_off(settings.DATABASES)
+
+
 @pytest.fixture
 def make_user(db):
     counter = {"n": 0}

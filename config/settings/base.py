@@ -100,7 +100,7 @@ if DATABASE_URL:
     elif not DATABASES["default"]["CONN_MAX_AGE"] and (
         _pool := pool_options(
             min_size=env_int("DB_POOL_MIN_SIZE", 1), max_size=env_int("DB_POOL_MAX_SIZE", 10),
-            timeout=env_float("DB_POOL_TIMEOUT", 10.0),
+            timeout=env_float("DB_POOL_TIMEOUT", 5.0),
         )
     ):
         DATABASES["default"]["OPTIONS"] = {**DATABASES["default"].get("OPTIONS", {}), "pool": _pool}

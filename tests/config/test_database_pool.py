@@ -16,7 +16,7 @@ import urllib3
 from django.db import connection, connections
 
 from config.celery import _keep_worker_connections
-from config.db import connection_kept, pool_options
+from config.db import connection_kept, pool_options, pools_off
 from sessions_app.hub import services
 from tests.support.db import postgres_only
 from tests.support.processes import Daphne
@@ -39,7 +39,7 @@ def _database_settings(**env: str) -> dict:
 def test_postgresql_gets_a_checked_pool_unless_turned_off_or_connections_are_kept(tmp_path):
     url = {"DATABASE_URL": "postgres://u@127.0.0.1:5432/maestro", "MAESTRO_DATA_DIR": str(tmp_path)}
     pooled = _database_settings(**url)
-    assert pooled["pool"] == {"min_size": 1, "max_size": 10, "timeout": 10.0}
+    assert pooled["pool"] == {"min_size": 1, "max_size": 10, "timeout": 5.0}
     assert pooled["checks"] is True and pooled["age"] == 0
     assert _database_settings(**url, DB_POOL_MAX_SIZE="4", DB_POOL_MIN_SIZE="9")["pool"]["min_size"] == 4
     assert _database_settings(**url, DB_POOL_MAX_SIZE="0")["pool"] is None
@@ -56,14 +56,19 @@ def test_a_kept_connection_takes_nothing_from_the_pool():
 
 
 def test_a_worker_keeps_its_threads_connections_out_of_the_pool(monkeypatch):
-    for alias in connections.settings:
-        monkeypatch.setitem(connections.settings, alias, {
-            **connections.settings[alias], "OPTIONS": {**connections.settings[alias].get("OPTIONS", {}), "pool": {"max_size": 2}},
-        })
+    pooled = {"ENGINE": "django.db.backends.postgresql", "NAME": "maestro", "CONN_MAX_AGE": 0,
+              "OPTIONS": {"pool": {"max_size": 2}}}
+    monkeypatch.setitem(connections.settings, "pooled", pooled)
     _keep_worker_connections()
-    for options in connections.settings.values():
-        if not options["ENGINE"].endswith("sqlite3"):
-            assert "pool" not in options["OPTIONS"] and options["CONN_MAX_AGE"] > 0
+    kept = connections.settings["pooled"]
+    assert "pool" not in kept["OPTIONS"] and kept["CONN_MAX_AGE"] > 0 and kept["CONN_HEALTH_CHECKS"] is True
+
+
+def test_a_process_that_renames_its_database_turns_its_pools_off():
+    databases = {"default": {"OPTIONS": {"pool": {"max_size": 2}, "sslmode": "disable"}}, "other": {"OPTIONS": {}}}
+    pools_off(databases)
+    assert databases == {"default": {"OPTIONS": {"sslmode": "disable"}}, "other": {"OPTIONS": {}}}
+    assert "pool" not in connection.settings_dict.get("OPTIONS", {}), "the tests' own process has none (tests/conftest.py)"
 
 
 def _backends(name: str) -> set[int]:
@@ -80,13 +85,14 @@ def test_daphne_serves_requests_from_its_pool_and_replaces_a_connection_the_serv
     server = Daphne({"PGAPPNAME": name, "DB_POOL_MAX_SIZE": "3"}).wait_ready()
     http = urllib3.PoolManager(headers={"Authorization": f"Bearer {token}"})
     try:
-        assert http.request("GET", f"{server.url}/hub/ping").status == 200
+        for _ in range(2):  # the pool opens, and may open a second connection beside its first
+            assert http.request("GET", f"{server.url}/hub/ping").status == 200
         first = _backends(name)
         for _ in range(10):
             assert http.request("GET", f"{server.url}/hub/ping").status == 200
         after = _backends(name)
-        assert first and after == first, "the same pooled connections served every request"
-        assert 1 <= len(after) <= 3
+        assert first and first <= after, "the pooled connections stay open and serve the next requests"
+        assert len(after) <= 3
 
         with connection.cursor() as cursor:  # the database drops them (a restart, an administrator)
             cursor.execute("SELECT pg_terminate_backend(pid) FROM unnest(%s::int[]) AS pid", [list(after)])
