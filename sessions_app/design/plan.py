@@ -48,5 +48,14 @@ def plan_merge(items: list[PlanItem], drafts: list[Draft]) -> list[PlanItem]:
     ]
 
 
+def plan_stored_items(plan: list[dict]) -> list[PlanItem]:
+    """A recorded plan as items to merge again (:func:`plan_merge`): each keeps its key (or
+    gets one from its number) and its dependencies, as the keys of the items they number (the
+    record keeps the numbers only)."""
+    items = [PlanItem.model_validate({**p, "key": p.get("key") or f"plan:{p['order']}"}) for p in plan]
+    key_of = {item.order: item.key for item in items}
+    return [item.model_copy(update={"depends_on_keys": [key_of[n] for n in item.depends_on if n in key_of]}) for item in items]
+
+
 def plan_owners(plan: list[PlanItem]) -> list[str]:
     return sorted({p.specialist for p in plan if p.specialist and p.specialist != "user"})

@@ -18,7 +18,7 @@ from sessions_app import events
 from sessions_app.design import services as design
 from sessions_app.design.designer import checks_for
 from sessions_app.design.drafts import assign_tasks, feedback_drafts
-from sessions_app.design.plan import plan_merge
+from sessions_app.design.plan import plan_merge, plan_stored_items
 from sessions_app.design.proposal import merge
 from sessions_app.design.schema import PlanItem, ProposalChanges
 from sessions_app.diagrams.ascii import stamp_line
@@ -185,7 +185,7 @@ def _replan_for_feedback(session: DesignSession, ctx: SessionContext, feedback: 
     the team's planning round would own them."""
     drafts = feedback_drafts(ctx.brief, ctx.cluster, feedback)
     team = [{"slug": m["specialist"], "name": m["name"], "focus": list(m.get("focus") or [])} for m in specialist_members(session)]
-    existing = [PlanItem.model_validate({**p, "key": p.get("key") or f"plan:{p['order']}"}) for p in session.plan]
+    existing = plan_stored_items(session.plan)
     added = [
         PlanItem(specialist=t_owner["slug"], service=t.service, task=t.task, acceptance=t.acceptance, key=t.key,
                  depends_on_keys=list(t.after))

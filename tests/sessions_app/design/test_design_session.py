@@ -87,8 +87,14 @@ def test_plan_checklist_and_a_change_request_that_changes_the_design(run_engine,
     assert phase5.body != design_point.body and "Open questions for you" not in phase5.body
 
     latest = s.proposals.order_by("-version").first().version
+    planned = _task_order(s.plan)
+    assert sum(len(after) for after in planned.values()) >= 3  # the plan has an order to keep
     run_engine(validation_respond, point=phase5, user=po, verdict="request_changes", comment=HOLD)
     s = DesignSession.objects.get(pk=s.pk)
+    replanned = _task_order(s.plan)
+    assert {task: replanned.get(task) for task in planned} == planned, "the approved tasks keep their order"
+    orders = {p["order"]: p for p in s.plan}
+    assert all(dep < p["order"] and dep in orders for p in s.plan for dep in p["depends_on"])
     follow_up = s.rounds.get(kind="follow_up")
     assert 1 <= len(follow_up.addressed_to) <= 3 and "data-flow-analyst" in follow_up.addressed_to
     assert follow_up.feedback == HOLD
@@ -104,6 +110,12 @@ def test_plan_checklist_and_a_change_request_that_changes_the_design(run_engine,
     run_engine(validation_respond, point=reopened, user=po, verdict="approve")
     s = DesignSession.objects.get(pk=s.pk)
     assert s.status == "completed"
+
+
+def _task_order(plan: list[dict]) -> dict[str, set[str]]:
+    """Each task of the plan, with the tasks it comes after (by their text, not their numbers)."""
+    task = {p["order"]: p["task"] for p in plan}
+    return {p["task"]: {task[n] for n in p["depends_on"]} for p in plan}
 
 
 def test_rounds_build_on_each_other_instead_of_repeating(run_engine, at_design_gate, po):
