@@ -1,11 +1,12 @@
 from __future__ import annotations
 
 from django import forms
+from django.template.defaultfilters import pluralize
 
 from sessions_app.models import DesignSession
 from sessions_app.providers import PROVIDERS
 from sessions_app.selectors import providers_unavailable
-from teams_app.models import PRD, PRD_REFERENCE, TeamTemplate
+from teams_app.models import PRD, PRD_REFERENCE, Membership, TeamTemplate
 
 DEFAULT_TEAM = "new-service-integration"  # the team the README's path starts with
 
@@ -45,6 +46,7 @@ class SessionStartForm(forms.Form):
 
     def __init__(self, *args, project, **kwargs):
         super().__init__(*args, **kwargs)
+        self.project = project
         self.fields["prd"].queryset = project.prds.exclude(status=PRD.Status.SUPERSEDED)
         from django.contrib.auth import get_user_model
 
@@ -69,6 +71,18 @@ class SessionStartForm(forms.Form):
         if provider in self.unavailable:
             raise forms.ValidationError(f"{provider} is unavailable: {self.unavailable[provider]}.")
         return provider
+
+    def clean(self):
+        data = super().clean()
+        quorum = data.get("approval_quorum")
+        if quorum and not data.get("approvers"):
+            owners = self.project.memberships.filter(role=Membership.Role.PRODUCT_OWNER).count()
+            if 0 < owners < quorum:
+                self.add_error("approval_quorum", (
+                    f"The project has {owners} product owner{pluralize(owners)}, so at most {owners} can approve. "
+                    "Ask for fewer approvals, name the approvers, or add product owners on the Members tab first."
+                ))
+        return data
 
 
 class AttachPRDForm(forms.Form):

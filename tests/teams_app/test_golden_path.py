@@ -179,3 +179,19 @@ def test_the_form_shows_unconfigured_providers_as_unavailable(client, demo, admi
     assert not DesignSession.objects.exists()
     settings.OPENAI_BASE_URL = "http://127.0.0.1:11434/v1"
     assert '<option value="openai">openai</option>' in client.get(url).content.decode()
+
+
+def test_the_form_refuses_more_approvals_than_the_project_has_product_owners(client, demo, admin_user, make_user, run_engine):
+    client.force_login(admin_user)
+    demo.memberships.filter(role=Membership.Role.PRODUCT_OWNER).delete()
+    pia = make_user("pia")
+    Membership.objects.create(user=pia, project=demo, role=Membership.Role.PRODUCT_OWNER)
+    url = reverse("session_create", kwargs={"slug": "demo"})
+    nsi = TeamTemplate.objects.get(slug="new-service-integration")
+    data = {"template": nsi.pk, "requirement": REQ, "provider": "rules", "approval_quorum": 5, "expiry_action": "keep_open"}
+    response = client.post(url, data)
+    assert response.status_code == 400
+    assert "The project has 1 product owner, so at most 1 can approve." in response.content.decode()
+    assert not DesignSession.objects.exists()
+    named = run_engine(client.post, url, {**data, "approvers": [pia.pk]})  # named approvers: all of them approve instead
+    assert named.status_code == 302 and DesignSession.objects.get().approval_quorum == 5
