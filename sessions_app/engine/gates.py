@@ -132,6 +132,8 @@ def gate_passed(
                 approvers = [r.user for r in point.responses.filter(verdict="approve").select_related("user")]
                 decisions_accept_from_validation(point=point, response=response, approvers=approvers)
             gate_refresh(session, ctx)
+            # The design is agreed: the optional input on its requirements can no longer shape it.
+            close_open_points(session, gate=DISCOVERY_INPUT)
             phase_set(session, Phase.PLANNING)
             open_round(session, kind=Round.Kind.PLANNING, ctx=ctx, note=_decisions_note(session))
         elif point.gate == VALIDATION_GATE:

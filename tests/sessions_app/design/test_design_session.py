@@ -7,7 +7,7 @@ import pytest
 
 from sessions_app import services
 from sessions_app.design.models import DesignProposal
-from sessions_app.engine.checklist import DESIGN_GATE, VALIDATION_GATE
+from sessions_app.engine.checklist import DESIGN_GATE, DISCOVERY_INPUT, VALIDATION_GATE
 from sessions_app.models import DesignSession, SessionEvent
 from sessions_app.validation import validation_respond
 from teams_app.models import Membership, TeamTemplate
@@ -70,8 +70,11 @@ def test_integration_design_gives_a_versioned_proposal_with_a_proposed_diagram(a
 def test_plan_checklist_and_a_change_request_that_changes_the_design(run_engine, at_design_gate, po):
     s = at_design_gate
     design_point = s.validation_points.get(gate=DESIGN_GATE, state="open")
+    requirements_input = s.validation_points.get(gate=DISCOVERY_INPUT, state="open")  # left unanswered
     run_engine(validation_respond, point=design_point, user=po, verdict="approve", comment="")
     s = DesignSession.objects.get(pk=s.pk)
+    requirements_input.refresh_from_db()
+    assert requirements_input.state == "cancelled", "the agreed design closes the input that can no longer shape it"
     owners = {p["specialist"] for p in s.plan if p["specialist"] != "user"}
     assert len(owners) >= 4
     orders = {p["order"]: p for p in s.plan}
