@@ -12,6 +12,7 @@ by rule id instead of repeating them.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from textwrap import shorten
 
 from sessions_app.design.cluster import Cluster
 from sessions_app.design.drafts import assign_tasks, drafts_for, feedback_drafts
@@ -285,7 +286,7 @@ def _planning(req: DesignRequest) -> DesignReply:
     lines = [f"## Implementation plan for {_labels(req.roles)}", ""]
     for i, t in enumerate(mine, start=1):
         after = [by_key[k] for k in t.after if k in by_key]
-        dep = f" — after: {'; '.join(a.task[:60] for a in after)}" if after else ""
+        dep = f" — after: {'; '.join(shorten(a.task, 60, placeholder='…') for a in after)}" if after else ""
         lines.append(f"{i}. **{t.service}**: {t.task}{dep}\n   - Done when: {t.acceptance}")
     if not mine:
         lines.append(f"No task of the agreed design falls to {req.specialist_name}; reviewing the others' contracts.")

@@ -85,8 +85,9 @@ def _validation_body(session: DesignSession, ctx: SessionContext, gate: str = DE
             sections.append(("Conflicts in the brief", [c.text for c in brief.conflicts]))
     else:
         sections.append((f"Implementation plan ({len(session.plan)} tasks)", [
-            f"{p['order']}. [{p['specialist'] or 'team'}] {p['service']}: {p['task']}"
-            + (f" (after {', '.join(map(str, p['depends_on']))})" if p.get("depends_on") else "")
+            # "#n", not "n.": in a bullet, markdown would read "n." as a list of its own.
+            f"#{p['order']} [{p['specialist'] or 'team'}] {p['service']}: {p['task']}"
+            + (f" (after {', '.join(f'#{n}' for n in p['depends_on'])})" if p.get("depends_on") else "")
             for p in session.plan
         ]))
         sections.append(("Integration checklist", [f"[ ] {c['check']}" for c in session.checklist]))

@@ -87,6 +87,17 @@ def test_plan_checklist_and_a_change_request_that_changes_the_design(run_engine,
     assert any("payment.completed" in c for c in checks)
     phase5 = s.validation_points.get(gate=VALIDATION_GATE, state="open")
     assert "Implementation plan" in phase5.body and "Integration checklist" in phase5.body
+    assert "\n- #1 [" in phase5.body  # not "- 1.", which markdown shows as a list inside the bullet
+    tasks = [p["task"] for p in s.plan]
+    shortened = 0
+    for c in s.contributions.filter(round__kind="planning", author="specialist", status="done"):
+        for line in c.text.splitlines():
+            for part in line.split(" — after: ", 1)[1].split("; ") if " — after: " in line else []:
+                cut = part.removesuffix("…").rstrip()
+                shortened += part != cut
+                # A task named whole, or shortened at a word's end.
+                assert part in tasks or any(t.startswith(cut) and t[len(cut)] == " " for t in tasks), part
+    assert shortened
     assert phase5.body != design_point.body and "Open questions for you" not in phase5.body
 
     latest = s.proposals.order_by("-version").first().version
