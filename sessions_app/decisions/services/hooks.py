@@ -52,7 +52,11 @@ def _latest_positions(question: KeyQuestion) -> tuple[list[Position], list[Posit
 
 def _position_point(p: Position) -> str:
     rationale = " ".join((p.rationale or "").split())
-    return f"{p.author_name}: {rationale}" if rationale else f"{p.author_name} favours it"
+    if not rationale:
+        return f"{p.author_name} favours it"
+    if rationale.lower().startswith(f"{p.author_name.lower()}:"):  # it names its author already
+        return rationale
+    return f"{p.author_name}: {rationale}"
 
 
 def _justification(question: KeyQuestion, latest: list[Position]) -> str:

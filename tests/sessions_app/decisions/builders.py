@@ -87,7 +87,8 @@ def make_design(project: Project, *, state: str = KeyQuestion.State.AGREED, suff
     }
     second = {
         "integration-architect": (EVENTS, "Decouples checkout from the points ledger."),
-        "data-flow-analyst": (EVENTS, "An outbox keeps balances consistent."),
+        # Named already, as the rule-based designer writes it: not named twice in the option's points.
+        "data-flow-analyst": (EVENTS, "Data Flow Analyst: An outbox keeps balances consistent."),
         "security-guardian": (EVENTS, ""),
         "performance-engineer": (MIXED, "Commands need an answer at once."),
     }
