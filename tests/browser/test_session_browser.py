@@ -186,6 +186,7 @@ def test_product_owner_approves_the_design_live(demo, member, browser, start_wor
     section.find_element(By.CSS_SELECTOR, "button[value=request_changes]").click()
     refusal = owner.wait_text("#user-panel .errors[role=alert]", "Say what should change")
     owner.wait(lambda: owner.driver.switch_to.active_element.text == refusal, what="focus on the refusal")
+    owner.screenshot(SCREENSHOTS / "validation-refused.png")
     assert ValidationPoint.objects.get(pk=point.pk).state == "open" and not point.responses.exists()
 
     section = owner.driver.find_element(By.ID, f"point-{point.pk}")
