@@ -109,7 +109,7 @@ def final_report(session: DesignSession, ctx: SessionContext) -> str:
         f"{p.title}: {p.get_state_display()}"
         + (f" — {r.comment}" if (r := p.responses.order_by("created_at").last()) and r.comment else "")
         if p.state != ValidationPoint.State.CANCELLED or p.responses.exists()
-        else f"{p.title}: not answered (closed with the session)"
+        else f"{p.title}: closed unanswered"  # the step it was for went by (the design agreed, the session over)
         for p in session.validation_points.exclude(state=ValidationPoint.State.OPEN).order_by("opened_at")
     ]
     lines = [

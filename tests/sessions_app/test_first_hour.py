@@ -146,7 +146,7 @@ def test_a_running_session_names_its_phase_like_the_agent_definition(run_engine,
         assert line in header
 
 
-def test_completing_closes_the_optional_input_and_empties_waiting_for_you(run_engine, demo, po, client):
+def test_the_optional_input_closes_unanswered_and_leaves_waiting_for_you(run_engine, demo, po, client):
     session = start(run_engine, demo)
     optional = session.validation_points.get(gate=DISCOVERY_INPUT)
     assert optional.state == "open"
@@ -156,7 +156,7 @@ def test_completing_closes_the_optional_input_and_empties_waiting_for_you(run_en
     optional.refresh_from_db()
     assert optional.state == "cancelled" and optional.closed_at is not None
     assert not session.validation_points.filter(state="open").exists()
-    assert "Business requirements for the team: not answered (closed with the session)" in session.report
+    assert "Business requirements for the team: closed unanswered" in session.report
     dashboard = client.get("/").content.decode()
     assert "Business requirements" not in dashboard
 

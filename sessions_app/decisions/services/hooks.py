@@ -29,6 +29,7 @@ from sessions_app.models import (
     ValidationResponse,
 )
 from teams_app.errors import ApplicationError
+from teams_app.inventory.types import ROLE_LABELS
 
 D = Decision.Status
 
@@ -52,11 +53,12 @@ def _latest_positions(question: KeyQuestion) -> tuple[list[Position], list[Posit
 
 def _position_point(p: Position) -> str:
     rationale = " ".join((p.rationale or "").split())
-    if not rationale:
-        return f"{p.author_name} favours it"
-    if rationale.lower().startswith(f"{p.author_name.lower()}:"):  # it names its author already
-        return rationale
-    return f"{p.author_name}: {rationale}"
+    # A rationale may name the role it argues from (the rule-based designer's do): the point
+    # names its author once, in front.
+    named, colon, rest = rationale.partition(": ")
+    if colon and named in {p.author_name, *ROLE_LABELS.values()}:
+        rationale = rest
+    return f"{p.author_name}: {rationale}" if rationale else f"{p.author_name} favours it"
 
 
 def _justification(question: KeyQuestion, latest: list[Position]) -> str:

@@ -87,8 +87,9 @@ def make_design(project: Project, *, state: str = KeyQuestion.State.AGREED, suff
     }
     second = {
         "integration-architect": (EVENTS, "Decouples checkout from the points ledger."),
-        # Named already, as the rule-based designer writes it: not named twice in the option's points.
-        "data-flow-analyst": (EVENTS, "Data Flow Analyst: An outbox keeps balances consistent."),
+        # Naming the role it argues from, as the rule-based designer writes it: the option's point
+        # names its author once (here the role is another specialist's).
+        "data-flow-analyst": (EVENTS, "Integration Architect: An outbox keeps balances consistent."),
         "security-guardian": (EVENTS, ""),
         "performance-engineer": (MIXED, "Commands need an answer at once."),
     }
