@@ -21,7 +21,7 @@ def throwaway_database(label: str) -> Iterator[str]:
 
     from config.db import pools_off
 
-    pools_off(settings.DATABASES)  # this process renames its database (config.db.pools_off)
+    pools_off(settings.DATABASES)  # this process renames its database
     # One bench module after another in the same process: set the test environment up once.
     owned = not hasattr(utils._TestState, "saved_data")
     if owned:

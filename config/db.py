@@ -22,7 +22,7 @@ def pools_off(databases: dict[str, dict[str, Any]]) -> None:
     ``postgres`` database is out of reach, the configured one) would serve everything after the
     rename from the configured database."""
     for settings_dict in databases.values():
-        (settings_dict.get("OPTIONS") or {}).pop("pool", None)
+        settings_dict["OPTIONS"] = _unpooled(settings_dict)
 
 
 def connection_kept(settings_dict: dict[str, Any], max_age: int) -> dict[str, Any]:
@@ -30,5 +30,9 @@ def connection_kept(settings_dict: dict[str, Any], max_age: int) -> dict[str, An
     connection for ``max_age`` seconds, checked before each reuse (a restarted database is
     reconnected, not an error). Such a thread takes no connection from the process's pool:
     Django allows a pool only with connections closed after each request."""
-    options = {name: value for name, value in (settings_dict.get("OPTIONS") or {}).items() if name != "pool"}
-    return {**settings_dict, "OPTIONS": options, "CONN_MAX_AGE": max_age, "CONN_HEALTH_CHECKS": True}
+    return {**settings_dict, "OPTIONS": _unpooled(settings_dict), "CONN_MAX_AGE": max_age, "CONN_HEALTH_CHECKS": True}
+
+
+def _unpooled(settings_dict: dict[str, Any]) -> dict[str, Any]:
+    """The database's ``OPTIONS`` without its pool."""
+    return {name: value for name, value in (settings_dict.get("OPTIONS") or {}).items() if name != "pool"}
